@@ -1,0 +1,285 @@
+"""The engine protocol: the only surface of a wasm engine the rest of the emulator sees.
+
+An engine compiles bytes into a module, links host functions into it, and instantiates it. An
+instance exposes raw export callers (plain ``int`` in, ``int`` out), a :class:`GuestMemory` with a
+cached view, exported globals, fuel and a deadline where the engine has them. Every failure comes
+out as one of the errors below, so nothing above this layer imports an engine.
+"""
+
+from __future__ import annotations
+
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CompileError",
+    "Engine",
+    "EngineConfig",
+    "EngineError",
+    "Frame",
+    "GuestMemory",
+    "GuestTrap",
+    "HostFunction",
+    "Instance",
+    "LinkError",
+    "Linked",
+    "MemoryAccessError",
+    "ValueTypes",
+]
+
+ValueTypes = tuple[str, ...]
+ExportCaller = Callable[..., int | None]
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+class EngineError(Exception):
+    """Base class of every error the engine layer raises."""
+
+
+class CompileError(EngineError):
+    """The engine refused the module (malformed or invalid wasm)."""
+
+
+class LinkError(EngineError):
+    """An import could not be satisfied, or an instantiation failed."""
+
+
+class MemoryAccessError(EngineError):
+    """A guest pointer and size fall outside linear memory (ABI status InvalidMemoryAccess)."""
+
+    def __init__(self, ptr: int, size: int, memory_size: int) -> None:
+        super().__init__(f"guest memory access [{ptr}, {ptr}+{size}) is outside linear memory of {memory_size} bytes")
+        self.ptr, self.size, self.memory_size = ptr, size, memory_size
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One guest stack frame of a trap backtrace."""
+
+    func_index: int
+    func_name: str | None = None
+    module_offset: int | None = None
+
+    def __str__(self) -> str:
+        name = self.func_name or f"<func {self.func_index}>"
+        return f"{name} @ 0x{self.module_offset:x}" if self.module_offset is not None else name
+
+
+class GuestTrap(EngineError):
+    """The guest trapped (or a host function raised) during a call into the guest.
+
+    ``kind`` is ``"trap"`` for a wasm trap, ``"host"`` when a Python host function raised (the
+    exception is ``cause`` and ``__cause__``), ``"interrupt"`` for a passed deadline and
+    ``"fuel"`` for exhausted fuel.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        export: str = "",
+        frames: tuple[Frame, ...] = (),
+        kind: str = "trap",
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.export = export
+        self.frames = frames
+        self.kind = kind
+        self.cause = cause
+
+    def backtrace(self) -> str:
+        """The guest backtrace, innermost frame first, one frame per line."""
+        return "\n".join(f"  {i}: {f}" for i, f in enumerate(self.frames)) or "  (no guest frames)"
+
+    def __str__(self) -> str:
+        where = f" in {self.export}" if self.export else ""
+        return f"guest {self.kind}{where}: {self.message}\nguest backtrace:\n{self.backtrace()}"
+
+
+@dataclass(frozen=True)
+class HostFunction:
+    """A Python implementation of one import: ``fn(*int_args) -> int | None``.
+
+    Arguments arrive as unsigned ``int`` for i32 and signed ``int`` for i64. The function returns
+    an ``int`` when ``results`` has one entry, ``None`` when it is empty.
+    """
+
+    fn: Callable[..., int | None]
+    params: ValueTypes
+    results: ValueTypes
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Knobs that change the compiled code, so they are part of the module-cache key."""
+
+    fuel: bool = False
+    """Count guest instructions (wasmtime fuel); costs up to ~1.8x on call-heavy code."""
+    epoch: bool = False
+    """Allow per-call deadlines (wasmtime epoch interruption)."""
+    max_memory_pages: int | None = None
+    """Refuse memory growth past this many 64 KiB pages."""
+    opt_level: str = "speed"
+
+    def fingerprint(self) -> str:
+        """A stable string identifying this configuration for cache keys."""
+        return f"fuel={int(self.fuel)},epoch={int(self.epoch)},opt={self.opt_level}"
+
+
+class GuestMemory(ABC):
+    """Linear memory through a cached ``memoryview``, refreshed only when an access goes past it.
+
+    Wasm memories never shrink and both engines keep the base address across growth, so the
+    cached view is valid for every address below its length.
+    """
+
+    __slots__ = ("_view", "_size")
+
+    def __init__(self) -> None:
+        self._view: memoryview = memoryview(b"")
+        self._size = 0
+
+    @abstractmethod
+    def _fresh_view(self) -> memoryview:
+        """Return a byte view of the whole current linear memory."""
+
+    def _check(self, ptr: int, size: int) -> memoryview:
+        end = ptr + size
+        if end > self._size:
+            self._view = self._fresh_view()
+            self._size = len(self._view)
+            if end > self._size or ptr < 0 or size < 0:
+                raise MemoryAccessError(ptr, size, self._size)
+        return self._view
+
+    @property
+    def size(self) -> int:
+        """Current size of linear memory in bytes."""
+        self._view = self._fresh_view()
+        self._size = len(self._view)
+        return self._size
+
+    def view(self, ptr: int, size: int) -> memoryview:
+        """A zero-copy view of ``size`` bytes at ``ptr`` (valid until the memory grows)."""
+        return self._check(ptr, size)[ptr : ptr + size]
+
+    def read(self, ptr: int, size: int) -> bytes:
+        """Copy ``size`` bytes out of the guest."""
+        if size == 0:
+            return b""
+        return bytes(self._check(ptr, size)[ptr : ptr + size])
+
+    def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        """Copy ``data`` into the guest at ``ptr``."""
+        n = len(data)
+        if n:
+            self._check(ptr, n)[ptr : ptr + n] = data
+
+    def u32(self, ptr: int) -> int:
+        """Read a little-endian u32."""
+        return _U32.unpack_from(self._check(ptr, 4), ptr)[0]
+
+    def put_u32(self, ptr: int, value: int) -> None:
+        """Write a little-endian u32."""
+        _U32.pack_into(self._check(ptr, 4), ptr, value & 0xFFFFFFFF)
+
+    def u64(self, ptr: int) -> int:
+        """Read a little-endian u64."""
+        return _U64.unpack_from(self._check(ptr, 8), ptr)[0]
+
+    def put_u64(self, ptr: int, value: int) -> None:
+        """Write a little-endian u64."""
+        _U64.pack_into(self._check(ptr, 8), ptr, value & 0xFFFFFFFFFFFFFFFF)
+
+    def snapshot(self) -> bytes:
+        """A copy of the whole linear memory."""
+        return bytes(self._check(0, self.size))
+
+    def restore(self, image: bytes) -> None:
+        """Write a snapshot back (the memory must not be smaller than the image)."""
+        self._check(0, len(image))[: len(image)] = image
+
+
+class Instance(ABC):
+    """One instantiated module: exports, memory, globals, fuel and deadline."""
+
+    memory: GuestMemory | None
+
+    @abstractmethod
+    def export(self, name: str) -> ExportCaller | None:
+        """A fast caller for an exported function, or ``None`` if it is not exported.
+
+        Calling it runs the guest; a trap raises :class:`GuestTrap` naming the export.
+        """
+
+    @abstractmethod
+    def global_get(self, name: str) -> int | float:
+        """Value of an exported global."""
+
+    @abstractmethod
+    def global_set(self, name: str, value: int | float) -> None:
+        """Set an exported mutable global."""
+
+    def set_fuel(self, fuel: int) -> None:
+        """Give the next calls ``fuel`` units (about one per wasm operator)."""
+        raise NotImplementedError(f"{type(self).__name__}: this engine cannot count or limit guest instructions (no fuel)")
+
+    def get_fuel(self) -> int:
+        """Fuel left."""
+        raise NotImplementedError(f"{type(self).__name__}: this engine cannot count or limit guest instructions (no fuel)")
+
+    def set_deadline(self, seconds: float | None) -> None:
+        """Interrupt any guest call that runs longer than ``seconds`` (``None``: no limit)."""
+        raise NotImplementedError(f"{type(self).__name__}: this engine cannot interrupt a running guest (no epochs)")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the instance's engine resources."""
+
+
+class Linked(ABC):
+    """A module with its host functions resolved, ready to be instantiated many times."""
+
+    @abstractmethod
+    def instantiate(self) -> Instance:
+        """A fresh instance (wasm start function runs here)."""
+
+
+@dataclass
+class Engine(ABC):
+    """One wasm engine with one configuration."""
+
+    config: EngineConfig = field(default_factory=EngineConfig)
+    name: str = "engine"
+    capabilities: frozenset[str] = frozenset()
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Version of the engine package, part of module-cache keys."""
+
+    @abstractmethod
+    def compile(self, wasm: bytes) -> Any:
+        """Compile a module; raise :class:`CompileError` with the engine's reason."""
+
+    @abstractmethod
+    def serialize(self, module: Any) -> bytes:
+        """Compiled artifact bytes for the on-disk cache."""
+
+    @abstractmethod
+    def deserialize_file(self, path: str) -> Any:
+        """Load a cached artifact; raise :class:`CompileError` if it is unusable."""
+
+    @abstractmethod
+    def link(self, module: Any, imports: Mapping[tuple[str, str], HostFunction]) -> Linked:
+        """Resolve the module's imports from ``imports``; raise :class:`LinkError` naming what is missing."""
+
+    def cache_key(self) -> str:
+        """What a compiled artifact depends on besides the wasm bytes."""
+        return f"{self.name}-{self.version}-{self.config.fingerprint()}"
