@@ -1,0 +1,45 @@
+"""proxy-wasm-emulator: an embeddable Python proxy-wasm host for testing, fuzzing and benchmarking filters."""
+
+from __future__ import annotations
+
+from .clock import DEFAULT_EPOCH_NS, VirtualClock
+from .engines import EngineConfig, available_engines
+from .errors import (
+    CallbackError,
+    ConfigError,
+    EmulatorError,
+    HostCallNotImplemented,
+    ModuleLoadError,
+    PluginStartError,
+    ProcExit,
+    RestrictedHostCall,
+    UnknownImportsError,
+)
+from .host import Host
+from .logs import LogRecord
+from .module_cache import ModuleCache
+from .plugin import Plugin
+from .vm import Vm, VmFailedError
+
+__all__ = [
+    "DEFAULT_EPOCH_NS",
+    "CallbackError",
+    "ConfigError",
+    "EmulatorError",
+    "EngineConfig",
+    "Host",
+    "HostCallNotImplemented",
+    "LogRecord",
+    "ModuleCache",
+    "ModuleLoadError",
+    "Plugin",
+    "PluginStartError",
+    "ProcExit",
+    "RestrictedHostCall",
+    "UnknownImportsError",
+    "VirtualClock",
+    "Vm",
+    "VmFailedError",
+    "available_engines",
+]
+__version__ = "0.1.0"

@@ -193,7 +193,8 @@ class _WasmerInstance(Instance):
             "    try:\n"
             f"        r = func({args})\n"
             "    except BaseException as e:\n"
-            "        raise fail(name, e) from None\n"
+            "        t = fail(name, e)\n"
+            "        raise t from getattr(t, 'cause', None)\n"
             f"{limit}"
             f"    return {ret}\n"
         )

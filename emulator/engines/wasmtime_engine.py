@@ -350,7 +350,8 @@ def _stock_caller(inst: _WasmtimeInstance, name: str, func: wasmtime.Func, param
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             frames = _frames(exc.frames) if isinstance(exc, wasmtime.Trap) else _error_frames(exc)
             msg = exc.message if isinstance(exc, wasmtime.Trap) else str(exc)
-            raise _trap_from(inst.linked, name, msg, frames) from None
+            trap = _trap_from(inst.linked, name, msg, frames)
+            raise trap from trap.cause
         if results and results[0] == "i32":
             return out & 0xFFFFFFFF
         return out

@@ -1,0 +1,49 @@
+# Quickstart: `make demo` runs the main job, `make test` runs the whole suite.
+# Both create the virtual environment they need (.venv, or .venv310 for wasmer).
+PYTHON ?= python3
+VENV ?= .venv
+PY310 ?= $(shell pyenv prefix 3.10.13 2>/dev/null)/bin/python
+DEMO_FILTER ?= fixtures/go/headers_go.wasm
+
+.PHONY: demo test test-wasmer lint format bench fixtures clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+.venv310/.installed: pyproject.toml
+	$(PY310) -m venv .venv310
+	.venv310/bin/pip install -q --upgrade pip
+	.venv310/bin/pip install -q -e '.[dev,wasmer]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/proxy-wasm-emulator inspect $(DEMO_FILTER)
+	$(VENV)/bin/proxy-wasm-emulator run $(DEMO_FILTER) --plugin-config fixtures/demo/plugin_config.txt --vm-config fixtures/demo/vm_config.txt --env DEMO=1
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check abi emulator tests benchmarks
+	$(VENV)/bin/ruff format --check abi emulator tests benchmarks
+	$(VENV)/bin/python -m pytest -q -n 2
+
+# The engine-conformance and fixture suites on wasmer/cranelift, under Python 3.10.
+test-wasmer: .venv310/.installed
+	.venv310/bin/python -m pytest -q -n 2 tests/conformance tests/fixtures --proxy-wasm-engine=wasmer
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check abi emulator tests benchmarks
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format abi emulator tests benchmarks
+	$(VENV)/bin/ruff check --fix abi emulator tests benchmarks
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name
+
+fixtures:
+	fixtures/build
+
+clean:
+	rm -rf $(VENV) .venv310 build *.egg-info

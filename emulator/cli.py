@@ -1,0 +1,144 @@
+"""The ``proxy-wasm-emulator`` command: ``inspect`` a filter, ``run`` it.
+
+Exit status: 0 on success, 1 when the filter fails to load or start, 2 for bad command-line input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .engines import ENGINE_NAMES
+from .errors import EmulatorError, ModuleLoadError, PluginStartError
+from .wasm_module import ModuleFormatError
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed without a traceback, exit status 2."""
+
+
+def _read_file(path: str | None, option: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _env_pairs(items: Sequence[str]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--env: expected KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        env[k] = v
+    return env
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import inspect_module
+
+    wasm = _read_file(args.filter, "FILTER") or b""
+    try:
+        result = inspect_module(wasm, args.filter)
+    except ModuleFormatError as exc:
+        if args.json:
+            print(json.dumps({"path": args.filter, "error": str(exc)}))
+        else:
+            print(f"error: {args.filter}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .host import Host
+
+    plugin_config = _read_file(args.plugin_config, "--plugin-config")
+    vm_config = _read_file(args.vm_config, "--vm-config")
+    env = _env_pairs(args.env or [])
+    out: dict[str, Any] = {"started": False, "abi_version": None, "engine": args.engine, "logs": [], "error": None}
+    host = None
+    status = 0
+    try:
+        host = Host(engine=args.engine, cache=False if args.no_cache else (args.cache_dir or True))
+        prog = host.program(args.filter, stub_unknown_imports=args.stub_unknown_imports)
+        out["abi_version"] = prog.abi.version
+        out["abi_notes"] = list(prog.abi.notes)
+        vm = host.create_vm(prog, vm_id=args.vm_id, vm_config=vm_config, environment=env)
+        host.add_plugin(vm, root_id=args.root_id, name=args.name, plugin_config=plugin_config)
+        out["started"] = True
+    except PluginStartError as exc:
+        out["error"], out["phase"], out["envoy"] = exc.reason, exc.phase, exc.envoy
+        status = 1
+    except ModuleLoadError as exc:
+        out["error"], out["phase"], out["envoy"] = exc.reason, "load", exc.envoy
+        status = 1
+    except EmulatorError as exc:
+        out["error"] = str(exc)
+        status = 1
+    except (RuntimeError, ValueError) as exc:  # e.g. wasmer not installed on this Python
+        raise UsageError(str(exc)) from None
+    if host is not None:
+        out["logs"] = [{"level": r.level_name, "message": r.message, "source": r.source, "context_id": r.context_id} for r in host.logs]
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for r in out["logs"]:
+            print(f"[{r['level']}] {r['message']}")
+        if out["started"]:
+            print(f"started: {args.filter} (ABI {out['abi_version']}, engine {args.engine})")
+        else:
+            print(f"error: {args.filter} did not start ({out.get('phase', 'load')}): {out['error']}", file=sys.stderr)
+            if out.get("envoy"):
+                print(f"what Envoy does: {out['envoy']}", file=sys.stderr)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(prog="proxy-wasm-emulator", description="Run, inspect, fuzz and benchmark proxy-wasm filters without Envoy.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ins = sub.add_parser("inspect", help="report a module's ABI version, SDK, imports, exports and memory")
+    ins.add_argument("filter", metavar="FILTER.wasm")
+    ins.add_argument("--json", action="store_true", help="print one JSON object")
+    ins.set_defaults(func=_cmd_inspect)
+
+    run = sub.add_parser("run", help="load a filter and start it as Envoy would (initialise, VM start, configure)")
+    run.add_argument("filter", metavar="FILTER.wasm")
+    run.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (Envoy: configuration)")
+    run.add_argument("--vm-config", metavar="FILE", help="VM configuration bytes (Envoy: vm_config.configuration)")
+    run.add_argument("--root-id", default="", metavar="ID", help="plugin root_id (default: empty)")
+    run.add_argument("--vm-id", default="", metavar="ID", help="vm_id (default: empty)")
+    run.add_argument("--name", default="", metavar="NAME", help="plugin name")
+    run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
+    run.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime")
+    run.add_argument("--stub-unknown-imports", action="store_true", help="link unknown imports as stubs that log and return InternalFailure")
+    run.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
+    run.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(func=_cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"proxy-wasm-emulator {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

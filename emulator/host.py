@@ -1,0 +1,181 @@
+"""The Host: the shared world a filter runs in, and the entry point of the Python API.
+
+It owns the virtual clock, seeded randomness, the log, the host-level properties and the
+compiled-module cache, and it loads filters::
+
+    host = Host()
+    plugin = host.load("filter.wasm", plugin_config=b'{"mode": "deny"}', root_id="my_root")
+    assert any(r.message.startswith("configure") for r in plugin.logs)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from abi import LogLevel
+
+from .clock import DEFAULT_EPOCH_NS, VirtualClock
+from .engines import Engine, EngineConfig, get_engine
+from .errors import ConfigError, ModuleLoadError
+from .logs import LogRecord
+from .module_cache import ModuleCache
+from .plugin import Plugin
+from .program import Program
+from .vm import Vm
+
+__all__ = ["Host", "ModuleSource"]
+
+ModuleSource = str | os.PathLike[str] | bytes | bytearray
+"""A module: a path to a ``.wasm`` file, or its bytes."""
+
+_PROGRAMS: dict[tuple[str, str, bool], Program] = {}
+"""Linked programs by (engine key, sha256, stubbed): immutable once built, shared by every Host."""
+
+
+def _to_bytes(value: bytes | str | None, what: str) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    raise ConfigError(f"{what} must be bytes or str, not {type(value).__name__}")
+
+
+class Host:
+    """The world filters run in; create one per test (it is cheap, compiled modules are shared)."""
+
+    def __init__(
+        self,
+        *,
+        engine: str | Engine = "wasmtime",
+        engine_config: EngineConfig | None = None,
+        seed: int = 0,
+        epoch_ns: int = DEFAULT_EPOCH_NS,
+        cache: bool | str | os.PathLike[str] | ModuleCache = True,
+        log_level: LogLevel = LogLevel.TRACE,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.engine = engine if isinstance(engine, Engine) else get_engine(engine, engine_config)
+        self.clock = VirtualClock(epoch_ns)
+        self.seed = seed
+        self.random = random.Random(seed)
+        self.log_level = LogLevel(log_level)
+        self.properties: dict[str, Any] = dict(properties or {})
+        self.logs: list[LogRecord] = []
+        self.vms: list[Vm] = []
+        if cache is True:
+            self.cache: ModuleCache | None = ModuleCache()
+        elif cache is False or cache is None:
+            self.cache = None
+        elif isinstance(cache, ModuleCache):
+            self.cache = cache
+        else:
+            self.cache = ModuleCache(cache)
+
+    # -- loading -------------------------------------------------------------------------------
+    def program(self, module: ModuleSource, *, stub_unknown_imports: bool = False) -> Program:
+        """Compile and link a module (shared across hosts; compiled through the disk cache)."""
+        wasm, source = self._read(module)
+        import hashlib
+
+        key = (self.engine.cache_key() + self.engine.name, hashlib.sha256(wasm).hexdigest(), stub_unknown_imports)
+        prog = _PROGRAMS.get(key)
+        if prog is None:
+            prog = Program(self.engine, wasm, cache=self.cache, stub_unknown_imports=stub_unknown_imports, source=source)
+            _PROGRAMS[key] = prog
+        return prog
+
+    def create_vm(
+        self,
+        module: ModuleSource | Program,
+        *,
+        vm_id: str = "",
+        vm_config: bytes | str | None = None,
+        environment: Mapping[str, str] | None = None,
+        stub_unknown_imports: bool = False,
+    ) -> Vm:
+        """Instantiate a VM and run its ``_initialize``/``_start``; add plugins with :meth:`add_plugin`."""
+        prog = module if isinstance(module, Program) else self.program(module, stub_unknown_imports=stub_unknown_imports)
+        vm = Vm(self, prog, vm_id=vm_id, vm_config=_to_bytes(vm_config, "vm_config"), environment=environment)
+        self.vms.append(vm)
+        vm.initialize()
+        return vm
+
+    def add_plugin(
+        self,
+        vm: Vm,
+        *,
+        root_id: str = "",
+        name: str = "",
+        plugin_config: bytes | str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        start: bool = True,
+    ) -> Plugin:
+        """Add a plugin (root context) to a VM and start it unless ``start=False``."""
+        plugin = Plugin(vm, root_id=root_id, name=name, config=_to_bytes(plugin_config, "plugin_config"), properties=properties)
+        if start:
+            plugin.start()
+        return plugin
+
+    def load(
+        self,
+        module: ModuleSource,
+        *,
+        plugin_config: bytes | str | None = None,
+        vm_config: bytes | str | None = None,
+        root_id: str = "",
+        vm_id: str = "",
+        name: str = "",
+        properties: Mapping[str, Any] | None = None,
+        environment: Mapping[str, str] | None = None,
+        stub_unknown_imports: bool = False,
+        start: bool = True,
+    ) -> Plugin:
+        """Load a filter and start it as Envoy would: one VM, one plugin.
+
+        Raises :class:`ModuleLoadError` for a module Envoy would not load and
+        :class:`PluginStartError` when initialisation, ``on_vm_start`` or ``on_configure`` fails.
+        """
+        vm = self.create_vm(module, vm_id=vm_id, vm_config=vm_config, environment=environment, stub_unknown_imports=stub_unknown_imports)
+        return self.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config, properties=properties, start=start)
+
+    @staticmethod
+    def _read(module: ModuleSource) -> tuple[bytes, str]:
+        if isinstance(module, bytes | bytearray):
+            return bytes(module), "<bytes>"
+        path = Path(module)
+        try:
+            return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            raise ModuleLoadError(f"no such file: {path}", envoy="Envoy cannot read the module") from None
+        except IsADirectoryError:
+            raise ModuleLoadError(f"{path} is a directory, not a .wasm file", envoy="Envoy cannot read the module") from None
+
+    # -- the shared world ----------------------------------------------------------------------
+    def record_log(self, record: LogRecord) -> None:
+        """Append a log record (called by VMs)."""
+        self.logs.append(record)
+
+    @property
+    def plugins(self) -> list[Plugin]:
+        """Every plugin on every VM of this host."""
+        return [p for vm in self.vms for p in vm.plugins]
+
+    def advance(self, ms: float) -> None:
+        """Move the virtual clock forward, firing every due ``on_tick`` in time order."""
+        target = self.clock.now_ms + ms
+        while True:
+            due = [p for p in self.plugins if p.next_tick_ms is not None and p.next_tick_ms <= target and p.vm.failed is None]
+            if not due:
+                break
+            plugin = min(due, key=lambda p: p.next_tick_ms or 0.0)
+            when = plugin.next_tick_ms or 0.0
+            self.clock.advance_ns(max(0, round(when * 1e6) - self.clock.elapsed_ns))
+            plugin.next_tick_ms = when + plugin.tick_period_ms
+            plugin.tick()
+        self.clock.advance_ns(max(0, round(target * 1e6) - self.clock.elapsed_ns))

@@ -1,0 +1,19 @@
+"""ABI glue: one small method per ``env.proxy_*`` import, one mixin per host-call family.
+
+A method reads its arguments from guest memory, asks the semantic objects (VM, plugin, stream,
+host) to act, writes results back and returns a status. Pointer arithmetic lives only here.
+"""
+
+from __future__ import annotations
+
+from ..wasi import Wasi
+from .buffers import BufferCalls
+from .context_control import ContextCalls
+from .logging_time import LoggingTimeCalls
+from .properties import PropertyCalls
+
+__all__ = ["ImportCalls"]
+
+
+class ImportCalls(LoggingTimeCalls, BufferCalls, PropertyCalls, ContextCalls, Wasi):
+    """Every import implementation, bound to whichever VM is running (``self.vm``)."""

@@ -1,0 +1,140 @@
+"""A Program is a compiled and linked module, shared by every VM made from the same bytes.
+
+Loading goes: parse the outline (clear error for a malformed file) -> detect the ABI -> build the
+import table (ours, plus stubs for unknown imports if asked) -> compile through the module cache
+-> link. Host functions reach the VM being run through ``calls.vm``, which each VM sets when it
+enters the guest, so one linked program serves many VMs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from abi import LogLevel, Status, WasiErrno, detect_abi, import_table
+
+from .engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
+from .engines._codegen import build
+from .errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError
+from .hostcalls import ImportCalls
+from .module_cache import ModuleCache
+from .wasm_module import ModuleFormatError, ModuleInfo, parse_module
+
+if TYPE_CHECKING:
+    from .vm import Vm
+
+__all__ = ["Program", "implemented_functions"]
+
+
+def implemented_functions() -> set[str]:
+    """Names of the ABI and WASI functions the emulator implements (the rest raise when called)."""
+    return {name for _, name in import_table() if callable(getattr(ImportCalls, name, None))}
+
+
+class Program:
+    """Compiled module + import implementations + link, ready to instantiate VMs."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        wasm: bytes,
+        *,
+        cache: ModuleCache | None = None,
+        stub_unknown_imports: bool = False,
+        source: str = "<bytes>",
+    ) -> None:
+        self.source = source
+        self.engine = engine
+        self.sha256 = hashlib.sha256(wasm).hexdigest()
+        try:
+            self.info: ModuleInfo = parse_module(wasm)
+        except ModuleFormatError as exc:
+            raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+        self.abi = detect_abi(self.info.export_types(), self.info.import_names())
+        self.calls = ImportCalls()
+        self.stubbed: list[str] = []
+        imports = self._import_table(stub_unknown_imports)
+        try:
+            compiled = cache.compile(engine, wasm) if cache is not None else engine.compile(wasm)
+        except CompileError as exc:
+            raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+        try:
+            self.linked = engine.link(compiled, imports)
+        except LinkError as exc:
+            raise ModuleLoadError(f"{source}: {exc}", envoy="cpp-host fails to link the module ('import type mismatch' or 'missing import')") from None
+
+    def _import_table(self, stub_unknown: bool) -> dict[tuple[str, str], HostFunction]:
+        known = import_table()
+        table: dict[tuple[str, str], HostFunction] = {}
+        unknown: list[str] = []
+        for imp in self.info.imports:
+            key = (imp.module, imp.name)
+            if imp.kind != "func" or key in table:
+                continue
+            sig = known.get(key)
+            if sig is None:
+                if not stub_unknown:
+                    unknown.append(f"{imp.module}.{imp.name} {_sig(imp.type)}")
+                    continue
+                self.stubbed.append(f"{imp.module}.{imp.name}")
+                params, results = imp.type or ((), ())
+                table[key] = HostFunction(_stub(self.calls, f"{imp.module}.{imp.name}", results), params, results)
+                continue
+            wasi = imp.module != "env"
+            impl = getattr(self.calls, sig.name, None)
+            fn = _wrap(self.calls, sig.name, impl, len(sig.params), wasi) if impl is not None else _not_implemented(sig.name)
+            table[key] = HostFunction(fn, sig.params, sig.results)
+        if unknown:
+            raise UnknownImportsError(unknown)
+        return table
+
+    def switch(self, vm: Vm) -> None:
+        """Point every host function at ``vm`` (called on each entry into the guest)."""
+        self.calls.vm = vm
+
+
+def _sig(ty: Any) -> str:
+    if ty is None:
+        return ""
+    return f"({', '.join(ty[0])}) -> ({', '.join(ty[1])})"
+
+
+def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int, wasi: bool) -> Callable[..., Any]:
+    """A per-arity wrapper: phase restrictions, bad-pointer status, and the call itself."""
+    args = ", ".join(f"a{i}" for i in range(nparams))
+    fault = int(WasiErrno.FAULT if wasi else Status.InvalidMemoryAccess)
+    src = (
+        f"def host({args}):\n"
+        "    vm = calls.vm\n"
+        "    allowed = vm.allowed_imports\n"
+        "    if allowed is not None and name not in allowed:\n"
+        "        raise restricted(vm, name)\n"
+        "    try:\n"
+        f"        return impl({args})\n"
+        "    except MemoryAccessError as exc:\n"
+        "        vm.note(f'{name}: {exc}')\n"
+        f"        return {fault}\n"
+    )
+    return build("host", src, {"calls": calls, "name": name, "impl": impl, "restricted": _restricted, "MemoryAccessError": MemoryAccessError})
+
+
+def _restricted(vm: Vm, name: str) -> RestrictedHostCall:
+    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {sorted(vm.allowed_imports or ())} (the call traps in Envoy)")
+
+
+def _not_implemented(name: str) -> Callable[..., Any]:
+    def host(*_: int) -> int:
+        raise HostCallNotImplemented(name)
+
+    return host
+
+
+def _stub(calls: ImportCalls, name: str, results: tuple[str, ...]) -> Callable[..., Any]:
+    ret = None if not results else int(Status.InternalFailure) if results[0] == "i32" else 0
+
+    def host(*_: int) -> int | None:
+        calls.vm.log(LogLevel.WARN, f"call to unknown import {name}: stubbed, returns {ret}", source="host")
+        return ret
+
+    return host

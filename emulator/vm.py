@@ -1,0 +1,300 @@
+"""One VM: an instance of a program, its contexts, and Envoy/cpp-host's start sequence.
+
+A VM is what cpp-host calls a ``WasmBase``: one wasm instance that can host several plugins (root
+contexts) and their streams. It enters the guest only through :meth:`Vm.call` (top-level
+callbacks) and :meth:`Vm.alloc` (the guest allocator, re-entrantly from host calls), so it always
+knows which callback and context are running, which imports cpp-host allows right now, and turns
+every trap into a :class:`CallbackError` that names the callback and carries the guest backtrace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from abi import BufferType, LogLevel, callbacks_for
+from abi.signatures import INTEGRATION_EXPORTS
+
+from .buffer import Buffer
+from .engines import GuestMemory, GuestTrap, LinkError
+from .errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
+from .logs import LogRecord
+from .properties import PropertyResolver
+
+if TYPE_CHECKING:
+    from .host import Host
+    from .plugin import Plugin
+    from .program import Program
+
+__all__ = ["ALLOCATOR_IMPORTS", "START_IMPORTS", "Context", "Vm", "VmFailedError"]
+
+_WASI_START = (
+    "fd_write args_sizes_get args_get environ_sizes_get environ_get clock_time_get clock_res_get random_get "
+    "poll_oneoff fd_fdstat_get fd_fdstat_set_flags fd_advise fd_allocate fd_datasync fd_fdstat_set_rights "
+    "fd_filestat_get fd_filestat_set_size fd_filestat_set_times fd_pread fd_prestat_dir_name fd_prestat_get "
+    "fd_pwrite fd_readdir fd_renumber fd_sync fd_tell path_create_directory path_filestat_get "
+    "path_filestat_set_times path_link path_readlink path_remove_directory path_rename path_symlink "
+    "path_unlink_file sock_accept sock_recv sock_send sock_shutdown"
+)
+START_IMPORTS = frozenset({"proxy_log", "emscripten_notify_memory_growth", *_WASI_START.split()})
+"""Imports cpp-host allows during ``_initialize``/``_start``/``main`` (abi-spec.md §2.1)."""
+_CONSOLE_TAIL = 4096
+ALLOCATOR_IMPORTS = frozenset({"proxy_log", "fd_write", "clock_time_get", "poll_oneoff"})
+"""Imports cpp-host allows while the guest allocator runs."""
+
+
+class VmFailedError(EmulatorError):
+    """The VM trapped earlier; like cpp-host, a failed VM never runs the guest again."""
+
+    def __init__(self, first: CallbackError) -> None:
+        super().__init__(f"the VM failed earlier and cannot run the guest again (cpp-host FailState::RuntimeError); first failure: {first.callback}: {first.reason}")
+        self.first = first
+
+
+@dataclass
+class Context:
+    """A context id known to the VM: 0 is the VM context, roots have parent 0."""
+
+    id: int
+    parent: int
+    plugin: Plugin | None = None
+    stream: Any = None
+    created_in_vm: bool = False
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this is a plugin (root) context."""
+        return self.id != 0 and self.parent == 0
+
+
+class Vm:
+    """One wasm instance hosting plugins, as cpp-host's ``WasmBase``."""
+
+    def __init__(
+        self,
+        host: Host,
+        program: Program,
+        *,
+        vm_id: str = "",
+        vm_config: bytes = b"",
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.program = program
+        self.abi = program.abi
+        self.vm_id = vm_id
+        self.vm_config = bytes(vm_config)
+        self.environment = dict(environment or {})
+        self.contexts: dict[int, Context] = {0: Context(0, 0)}
+        self.plugins: list[Plugin] = []
+        self.properties = PropertyResolver(self)
+        self.failed: CallbackError | None = None
+        self.current_context = 0
+        self.effective_context: int | None = None
+        self.current_callback: str | None = None
+        self.configuring: Plugin | None = None
+        self.allowed_imports: frozenset[str] | None = START_IMPORTS
+        self.notes: list[str] = []
+        self.console: dict[int, str] = {1: "", 2: ""}
+        self._next_id = 1
+        self._vm_config_buffer = Buffer(self.vm_config, mutable=False)
+        self._empty = Buffer(b"", mutable=False)
+        program.switch(self)
+        self.memory: GuestMemory | None = None
+        self.current_callback = "(wasm start function)"
+        try:
+            self.instance = program.linked.instantiate()
+        except GuestTrap as trap:
+            raise PluginStartError(
+                "the wasm start function",
+                str(CallbackError("(wasm start function)", None, trap)),
+                envoy="cpp-host cannot create the VM (FailState::UnableToCreateVm); the plugin is not created",
+            ) from None
+        except LinkError as exc:
+            raise ModuleLoadError(f"{program.source}: {exc}") from None
+        finally:
+            self.current_callback = None
+        if self.instance.memory is None:
+            raise ModuleLoadError(f"{program.source}: the module exports no memory", envoy="cpp-host cannot use a module without an exported memory")
+        self.memory = self.instance.memory
+        self._alloc, self.allocator = self._choose_allocator()
+        self._check_exports()
+        self.allowed_imports = None
+
+    # -- start ---------------------------------------------------------------------------------
+    def _choose_allocator(self) -> tuple[Any, str]:
+        for name in ("malloc", "proxy_on_memory_allocate"):
+            fn = self.instance.export(name)
+            if fn is not None:
+                return fn, name
+        raise ModuleLoadError(
+            f"{self.program.source}: exports neither malloc nor proxy_on_memory_allocate, so the host cannot return data to it",
+            envoy="cpp-host fails the VM with FailState::MissingFunction",
+        )
+
+    def _check_exports(self) -> None:
+        expected = dict(callbacks_for(self.abi.version))
+        expected.update(INTEGRATION_EXPORTS)
+        bad = []
+        for exp in self.program.info.exports:
+            sig = expected.get(exp.name)
+            if sig is None or exp.type is None:
+                continue
+            params, results = exp.type
+            if exp.name in ("proxy_on_request_headers", "proxy_on_response_headers"):
+                ok = len(params) == self.abi.headers_arity and params == ("i32",) * len(params) and results == ("i32",)
+            else:
+                ok = (params, results) == sig.wasm_type
+            if not ok:
+                bad.append(f"{exp.name}: exported as ({', '.join(params)}) -> ({', '.join(results)}), expected {sig.describe()}")
+        if bad:
+            raise ModuleLoadError(
+                f"{self.program.source}: bad function signature(s):\n  " + "\n  ".join(bad),
+                envoy="cpp-host refuses the module ('Bad function signature')",
+            )
+
+    def initialize(self) -> None:
+        """Run ``_initialize`` (+ ``main``/``__main_void``) or ``_start``, with cpp-host's import limits."""
+        entries = ["_initialize"] if self.instance.export("_initialize") else ["_start"]
+        if entries == ["_initialize"]:
+            if self.instance.export("main"):
+                entries.append("main")
+            elif self.instance.export("__main_void"):
+                entries.append("__main_void")
+        for name in entries:
+            fn = self.instance.export(name)
+            if fn is None:
+                continue
+            args = (0, 0) if name == "main" else ()
+            self.allowed_imports = START_IMPORTS
+            try:
+                self.call(name, *args)
+            except CallbackError as err:
+                raise PluginStartError(
+                    name,
+                    str(err),
+                    envoy="cpp-host fails the VM (FailState::UnableToInitializeCode); Envoy rejects the Wasm configuration",
+                    cause=err,
+                ) from None
+            finally:
+                self.allowed_imports = None
+
+    # -- contexts ------------------------------------------------------------------------------
+    def new_context_id(self) -> int:
+        """The next context id: one counter per VM, shared by roots and streams, never reused."""
+        cid = self._next_id
+        self._next_id += 1
+        return cid
+
+    def current_context_info(self) -> Context:
+        """The context host calls act on: the effective context if set and alive, else the current one."""
+        eff = self.effective_context
+        if eff is not None and eff in self.contexts:
+            return self.contexts[eff]
+        return self.contexts.get(self.current_context) or self.contexts[0]
+
+    def current_plugin(self) -> Plugin | None:
+        """The plugin owning the running context (``None`` in the VM context)."""
+        ctx = self.current_context_info()
+        if ctx.plugin is not None:
+            return ctx.plugin
+        parent = self.contexts.get(ctx.parent)
+        return parent.plugin if parent is not None else None
+
+    def current_stream(self) -> Any:
+        """The stream (HTTP or TCP) of the running context, if any."""
+        return self.current_context_info().stream
+
+    # -- guest entry ---------------------------------------------------------------------------
+    def export(self, name: str) -> Any:
+        """Raw caller of an export, ``None`` if the module does not export it."""
+        return self.instance.export(name)
+
+    def has_export(self, name: str) -> bool:
+        """Whether the module exports a function ``name``."""
+        return self.instance.export(name) is not None
+
+    def call(self, export: str, *args: int, context_id: int | None = None) -> int | None:
+        """Run a top-level callback; ``None`` if the module does not export it.
+
+        A trap, a panic, ``proc_exit`` or a host-side exception raises :class:`CallbackError`
+        and marks the VM failed, as cpp-host does.
+        """
+        fn = self.instance.export(export)
+        if fn is None:
+            return None
+        if self.failed is not None:
+            raise VmFailedError(self.failed)
+        saved = (self.current_context, self.effective_context, self.current_callback)
+        self.current_context = context_id if context_id is not None else 0
+        self.effective_context = None
+        self.current_callback = export
+        self.program.switch(self)
+        try:
+            return fn(*args)
+        except GuestTrap as trap:
+            err = CallbackError(export, context_id, trap, logs=self.recent_output())
+            self.failed = err
+            raise err from None
+        finally:
+            self.current_context, self.effective_context, self.current_callback = saved
+
+    def alloc(self, size: int) -> int:
+        """Allocate guest memory with the module's allocator (never with size 0)."""
+        saved = self.allowed_imports
+        self.allowed_imports = ALLOCATOR_IMPORTS
+        try:
+            return self._alloc(size)
+        finally:
+            self.allowed_imports = saved
+
+    def phase_name(self) -> str:
+        """Human name of what is running, for errors."""
+        return self.current_callback or "host code"
+
+    # -- host-side state the glue asks for -----------------------------------------------------
+    def buffer(self, kind: BufferType) -> Buffer | None:
+        """The buffer of ``kind`` as Envoy exposes it right now; ``None`` means NotFound."""
+        if kind == BufferType.VM_CONFIGURATION:
+            return self._vm_config_buffer
+        if kind == BufferType.PLUGIN_CONFIGURATION:
+            return self.configuring.config_buffer if self.configuring is not None else None
+        stream = self.current_stream()
+        if stream is not None:
+            return stream.buffer(kind)
+        if kind == BufferType.HTTP_CALL_RESPONSE_BODY:
+            return None
+        return self._empty
+
+    def log(self, level: LogLevel, message: str, *, source: str = "proxy_log") -> None:
+        """Record a guest log line attributed to the running context's plugin."""
+        if level < self.host.log_level:
+            return
+        plugin = self.current_plugin()
+        ctx = self.current_context_info()
+        self.host.record_log(
+            LogRecord(
+                level,
+                message,
+                context_id=ctx.id,
+                root_id=plugin.root_id if plugin is not None else "",
+                vm_id=self.vm_id,
+                plugin_name=plugin.name if plugin is not None else "",
+                source=source,
+            )
+        )
+
+    def note(self, message: str) -> None:
+        """An emulator diagnostic about what the guest did (e.g. a bad pointer)."""
+        self.notes.append(f"{self.phase_name()}: {message}")
+
+    def console_write(self, fd: int, data: bytes) -> None:
+        """Keep the raw tail of stdout/stderr: runtimes write panics in many small pieces."""
+        self.console[fd] = (self.console[fd] + data.decode(errors="replace"))[-_CONSOLE_TAIL:]
+
+    def recent_output(self, n: int = 8) -> list[str]:
+        """The last ``proxy_log`` lines and the tail of stderr of this VM, for error messages."""
+        logged = [str(r) for r in self.host.logs if r.vm_id == self.vm_id and r.source == "proxy_log"][-n:]
+        stderr = [f"[stderr] {line}" for line in self.console[2].splitlines()[-n:] if line.strip()]
+        return logged + stderr

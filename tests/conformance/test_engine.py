@@ -1,0 +1,205 @@
+"""Engine conformance: every adapter must behave the same through the engine protocol."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator.engines import CompileError, EngineConfig, GuestTrap, HostFunction, LinkError, MemoryAccessError, get_engine
+from emulator.module_cache import ModuleCache
+from tests.conftest import wat_module
+
+I32, I64 = ("i32",), ("i64",)
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+        self.instance = None
+
+    def imports(self):
+        def h_add(a, b):
+            self.calls.append(("h_add", a, b))
+            return a + b
+
+        def h_i64(v):
+            self.calls.append(("h_i64", v))
+            return v * 2
+
+        def h_raise(code):
+            raise ValueError(f"host says no ({code})")
+
+        def h_reenter(x):
+            return self.instance.export("double")(x) + 1
+
+        return {
+            ("env", "h_add"): HostFunction(h_add, I32 * 2, I32),
+            ("env", "h_i64"): HostFunction(h_i64, I64, I64),
+            ("env", "h_raise"): HostFunction(h_raise, I32, ()),
+            ("env", "h_reenter"): HostFunction(h_reenter, I32, I32),
+        }
+
+
+@pytest.fixture
+def conf(engine_name):
+    engine = get_engine(engine_name)
+    rec = Recorder()
+    module = engine.compile(wat_module("engine_conformance").read_bytes())
+    rec.instance = engine.link(module, rec.imports()).instantiate()
+    return rec
+
+
+def test_i32_values_are_unsigned_both_ways(conf):
+    add = conf.instance.export("add")
+    assert add(2, 3) == 5
+    assert add(0xFFFFFFFF, 0) == 0xFFFFFFFF
+    assert add(0xFFFFFFFF, 2) == 1
+    assert conf.instance.export("call_add")(0xFFFFFFFE, 1) == 0xFFFFFFFF
+    assert conf.calls == [("h_add", 0xFFFFFFFE, 1)]
+
+
+def test_i64_values_are_signed_both_ways(conf):
+    assert conf.instance.export("neg64")(5) == -5
+    assert conf.instance.export("call_i64")(-21) == -42
+    assert conf.calls == [("h_i64", -21)]
+
+
+def test_missing_export_is_none(conf):
+    assert conf.instance.export("nope") is None
+    assert conf.instance.export("nop")() is None
+
+
+def test_trap_carries_message_and_named_frame(conf):
+    with pytest.raises(GuestTrap) as info:
+        conf.instance.export("trap")()
+    trap = info.value
+    assert trap.kind == "trap" and trap.export == "trap"
+    assert "unreachable" in trap.message
+    assert trap.frames and trap.frames[0].func_name in ("inner_trap", None)
+    assert trap.frames[0].func_index == 8 + 4  # 4 imported functions precede it
+    with pytest.raises(GuestTrap, match="divide by zero|integer divide"):
+        conf.instance.export("div")(1, 0)
+
+
+def test_host_exception_becomes_trap_and_is_reraised_with_cause(conf):
+    with pytest.raises(GuestTrap) as info:
+        conf.instance.export("call_raise")(7)
+    assert info.value.kind == "host"
+    assert isinstance(info.value.cause, ValueError)
+    assert "host says no (7)" in str(info.value)
+    assert info.value.__cause__ is info.value.cause
+    # the instance keeps working after a trap
+    assert conf.instance.export("add")(1, 1) == 2
+
+
+def test_nested_guest_call_from_a_host_function(conf):
+    assert conf.instance.export("call_reenter")(20) == 41
+
+
+def test_memory_view_read_write_bounds_and_growth(conf):
+    mem = conf.instance.memory
+    assert mem.size == 65536
+    mem.write(100, b"hello")
+    assert mem.read(100, 5) == b"hello"
+    assert conf.instance.export("load")(100) == int.from_bytes(b"hell", "little")
+    conf.instance.export("store")(200, 0xDEADBEEF)
+    assert mem.u32(200) == 0xDEADBEEF
+    mem.put_u64(300, 2**64 - 1)
+    assert mem.u64(300) == 2**64 - 1
+    with pytest.raises(MemoryAccessError):
+        mem.read(65530, 10)
+    assert conf.instance.export("grow")(2) == 1
+    mem.write(65536 * 2 + 10, b"grown")  # past the cached view: refreshed on demand
+    assert mem.read(65536 * 2 + 10, 5) == b"grown"
+    assert mem.size == 3 * 65536
+
+
+def test_globals(conf):
+    inst = conf.instance
+    assert inst.global_get("counter") == 7
+    assert inst.export("bump")() == 8
+    inst.global_set("counter", 100)
+    assert inst.export("bump")() == 101
+    assert inst.global_get("wide") == -2
+    with pytest.raises(KeyError):
+        inst.global_get("nope")
+
+
+def test_link_errors_name_every_problem(engine_name):
+    engine = get_engine(engine_name)
+    module = engine.compile(wat_module("engine_conformance").read_bytes())
+    imports = Recorder().imports()
+    del imports[("env", "h_add")]
+    imports[("env", "h_i64")] = HostFunction(lambda v: v, I32, I32)
+    with pytest.raises(LinkError) as info:
+        engine.link(module, imports)
+    assert "env.h_add: not provided" in str(info.value)
+    assert "env.h_i64" in str(info.value)
+
+
+def test_compile_error(engine_name):
+    with pytest.raises(CompileError):
+        get_engine(engine_name).compile(b"\0asm\x01\0\0\0\x01\x04\x01\x60\x00")
+
+
+def test_module_cache_round_trip_and_rebuild(engine_name, tmp_path):
+    engine = get_engine(engine_name)
+    cache = ModuleCache(tmp_path)
+    wasm = wat_module("engine_conformance").read_bytes()
+    cache.compile(engine, wasm)
+    module = cache.compile(engine, wasm)
+    assert (cache.misses, cache.hits) == (1, 1)
+    rec = Recorder()
+    rec.instance = engine.link(module, rec.imports()).instantiate()
+    assert rec.instance.export("add")(40, 2) == 42
+    # replace the entry (never truncate it in place: the live module may be mmapped from it)
+    path = cache.path_for(engine, wasm)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(b"garbage")
+    tmp.replace(path)
+    cache.compile(engine, wasm)
+    assert cache.rebuilt == 1 and cache.misses == 2
+
+
+def test_fuel_counts_and_limits(engine_name):
+    engine = get_engine(engine_name, EngineConfig(fuel=True)) if engine_name != "wasmer" else None
+    if engine is None:
+        with pytest.raises(NotImplementedError, match="fuel"):
+            get_engine("wasmer", EngineConfig(fuel=True))
+        return
+    rec = Recorder()
+    rec.instance = engine.link(engine.compile(wat_module("engine_conformance").read_bytes()), rec.imports()).instantiate()
+    rec.instance.set_fuel(1_000_000)
+    rec.instance.export("count")(1000)
+    used_1000 = 1_000_000 - rec.instance.get_fuel()
+    rec.instance.set_fuel(1_000_000)
+    rec.instance.export("count")(2000)
+    used_2000 = 1_000_000 - rec.instance.get_fuel()
+    assert 1.9 < used_2000 / used_1000 < 2.1
+    rec.instance.set_fuel(100)
+    with pytest.raises(GuestTrap) as info:
+        rec.instance.export("count")(10_000)
+    assert info.value.kind == "fuel"
+
+
+def test_deadline_interrupts_a_runaway_loop(engine_name):
+    if engine_name == "wasmer":
+        with pytest.raises(NotImplementedError, match="epoch"):
+            get_engine("wasmer", EngineConfig(epoch=True))
+        return
+    engine = get_engine(engine_name, EngineConfig(epoch=True))
+    rec = Recorder()
+    rec.instance = engine.link(engine.compile(wat_module("engine_conformance").read_bytes()), rec.imports()).instantiate()
+    rec.instance.set_deadline(0.05)
+    with pytest.raises(GuestTrap) as info:
+        rec.instance.export("spin")()
+    assert info.value.kind == "interrupt"
+    rec.instance.set_deadline(None)
+    assert rec.instance.export("add")(1, 2) == 3
+
+
+def test_fuel_is_refused_when_not_configured(engine_name):
+    rec = Recorder()
+    engine = get_engine(engine_name)
+    rec.instance = engine.link(engine.compile(wat_module("engine_conformance").read_bytes()), rec.imports()).instantiate()
+    with pytest.raises(NotImplementedError):
+        rec.instance.set_fuel(10)

@@ -1,0 +1,47 @@
+import pytest
+import wasmtime
+
+from emulator.wasm_module import ModuleFormatError, parse_module
+from tests.conftest import FIXTURES
+
+
+def test_outline_of_a_small_module():
+    info = parse_module(bytes(wasmtime.wat2wasm('(module (import "env" "proxy_log" (func (param i32 i32 i32) (result i32))) (memory (export "memory") 2 5) (func $f (export "f") (param i64)) (global (mut i32) (i32.const 0)))')))
+    assert [(i.module, i.name, i.type) for i in info.imports] == [("env", "proxy_log", (("i32",) * 3, ("i32",)))]
+    assert info.export_types() == {"memory": None, "f": (("i64",), ())}
+    assert info.memory_limits == (2, 5)
+    assert info.mutable_globals == 1
+    assert info.function_names[1] == "f"
+
+
+def test_go_fixture_imports_fd_write_twice():
+    info = parse_module((FIXTURES / "go/headers_go.wasm").read_bytes())
+    assert info.import_names().count(("wasi_snapshot_preview1", "fd_write")) == 2
+    assert "Go" in " ".join(info.producers.get("language", []))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "shorter than the 8-byte header"),
+        (b"(module)\n", "WebAssembly text"),
+        (b"\0asm\x02\0\0\0", "version"),
+        (b"\0asm\x01\0\0\0\x01\x05\x01", "runs past the end"),
+        (b"\0asm\x01\0\0\0\x07\x01\x05", "unexpected end"),
+        (b"\0asm\x01\0\0\0\x2a\x00", "unknown section id 42"),
+    ],
+)
+def test_malformed_modules_give_clear_errors(data, message):
+    with pytest.raises(ModuleFormatError, match=message):
+        parse_module(data)
+
+
+def test_every_truncation_of_a_fixture_is_rejected_cleanly():
+    data = (FIXTURES / "rust/headers_rust.wasm").read_bytes()
+    for cut in range(0, len(data), max(1, len(data) // 97)):
+        try:
+            parse_module(data[:cut])
+        except ModuleFormatError:
+            continue
+        # a prefix that ends exactly on a section boundary is a valid (smaller) outline
+        assert cut >= 8
