@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 
-
 class Status(IntEnum):
     """``proxy_status_t`` / cpp-host ``WasmResult``: what every ``proxy_*`` host function returns."""
 

@@ -71,10 +71,7 @@ def detect_abi(
 
     if declared is None:
         version = _infer_version(arities, env_imports)
-        notes.append(
-            "envoy rejects this module: no proxy_abi_version_* export "
-            f"('Missing or unknown Proxy-Wasm ABI version'); emulating it as {version}"
-        )
+        notes.append(f"envoy rejects this module: no proxy_abi_version_* export ('Missing or unknown Proxy-Wasm ABI version'); emulating it as {version}")
     else:
         version = declared
 

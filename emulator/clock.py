@@ -15,7 +15,7 @@ MONOTONIC_BASE_NS = 1_000_000_000
 class VirtualClock:
     """Realtime and monotonic nanoseconds that advance only through :meth:`advance`."""
 
-    __slots__ = ("_epoch", "_elapsed")
+    __slots__ = ("_elapsed", "_epoch")
 
     def __init__(self, epoch_ns: int = DEFAULT_EPOCH_NS) -> None:
         self._epoch = epoch_ns

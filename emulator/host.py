@@ -10,6 +10,7 @@ compiled-module cache, and it loads filters::
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ ModuleSource = str | os.PathLike[str] | bytes | bytearray
 
 _PROGRAMS: dict[tuple[str, str, bool], Program] = {}
 """Linked programs by (engine key, sha256, stubbed): immutable once built, shared by every Host."""
+atexit.register(_PROGRAMS.clear)
 
 
 def _to_bytes(value: bytes | str | None, what: str) -> bytes:

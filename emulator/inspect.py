@@ -45,7 +45,9 @@ class Inspection:
         """Human-readable report."""
         lines = [
             f"{self.path}: {self.size} bytes, sha256 {self.sha256[:16]}...",
-            f"ABI: {self.abi_version}" + ("" if self.abi_declared else " (inferred: no marker export)") + f", headers callbacks take {self.headers_arity} parameters",
+            f"ABI: {self.abi_version}"
+            + ("" if self.abi_declared else " (inferred: no marker export)")
+            + f", headers callbacks take {self.headers_arity} parameters",
             f"SDK (best guess): {self.sdk}; toolchain: {self.toolchain}",
             f"memory: {self.memory}",
             f"imports ({len(self.imports)}):",
@@ -110,7 +112,16 @@ def inspect_module(wasm: bytes, path: str = "<bytes>") -> Inspection:
             unsupported.append(qual)
         if is_unimplemented and qual not in unimplemented:
             unimplemented.append(qual)
-        imports.append({"module": imp.module, "name": imp.name, "kind": imp.kind, "signature": _sig(imp.type), "unsupported": is_unsupported, "unimplemented": is_unimplemented})
+        imports.append(
+            {
+                "module": imp.module,
+                "name": imp.name,
+                "kind": imp.kind,
+                "signature": _sig(imp.type),
+                "unsupported": is_unsupported,
+                "unimplemented": is_unimplemented,
+            }
+        )
     exports = [{"name": e.name, "kind": e.kind, "signature": _sig(e.type)} for e in info.exports]
     sdk, toolchain = guess_sdk(info)
     lo, hi = info.memory_limits or (0, None)

@@ -120,7 +120,13 @@ def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int,
 
 
 def _restricted(vm: Vm, name: str) -> RestrictedHostCall:
-    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {sorted(vm.allowed_imports or ())} (the call traps in Envoy)")
+    from .vm import ALLOCATOR_IMPORTS
+
+    if vm.allowed_imports == ALLOCATOR_IMPORTS:
+        allowed = "proxy_log, fd_write, clock_time_get and poll_oneoff"
+    else:
+        allowed = "proxy_log, emscripten_notify_memory_growth and WASI calls other than fd_read, fd_seek, fd_close, sched_yield, proc_exit and path_open"
+    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {allowed} (the call traps in Envoy)")
 
 
 def _not_implemented(name: str) -> Callable[..., Any]:

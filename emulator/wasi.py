@@ -129,7 +129,9 @@ class Wasi:
         return E.SUCCESS
 
     # -- paths and sockets: no filesystem, no network -----------------------------------------
-    def path_open(self, fd: int, dirflags: int, path: int, path_len: int, oflags: int, rights_base: int, rights_inheriting: int, fdflags: int, ret_fd: int) -> int:
+    def path_open(
+        self, fd: int, dirflags: int, path: int, path_len: int, oflags: int, rights_base: int, rights_inheriting: int, fdflags: int, ret_fd: int
+    ) -> int:
         return E.NOENT
 
     def _notsup(self, *_: int) -> int:

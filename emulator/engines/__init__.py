@@ -6,6 +6,8 @@ cranelift) returns a shared engine per configuration.
 
 from __future__ import annotations
 
+import atexit
+
 from .base import (
     CompileError,
     Engine,
@@ -16,8 +18,8 @@ from .base import (
     GuestTrap,
     HostFunction,
     Instance,
-    LinkError,
     Linked,
+    LinkError,
     MemoryAccessError,
 )
 
@@ -42,6 +44,8 @@ __all__ = [
 ENGINE_NAMES = ("wasmtime", "wasmtime-stock", "wasmer")
 
 _ENGINES: dict[tuple[str, EngineConfig], Engine] = {}
+# Drop engines before interpreter teardown: wasmtime-py objects must die while its ctypes module lives.
+atexit.register(_ENGINES.clear)
 
 
 def get_engine(name: str = "wasmtime", config: EngineConfig | None = None) -> Engine:

@@ -140,7 +140,7 @@ class GuestMemory(ABC):
     cached view is valid for every address below its length.
     """
 
-    __slots__ = ("_view", "_size")
+    __slots__ = ("_size", "_view")
 
     def __init__(self) -> None:
         self._view: memoryview = memoryview(b"")

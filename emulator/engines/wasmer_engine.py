@@ -22,8 +22,8 @@ from .base import (
     GuestTrap,
     HostFunction,
     Instance,
-    LinkError,
     Linked,
+    LinkError,
 )
 
 __all__ = ["WasmerEngine", "wasmer_available"]
@@ -202,7 +202,9 @@ class _WasmerInstance(Instance):
         return build("caller", src, ns)
 
     def _too_big(self, name: str) -> GuestTrap:
-        return GuestTrap(f"linear memory grew past the limit of {self._max_bytes} bytes (checked after the call: wasmer cannot refuse a grow)", export=name, kind="trap")
+        return GuestTrap(
+            f"linear memory grew past the limit of {self._max_bytes} bytes (checked after the call: wasmer cannot refuse a grow)", export=name, kind="trap"
+        )
 
     def fail(self, export: str, exc: BaseException) -> BaseException:
         """Classify an exception out of a guest call: stashed host exception, or a wasm trap."""
@@ -238,5 +240,3 @@ class _WasmerInstance(Instance):
     def close(self) -> None:
         self._callers.clear()
         self.memory = None
-
-

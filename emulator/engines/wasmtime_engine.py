@@ -27,14 +27,13 @@ from ._codegen import build
 from .base import (
     CompileError,
     Engine,
-    EngineConfig,
     Frame,
     GuestMemory,
     GuestTrap,
     HostFunction,
     Instance,
-    LinkError,
     Linked,
+    LinkError,
 )
 
 __all__ = ["FAST_PATH_AVAILABLE", "WasmtimeEngine"]
@@ -172,7 +171,17 @@ class _WasmtimeLinked(Linked):
         cb = _CALLBACK(_fast_host(self, key, hf))
         self._keep.append(cb)
         mod, name = key[0].encode(), key[1].encode()
-        err = _C.define(c_void_p(ctypes.addressof(self.linker.ptr().contents)), mod, c_size_t(len(mod)), name, c_size_t(len(name)), c_void_p(ctypes.addressof(ft.ptr().contents)), cb, None, None)
+        err = _C.define(
+            c_void_p(ctypes.addressof(self.linker.ptr().contents)),
+            mod,
+            c_size_t(len(mod)),
+            name,
+            c_size_t(len(name)),
+            c_void_p(ctypes.addressof(ft.ptr().contents)),
+            cb,
+            None,
+            None,
+        )
         if err:
             raise LinkError(f"wasmtime refused to define {key[0]}.{key[1]}: {_error_text(err)}")
 
@@ -336,7 +345,18 @@ def _fast_caller(inst: _WasmtimeInstance, name: str, func: wasmtime.Func, params
         "        raise fail(name, err, trap)\n"
         f"    return {ret}\n"
     )
-    ns = {"call": _C.call, "ctx": inst._ctx, "fref": byref(func._func), "slots": slots, "n": c_size_t(nslots), "trap": trap, "tref": byref(trap), "fail": inst.fail, "name": name, "_keep": func}
+    ns = {
+        "call": _C.call,
+        "ctx": inst._ctx,
+        "fref": byref(func._func),
+        "slots": slots,
+        "n": c_size_t(nslots),
+        "trap": trap,
+        "tref": byref(trap),
+        "fail": inst.fail,
+        "name": name,
+        "_keep": func,
+    }
     return build("caller", src, ns)
 
 

@@ -76,7 +76,7 @@ def test_trap_carries_message_and_named_frame(conf):
     assert "unreachable" in trap.message
     assert trap.frames and trap.frames[0].func_name in ("inner_trap", None)
     assert trap.frames[0].func_index == 8 + 4  # 4 imported functions precede it
-    with pytest.raises(GuestTrap, match="divide by zero|integer divide"):
+    with pytest.raises(GuestTrap, match=r"divide by zero|integer divide"):
         conf.instance.export("div")(1, 0)
 
 

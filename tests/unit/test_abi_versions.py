@@ -1,8 +1,8 @@
 from abi import detect_abi, marker_name
 
-I = ("i32",)
-HDR3 = (("i32",) * 3, I)
-HDR2 = (("i32",) * 2, I)
+R32 = ("i32",)
+HDR3 = (("i32",) * 3, R32)
+HDR2 = (("i32",) * 2, R32)
 
 
 def test_marker_decides():

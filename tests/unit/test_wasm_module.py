@@ -6,7 +6,13 @@ from tests.conftest import FIXTURES
 
 
 def test_outline_of_a_small_module():
-    info = parse_module(bytes(wasmtime.wat2wasm('(module (import "env" "proxy_log" (func (param i32 i32 i32) (result i32))) (memory (export "memory") 2 5) (func $f (export "f") (param i64)) (global (mut i32) (i32.const 0)))')))
+    info = parse_module(
+        bytes(
+            wasmtime.wat2wasm(
+                '(module (import "env" "proxy_log" (func (param i32 i32 i32) (result i32))) (memory (export "memory") 2 5) (func $f (export "f") (param i64)) (global (mut i32) (i32.const 0)))'
+            )
+        )
+    )
     assert [(i.module, i.name, i.type) for i in info.imports] == [("env", "proxy_log", (("i32",) * 3, ("i32",)))]
     assert info.export_types() == {"memory": None, "f": (("i64",), ())}
     assert info.memory_limits == (2, 5)
