@@ -55,9 +55,20 @@ class ModuleInfo:
     has_start_section: bool = False
     custom_sections: list[str] = field(default_factory=list)
     producers: dict[str, list[str]] = field(default_factory=dict)
-    function_names: dict[int, str] = field(default_factory=dict)
     num_imported_functions: int = 0
     mutable_globals: int = 0
+    _name_section: tuple[bytes, int, int] | None = field(default=None, repr=False)
+    _names: dict[int, str] | None = field(default=None, repr=False)
+
+    @property
+    def function_names(self) -> dict[int, str]:
+        """Function index to name, from the ``name`` section (read on first use: Go's is large)."""
+        if self._names is None:
+            self._names = {}
+            if self._name_section is not None:
+                data, start, end = self._name_section
+                _read_names(_Reader(data, start, end), self._names)
+        return self._names
 
     def export_types(self) -> dict[str, FuncType | None]:
         """Export name to function type (``None`` for non-functions), in export order."""
@@ -177,7 +188,7 @@ def parse_module(data: bytes) -> ModuleInfo:
             if name == "producers":
                 _read_producers(s, info)
             elif name == "name":
-                _read_names(s, info)
+                info._name_section = (data, s.pos, s.end)
         elif sid == 1:
             for _ in range(s.uleb()):
                 if s.byte() != 0x60:
@@ -253,7 +264,7 @@ def _read_producers(s: _Reader, info: ModuleInfo) -> None:
         pass  # a broken custom section is not a broken module
 
 
-def _read_names(s: _Reader, info: ModuleInfo) -> None:
+def _read_names(s: _Reader, names: dict[int, str]) -> None:
     try:
         while s.pos < s.end:
             sub, size = s.byte(), s.uleb()
@@ -261,7 +272,7 @@ def _read_names(s: _Reader, info: ModuleInfo) -> None:
             if sub == 1:
                 for _ in range(s.uleb()):
                     idx = s.uleb()
-                    info.function_names[idx] = s.name()
+                    names[idx] = s.name()
             s.pos = end
     except ModuleFormatError:
         pass

@@ -7,6 +7,8 @@ Generating a tiny function per signature keeps each call to a handful of bytecod
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+from types import CodeType
 from typing import Any
 
 __all__ = ["MASK32", "MASK64", "build", "to_s64"]
@@ -21,8 +23,16 @@ def to_s64(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
+@lru_cache(maxsize=1024)
+def _code(name: str, src: str) -> CodeType:
+    return compile(src, f"<proxy-wasm-emulator adapter {name}>", "exec")
+
+
 def build(name: str, src: str, namespace: dict[str, Any]) -> Callable[..., Any]:
-    """Compile ``src`` (which defines ``name``) in ``namespace`` and return the function."""
+    """Define ``name`` from ``src`` with ``namespace`` as its globals and return it.
+
+    Templates repeat (one per signature), so their code objects are compiled once and cached.
+    """
     ns = {"MASK32": MASK32, "MASK64": MASK64, "to_s64": to_s64, **namespace}
-    exec(compile(src, f"<proxy-wasm-emulator adapter {name}>", "exec"), ns)
+    exec(_code(name, src), ns)
     return ns[name]

@@ -22,6 +22,7 @@ from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
+from wasmtime._extern import wrap_extern
 
 from ._codegen import build
 from .base import (
@@ -162,6 +163,11 @@ class _WasmtimeLinked(Linked):
                 self._define(key, hf)
         if problems:
             raise LinkError("cannot link the module:\n  " + "\n  ".join(problems))
+        self.export_types: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
+        for exp in module.exports:
+            ty = exp.type
+            self.export_types[exp.name] = (tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)) if isinstance(ty, wasmtime.FuncType) else None
+        self.memory_export = next((e.name for e in module.exports if isinstance(e.type, wasmtime.MemoryType)), None)
 
     def _define(self, key: tuple[str, str], hf: HostFunction) -> None:
         ft = self.engine.functype(hf.params, hf.results)
@@ -255,24 +261,26 @@ class _WasmtimeInstance(Instance):
             if pending is not None:
                 raise GuestTrap(f"start function failed: host function raised {pending!r}", export="(start)", kind="host", cause=pending) from pending
             raise LinkError(f"instantiation failed: {_first_line(exc)}") from None
-        self._exports = self.wt.exports(self.store)
-        mem = next((e for e in self._exports._extern_map.values() if isinstance(e, wasmtime.Memory)), None) if hasattr(self._exports, "_extern_map") else None
-        if mem is None:
-            mem = next((v for _, v in self._exports.items() if isinstance(v, wasmtime.Memory)), None)
-        self.memory = _WasmtimeMemory(self.store, mem) if mem is not None else None
         self._callers: dict[str, Any] = {}
+        mem = self._extern(linked.memory_export) if linked.memory_export else None
+        self.memory = _WasmtimeMemory(self.store, mem) if isinstance(mem, wasmtime.Memory) else None
+
+    def _extern(self, name: str) -> Any:
+        """One export by name (looking up all of them through the stock API costs ~1 ms)."""
+        item = ffi.wasmtime_extern_t()
+        raw = name.encode()
+        if not ffi.wasmtime_instance_export_get(self.store._context(), byref(self.wt._instance), raw, len(raw), byref(item)):
+            return None
+        return wrap_extern(item)
 
     def export(self, name: str) -> Any:
         caller = self._callers.get(name)
         if caller is None:
-            func = self._exports.get(name)
-            if not isinstance(func, wasmtime.Func):
+            ty = self.linked.export_types.get(name)
+            if ty is None:
                 return None
-            ty = func.type(self.store)
-            params = tuple(str(p) for p in ty.params)
-            results = tuple(str(r) for r in ty.results)
             make = _fast_caller if self.linked.engine.fast else _stock_caller
-            caller = self._callers[name] = make(self, name, func, params, results)
+            caller = self._callers[name] = make(self, name, self._extern(name), ty[0], ty[1])
         return caller
 
     def fail(self, export: str, err: int | None, trap: c_void_p | None) -> GuestTrap:
@@ -289,13 +297,13 @@ class _WasmtimeInstance(Instance):
         return _trap_from(self.linked, export, message, frames)
 
     def global_get(self, name: str) -> int | float:
-        g = self._exports.get(name)
+        g = self._extern(name)
         if not isinstance(g, wasmtime.Global):
             raise KeyError(f"no exported global {name!r}")
         return g.value(self.store)
 
     def global_set(self, name: str, value: int | float) -> None:
-        g = self._exports.get(name)
+        g = self._extern(name)
         if not isinstance(g, wasmtime.Global):
             raise KeyError(f"no exported global {name!r}")
         g.set_value(self.store, value)
