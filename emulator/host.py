@@ -21,11 +21,12 @@ from abi import LogLevel
 
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
 from .engines import Engine, EngineConfig, get_engine
-from .errors import ConfigError, ModuleLoadError
+from .errors import CallbackError, ConfigError, ModuleLoadError
 from .logs import LogRecord
 from .module_cache import ModuleCache
 from .plugin import Plugin
 from .program import Program
+from .stream_info import ConnectionInfo
 from .vm import Vm
 
 __all__ = ["Host", "ModuleSource"]
@@ -61,6 +62,7 @@ class Host:
         cache: bool | str | os.PathLike[str] | ModuleCache = True,
         log_level: LogLevel = LogLevel.TRACE,
         properties: Mapping[str, Any] | None = None,
+        connection: ConnectionInfo | None = None,
     ) -> None:
         self.engine = engine if isinstance(engine, Engine) else get_engine(engine, engine_config)
         self.clock = VirtualClock(epoch_ns)
@@ -70,6 +72,8 @@ class Host:
         self.properties: dict[str, Any] = dict(properties or {})
         self.logs: list[LogRecord] = []
         self.vms: list[Vm] = []
+        self.connection = connection or ConnectionInfo()
+        self._deferred: list[Any] = []
         if cache is True:
             self.cache: ModuleCache | None = ModuleCache()
         elif cache is False or cache is None:
@@ -117,11 +121,18 @@ class Host:
         plugin_config: bytes | str | None = None,
         properties: Mapping[str, Any] | None = None,
         start: bool = True,
+        **options: Any,
     ) -> Plugin:
-        """Add a plugin (root context) to a VM and start it unless ``start=False``."""
-        plugin = Plugin(vm, root_id=root_id, name=name, config=_to_bytes(plugin_config, "plugin_config"), properties=properties)
+        """Add a plugin (root context) to a VM and start it unless ``start=False``.
+
+        ``options``: ``fail_policy`` (FAIL_CLOSED, FAIL_OPEN, FAIL_RELOAD),
+        ``allow_on_headers_stop_iteration``, ``connection`` (:class:`ConnectionInfo`),
+        ``reload_backoff_ms``.
+        """
+        plugin = Plugin(vm, root_id=root_id, name=name, config=_to_bytes(plugin_config, "plugin_config"), properties=properties, **options)
         if start:
             plugin.start()
+            self.drain()
         return plugin
 
     def load(
@@ -137,14 +148,17 @@ class Host:
         environment: Mapping[str, str] | None = None,
         stub_unknown_imports: bool = False,
         start: bool = True,
+        **options: Any,
     ) -> Plugin:
         """Load a filter and start it as Envoy would: one VM, one plugin.
+
+        ``options`` go to :meth:`add_plugin` (fail policy, stop-iteration knob, connection info).
 
         Raises :class:`ModuleLoadError` for a module Envoy would not load and
         :class:`PluginStartError` when initialisation, ``on_vm_start`` or ``on_configure`` fails.
         """
         vm = self.create_vm(module, vm_id=vm_id, vm_config=vm_config, environment=environment, stub_unknown_imports=stub_unknown_imports)
-        return self.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config, properties=properties, start=start)
+        return self.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config, properties=properties, start=start, **options)
 
     @staticmethod
     def _read(module: ModuleSource) -> tuple[bytes, str]:
@@ -163,6 +177,29 @@ class Host:
         """Append a log record (called by VMs)."""
         self.logs.append(record)
 
+    def record_log_host(self, level: LogLevel, message: str, plugin: Plugin | None = None) -> None:
+        """A line Envoy itself would log (e.g. a trap), attributed to the plugin."""
+        self.logs.append(
+            LogRecord(
+                level,
+                message,
+                root_id=plugin.root_id if plugin else "",
+                vm_id=plugin.vm.vm_id if plugin else "",
+                plugin_name=plugin.name if plugin else "",
+                source="host",
+            )
+        )
+
+    def defer(self, action: Any) -> None:
+        """Queue an after-VM-call action (continue, local reply, queue notification...)."""
+        self._deferred.append(action)
+
+    def drain(self) -> None:
+        """Run queued after-VM-call actions in order, including ones they queue."""
+        while self._deferred:
+            action = self._deferred.pop(0)
+            action()
+
     @property
     def plugins(self) -> list[Plugin]:
         """Every plugin on every VM of this host."""
@@ -179,5 +216,10 @@ class Host:
             when = plugin.next_tick_ms or 0.0
             self.clock.advance_ns(max(0, round(when * 1e6) - self.clock.elapsed_ns))
             plugin.next_tick_ms = when + plugin.tick_period_ms
-            plugin.tick()
+            try:
+                plugin.tick()
+            except CallbackError as err:
+                plugin.on_failure(err)
+                self.record_log_host(LogLevel.ERROR, f"wasm trap in proxy_on_tick: {err.reason}", plugin)
+            self.drain()
         self.clock.advance_ns(max(0, round(target * 1e6) - self.clock.elapsed_ns))

@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from abi import FailurePolicy
+
 from .buffer import Buffer
 from .errors import CallbackError, PluginStartError
+from .headers import HeadersLike
+from .http_types import Request, Response, as_body, chunked
 from .logs import LogRecord
+from .stream_info import ConnectionInfo
 from .vm import Context
 
 if TYPE_CHECKING:
+    from .http_stream import HttpStream
     from .vm import Vm
 
 __all__ = ["Plugin"]
@@ -29,8 +35,20 @@ class Plugin:
         name: str = "",
         config: bytes = b"",
         properties: Mapping[str, Any] | None = None,
+        fail_policy: FailurePolicy | str = FailurePolicy.FAIL_CLOSED,
+        allow_on_headers_stop_iteration: bool = False,
+        connection: ConnectionInfo | None = None,
+        reload_backoff_ms: float = 1000.0,
     ) -> None:
         self.vm = vm
+        self.fail_policy = _policy(fail_policy)
+        self.allow_on_headers_stop_iteration = allow_on_headers_stop_iteration
+        self.connection = connection
+        self.reload_backoff_ms = reload_backoff_ms
+        self.streams: list[HttpStream] = []
+        self.failures: list[CallbackError] = []
+        self.reloads = 0
+        self._failed_at_ms: float | None = None
         self.root_id = root_id
         self.name = name
         self.config = bytes(config)
@@ -98,5 +116,86 @@ class Plugin:
         """Deliver one ``proxy_on_tick`` to the root context."""
         self.vm.call("proxy_on_tick", self.root_context_id, context_id=self.root_context_id)
 
+    # -- HTTP ----------------------------------------------------------------------------------
+    def http_stream(self, *, connection: ConnectionInfo | None = None, buffer_limit: int | None = None) -> HttpStream:
+        """A new HTTP stream context (``proxy_on_context_create(stream, root)``).
+
+        On a failed VM the fail policy decides: FAIL_CLOSED streams answer 503 without entering the
+        VM, FAIL_OPEN streams skip the filter, FAIL_RELOAD streams get a fresh VM once the reload
+        backoff has passed on the virtual clock.
+        """
+        from .http_stream import DEFAULT_BUFFER_LIMIT, HttpStream
+
+        if self.vm.failed is not None and self.fail_policy == FailurePolicy.FAIL_RELOAD:
+            self._maybe_reload()
+        return HttpStream(self, connection=connection, buffer_limit=buffer_limit or DEFAULT_BUFFER_LIMIT)
+
+    def http_exchange(
+        self,
+        request: Request | HeadersLike = None,
+        response: Response | HeadersLike = None,
+        *,
+        connection: ConnectionInfo | None = None,
+    ) -> HttpStream:
+        """One whole exchange: the request, then (if it reached upstream) the response, then the end.
+
+        ``request``/``response`` are :class:`Request`/:class:`Response` or just headers. Bodies are
+        split by their ``chunks`` setting; ``end_of_stream`` is set where Envoy would set it.
+        """
+        req = request if isinstance(request, Request) else Request(headers=request)
+        stream = self.http_stream(connection=connection)
+        _feed(stream, "request", req.headers, as_body(req.body), req.trailers, req.chunks)
+        if response is not None and not stream.completed and stream.upstream_request.headers is not None:
+            resp = response if isinstance(response, Response) else Response(headers=response)
+            _feed(stream, "response", resp.headers, as_body(resp.body), resp.trailers, resp.chunks)
+        stream.complete()
+        return stream
+
+    def on_failure(self, err: CallbackError) -> None:
+        """Remember a VM failure (for fail policies and reporting)."""
+        self.failures.append(err)
+        self._failed_at_ms = self.vm.host.clock.now_ms
+
+    def _maybe_reload(self) -> None:
+        now = self.vm.host.clock.now_ms
+        if self._failed_at_ms is not None and now - self._failed_at_ms < self.reload_backoff_ms:
+            return
+        old = self.vm
+        vm = old.host.create_vm(old.program, vm_id=old.vm_id, vm_config=old.vm_config, environment=old.environment)
+        self.vm = vm
+        self.root_context_id = vm.new_context_id()
+        vm.contexts[self.root_context_id] = Context(self.root_context_id, 0, plugin=self)
+        vm.plugins.append(self)
+        self.streams.clear()
+        self.reloads += 1
+        self.tick_period_ms, self.next_tick_ms = 0, None
+        self.start()
+
     def __repr__(self) -> str:
         return f"<Plugin root_id={self.root_id!r} vm_id={self.vm.vm_id!r} context={self.root_context_id} started={self.started}>"
+
+
+def _policy(value: FailurePolicy | str) -> FailurePolicy:
+    if isinstance(value, FailurePolicy):
+        return FailurePolicy.FAIL_CLOSED if value == FailurePolicy.UNSPECIFIED else value
+    name = str(value).upper().replace("-", "_")
+    if not name.startswith("FAIL_"):
+        name = "FAIL_" + name
+    try:
+        return FailurePolicy[name]
+    except KeyError:
+        raise ValueError(f"unknown fail policy {value!r}: use FAIL_CLOSED, FAIL_OPEN or FAIL_RELOAD") from None
+
+
+def _feed(stream: HttpStream, side: str, headers: HeadersLike, body: bytes, trailers: HeadersLike, chunks: int | list[int] | None) -> None:
+    parts = chunked(body, chunks)
+    has_trailers = trailers is not None
+    send_headers = getattr(stream, f"send_{side}_headers")
+    send_body = getattr(stream, f"send_{side}_body")
+    send_headers(headers, end_of_stream=not parts and not has_trailers)
+    for i, part in enumerate(parts):
+        if stream.completed:
+            return
+        send_body(part, end_of_stream=i == len(parts) - 1 and not has_trailers)
+    if has_trailers and not stream.completed:
+        getattr(stream, f"send_{side}_trailers")(trailers)

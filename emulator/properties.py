@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from abi import Status, encode_value
 
+from .attributes import MISSING, WRAPPER, root_attribute, stream_attribute
+
 if TYPE_CHECKING:
     from .vm import Vm
 
@@ -43,6 +45,13 @@ def lookup(tree: Any, path: tuple[bytes, ...]) -> Any:
     return node
 
 
+def _encoded(value: Any) -> tuple[int, bytes]:
+    try:
+        return Status.Ok, encode_value(value)
+    except TypeError:
+        return Status.SerializationFailure, b""
+
+
 class PropertyResolver:
     """The properties one VM sees, resolved against the context that is running."""
 
@@ -52,7 +61,7 @@ class PropertyResolver:
     def get(self, path: tuple[bytes, ...]) -> tuple[int, bytes]:
         """``(status, serialized value)`` for a decoded path."""
         if not path:
-            return Status.NotFound, b""
+            return Status.SerializationFailure, b""
         plugin = self.vm.current_plugin()
         head = path[0]
         if head in (b"plugin_name", b"plugin_root_id", b"plugin_vm_id"):
@@ -70,11 +79,14 @@ class PropertyResolver:
                 continue
             node = lookup(tree, path)
             if node is not _MISSING:
-                try:
-                    return Status.Ok, encode_value(node)
-                except TypeError:
-                    return Status.SerializationFailure, b""
-        return Status.NotFound, b""
+                return _encoded(node)
+        conn = stream.connection if stream is not None else (plugin.connection if plugin is not None and plugin.connection else self.vm.host.connection)
+        value = stream_attribute(stream, path) if stream is not None else root_attribute(conn, path)
+        if value is MISSING:
+            return Status.NotFound, b""
+        if value is WRAPPER:
+            return Status.SerializationFailure, b""
+        return _encoded(value)
 
     def set(self, raw_path: bytes, value: bytes) -> int:
         """Envoy writes filter state ``wasm.<path>``; outside a stream it answers NotFound."""

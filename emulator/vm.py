@@ -101,6 +101,10 @@ class Vm:
         self.console: dict[int, str] = {1: "", 2: ""}
         self._next_id = 1
         self._vm_config_buffer = Buffer(self.vm_config, mutable=False)
+        self.callout_body: Buffer | None = None
+        self.grpc_message: Buffer | None = None
+        self.call_data: Buffer | None = None
+        self.callout_maps: dict[int, Any] = {}
         self._empty = Buffer(b"", mutable=False)
         program.switch(self)
         self.memory: GuestMemory | None = None
@@ -262,12 +266,20 @@ class Vm:
             return self._vm_config_buffer
         if kind == BufferType.PLUGIN_CONFIGURATION:
             return self.configuring.config_buffer if self.configuring is not None else None
+        if kind == BufferType.HTTP_CALL_RESPONSE_BODY:
+            return self.callout_body
+        if kind == BufferType.GRPC_RECEIVE_BUFFER:
+            return self.grpc_message or self._empty
+        if kind == BufferType.CALL_DATA:
+            return self.call_data or self._empty
         stream = self.current_stream()
         if stream is not None:
             return stream.buffer(kind)
-        if kind == BufferType.HTTP_CALL_RESPONSE_BODY:
-            return None
         return self._empty
+
+    def callout_map(self, map_type: int) -> Any:
+        """The HTTP-call response or gRPC metadata map readable now (``None`` outside its callback)."""
+        return self.callout_maps.get(int(map_type))
 
     def log(self, level: LogLevel, message: str, *, source: str = "proxy_log") -> None:
         """Record a guest log line attributed to the running context's plugin."""

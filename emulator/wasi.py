@@ -41,7 +41,7 @@ class Wasi:
             parts.append(mem.read(ptr, size))
         return b"".join(parts)
 
-    def _write(self, fd: int, iovs: int, iovs_len: int, ret_nwritten: int) -> int:
+    def _fd_write(self, fd: int, iovs: int, iovs_len: int, ret_nwritten: int) -> int:
         if fd not in _STD:
             return E.BADF
         data = self._gather(iovs, iovs_len)
@@ -53,10 +53,10 @@ class Wasi:
         return E.SUCCESS
 
     def fd_write(self, fd: int, iovs: int, iovs_len: int, ret_nwritten: int) -> int:
-        return self._write(fd, iovs, iovs_len, ret_nwritten)
+        return self._fd_write(fd, iovs, iovs_len, ret_nwritten)
 
     def fd_pwrite(self, fd: int, iovs: int, iovs_len: int, offset: int, ret_nwritten: int) -> int:
-        return self._write(fd, iovs, iovs_len, ret_nwritten)
+        return self._fd_write(fd, iovs, iovs_len, ret_nwritten)
 
     def fd_read(self, fd: int, iovs: int, iovs_len: int, ret_nread: int) -> int:
         return E.NOSYS

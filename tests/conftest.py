@@ -18,6 +18,7 @@ SDK_FIXTURES = [
     ("c/headers_c.wasm", "c", "0.2.1"),
     ("c/headers_cpp.wasm", "cpp", "0.2.1"),
     ("c/headers_c_abi010.wasm", "c_abi010", "0.1.0"),
+    ("wat/headers_wat.wasm", "wat", "0.2.1"),
 ]
 
 

@@ -15,9 +15,9 @@ RET_PTR, RET_LEN = 0, 4
 class Harness:
     """A started hostcalls.wasm plugin; ``call(name, *args)`` runs ``t_<name>`` in its root context."""
 
-    def __init__(self, engine: str, **load: Any) -> None:
+    def __init__(self, engine: str, module: str = "hostcalls", **load: Any) -> None:
         self.host = Host(engine=engine, seed=load.pop("seed", 0), properties=load.pop("host_properties", None))
-        self.plugin = self.host.load(wat_module("hostcalls"), **load)
+        self.plugin = self.host.load(wat_module(module), **load)
         self.vm = self.plugin.vm
         self.mem = self.vm.memory
         self._next = SCRATCH
@@ -41,3 +41,23 @@ class Harness:
 
     def returned_ptr(self) -> int:
         return self.mem.u32(RET_PTR)
+
+
+def open_stream(h: Harness, *, request=None, response=None, request_trailers=None, response_trailers=None):
+    """A stream of the harness plugin whose maps are open as inside the matching callbacks."""
+    from emulator.headers import HeaderMap
+
+    stream = h.plugin.http_stream()
+    if request is not None:
+        stream.request.headers = HeaderMap(request, kind="request")
+        stream.request.headers_open = True
+    if response is not None:
+        stream.response.headers = HeaderMap(response, kind="response")
+        stream.response.headers_open = True
+    if request_trailers is not None:
+        stream.request.trailers = HeaderMap(request_trailers, kind="trailers")
+        stream.request.trailers_open = True
+    if response_trailers is not None:
+        stream.response.trailers = HeaderMap(response_trailers, kind="trailers")
+        stream.response.trailers_open = True
+    return stream

@@ -10,10 +10,12 @@ from ..wasi import Wasi
 from .buffers import BufferCalls
 from .context_control import ContextCalls
 from .logging_time import LoggingTimeCalls
+from .maps import MapCalls
 from .properties import PropertyCalls
+from .stream_control import StreamControlCalls
 
 __all__ = ["ImportCalls"]
 
 
-class ImportCalls(LoggingTimeCalls, BufferCalls, PropertyCalls, ContextCalls, Wasi):
+class ImportCalls(LoggingTimeCalls, BufferCalls, MapCalls, StreamControlCalls, PropertyCalls, ContextCalls, Wasi):
     """Every import implementation, bound to whichever VM is running (``self.vm``)."""

@@ -113,7 +113,7 @@ def test_get_property(h, path, value):
         (b"node.id", Status.NotFound),
         (b"node\0nope", Status.NotFound),
         (b"node\0list\x009", Status.NotFound),
-        (b"", Status.NotFound),
+        (b"", Status.SerializationFailure),  # Envoy: the default CEL value is null
         (b"bad", Status.SerializationFailure),
         (b"plugin_root_id\0x", Status.NotFound),
     ],

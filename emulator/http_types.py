@@ -1,0 +1,147 @@
+"""Plain data describing HTTP traffic through a stream: what went where, and what the filter did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .headers import HeadersLike, normalize_headers
+
+__all__ = ["CallbackRecord", "HttpMessage", "LocalResponse", "Request", "Response", "as_body", "chunked"]
+
+
+def as_body(body: bytes | str | None) -> bytes:
+    """Body bytes from ``bytes``, UTF-8 ``str`` or ``None``."""
+    if body is None:
+        return b""
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def chunked(body: bytes, chunks: int | list[int] | None) -> list[bytes]:
+    """Split a body: ``None`` one chunk, an int the chunk size, a list explicit chunk sizes."""
+    if not body:
+        return []
+    if chunks is None:
+        return [body]
+    if isinstance(chunks, int):
+        if chunks <= 0:
+            raise ValueError("chunk size must be positive")
+        return [body[i : i + chunks] for i in range(0, len(body), chunks)]
+    out, pos = [], 0
+    for size in chunks:
+        out.append(body[pos : pos + size])
+        pos += size
+    if pos < len(body):
+        out.append(body[pos:])
+    return out
+
+
+@dataclass
+class Request:
+    """A downstream request to feed through a filter."""
+
+    headers: HeadersLike = None
+    body: bytes | str | None = None
+    trailers: HeadersLike = None
+    chunks: int | list[int] | None = None
+    """How to split the body into data frames (see :func:`chunked`)."""
+
+
+@dataclass
+class Response:
+    """An upstream response to feed back through the filter."""
+
+    headers: HeadersLike = None
+    body: bytes | str | None = None
+    trailers: HeadersLike = None
+    chunks: int | list[int] | None = None
+
+
+@dataclass
+class HttpMessage:
+    """What reached one side of the filter: upstream (the request) or downstream (the response)."""
+
+    headers: list[tuple[bytes, bytes]] | None = None
+    body: bytearray = field(default_factory=bytearray)
+    trailers: list[tuple[bytes, bytes]] | None = None
+    end_stream: bool = False
+    reset: bool = False
+    body_chunks: list[bytes] = field(default_factory=list)
+
+    def header(self, name: str | bytes) -> bytes | None:
+        """First value of a header (``None`` if absent or if no headers arrived)."""
+        key = name.encode().lower() if isinstance(name, str) else name.lower()
+        return next((v for k, v in self.headers or () if k == key), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready: headers as ``[[name, value], ...]`` strings, body as text or ``{"base64"}``."""
+        return {
+            "headers": _pairs_json(self.headers),
+            "body": _body_json(bytes(self.body)),
+            "trailers": _pairs_json(self.trailers),
+            "end_stream": self.end_stream,
+            "reset": self.reset,
+        }
+
+
+@dataclass
+class LocalResponse:
+    """A ``proxy_send_local_response`` as the filter sent it, and the headers Envoy shaped from it."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    details: str
+    grpc_status: int | None
+    callback: str
+    sent_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (``headers`` are the filter's own pairs)."""
+        return {
+            "status": self.status,
+            "headers": _pairs_json(self.headers),
+            "body": _body_json(self.body),
+            "details": self.details,
+            "grpc_status": self.grpc_status,
+            "callback": self.callback,
+        }
+
+
+@dataclass
+class CallbackRecord:
+    """One callback the emulator made into the filter, with the filter's raw answer and its meaning."""
+
+    name: str
+    args: tuple[int, ...]
+    raw: int | None
+    action: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "args": list(self.args), "raw": self.raw, "action": self.action, "notes": self.notes}
+
+
+def _text(b: bytes) -> str:
+    return b.decode(errors="surrogateescape")
+
+
+def _pairs_json(pairs: list[tuple[bytes, bytes]] | None) -> list[list[str]] | None:
+    if pairs is None:
+        return None
+    return [[_text(k), _text(v)] for k, v in pairs]
+
+
+def _body_json(body: bytes) -> Any:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        import base64
+
+        return {"base64": base64.b64encode(body).decode()}
+
+
+def pairs(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
+    """Normalized header pairs (re-exported for callers of this module)."""
+    return normalize_headers(headers)
