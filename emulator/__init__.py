@@ -15,15 +15,28 @@ from .errors import (
     RestrictedHostCall,
     UnknownImportsError,
 )
+from .headers import HeaderMap
 from .host import Host
+from .http_stream import HttpStream, StreamStateError
+from .http_types import CallbackRecord, HttpMessage, LocalResponse, Request, Response
 from .logs import LogRecord
 from .module_cache import ModuleCache
 from .plugin import Plugin
+from .stream_info import ConnectionInfo
 from .vm import Vm, VmFailedError
 
 __all__ = [
     "DEFAULT_EPOCH_NS",
     "CallbackError",
+    "CallbackRecord",
+    "ConnectionInfo",
+    "HeaderMap",
+    "HttpMessage",
+    "HttpStream",
+    "LocalResponse",
+    "Request",
+    "Response",
+    "StreamStateError",
     "ConfigError",
     "EmulatorError",
     "EngineConfig",

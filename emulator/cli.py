@@ -60,21 +60,49 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .host import Host
+    from .scenario import ScenarioError, load_scenario, render_summary, run_scenario, stream_result
 
+    scenario = None
+    if args.scenario:
+        try:
+            scenario = load_scenario(args.scenario)
+        except ScenarioError as exc:
+            raise UsageError(f"bad scenario: {exc}") from None
     plugin_config = _read_file(args.plugin_config, "--plugin-config")
     vm_config = _read_file(args.vm_config, "--vm-config")
     env = _env_pairs(args.env or [])
-    out: dict[str, Any] = {"started": False, "abi_version": None, "engine": args.engine, "logs": [], "error": None}
+    if scenario is not None:
+        plugin_config = plugin_config if plugin_config is not None else scenario.configuration
+        vm_config = vm_config if vm_config is not None else scenario.vm_configuration
+        env = {**scenario.environment, **env}
+    root_id = args.root_id if args.root_id is not None else (scenario.root_id if scenario else "")
+    vm_id = args.vm_id if args.vm_id is not None else (scenario.vm_id if scenario else "")
+    name = args.name if args.name is not None else (scenario.name if scenario else "")
+    engine = args.engine or (scenario.engine if scenario and scenario.engine else "wasmtime")
+    out: dict[str, Any] = {"started": False, "abi_version": None, "engine": engine, "logs": [], "error": None}
+    if scenario is not None:
+        out["streams"] = []
     host = None
     status = 0
+    runs: list[Any] = []
     try:
-        host = Host(engine=args.engine, cache=False if args.no_cache else (args.cache_dir or True))
+        host = Host(engine=engine, cache=False if args.no_cache else (args.cache_dir or True), seed=scenario.seed if scenario else 0)
         prog = host.program(args.filter, stub_unknown_imports=args.stub_unknown_imports)
         out["abi_version"] = prog.abi.version
         out["abi_notes"] = list(prog.abi.notes)
-        vm = host.create_vm(prog, vm_id=args.vm_id, vm_config=vm_config, environment=env)
-        host.add_plugin(vm, root_id=args.root_id, name=args.name, plugin_config=plugin_config)
+        vm = host.create_vm(prog, vm_id=vm_id, vm_config=vm_config, environment=env)
+        options: dict[str, Any] = {}
+        if scenario is not None:
+            options = {
+                "fail_policy": scenario.fail_policy,
+                "allow_on_headers_stop_iteration": scenario.allow_on_headers_stop_iteration,
+                "properties": scenario.properties,
+            }
+        plugin = host.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config, **options)
         out["started"] = True
+        if scenario is not None:
+            runs = run_scenario(plugin, scenario)
+            out["streams"] = [stream_result(stream, spec) for spec, stream in runs]
     except PluginStartError as exc:
         out["error"], out["phase"], out["envoy"] = exc.reason, exc.phase, exc.envoy
         status = 1
@@ -94,7 +122,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for r in out["logs"]:
             print(f"[{r['level']}] {r['message']}")
         if out["started"]:
-            print(f"started: {args.filter} (ABI {out['abi_version']}, engine {args.engine})")
+            print(f"started: {args.filter} (ABI {out['abi_version']}, engine {engine})")
+            if runs:
+                print(render_summary(runs))
         else:
             print(f"error: {args.filter} did not start ({out.get('phase', 'load')}): {out['error']}", file=sys.stderr)
             if out.get("envoy"):
@@ -114,13 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="load a filter and start it as Envoy would (initialise, VM start, configure)")
     run.add_argument("filter", metavar="FILTER.wasm")
+    run.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario file (.json or .yaml) of HTTP exchanges to run")
     run.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (Envoy: configuration)")
     run.add_argument("--vm-config", metavar="FILE", help="VM configuration bytes (Envoy: vm_config.configuration)")
-    run.add_argument("--root-id", default="", metavar="ID", help="plugin root_id (default: empty)")
-    run.add_argument("--vm-id", default="", metavar="ID", help="vm_id (default: empty)")
-    run.add_argument("--name", default="", metavar="NAME", help="plugin name")
+    run.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
+    run.add_argument("--vm-id", default=None, metavar="ID", help="vm_id (default: the scenario's, else empty)")
+    run.add_argument("--name", default=None, metavar="NAME", help="plugin name")
     run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
-    run.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime")
+    run.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="default: the scenario's, else wasmtime")
     run.add_argument("--stub-unknown-imports", action="store_true", help="link unknown imports as stubs that log and return InternalFailure")
     run.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
     run.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")

@@ -134,12 +134,16 @@ def _pairs_json(pairs: list[tuple[bytes, bytes]] | None) -> list[list[str]] | No
 
 
 def _body_json(body: bytes) -> Any:
+    """Text when the body is UTF-8 without control characters (other than tab, CR, LF), else base64."""
     try:
-        return body.decode()
+        text = body.decode()
+        if all(c >= " " or c in "\t\r\n" for c in text):
+            return text
     except UnicodeDecodeError:
-        import base64
+        pass
+    import base64
 
-        return {"base64": base64.b64encode(body).decode()}
+    return {"base64": base64.b64encode(body).decode()}
 
 
 def pairs(headers: HeadersLike) -> list[tuple[bytes, bytes]]:

@@ -28,7 +28,7 @@ from .base import (
 
 __all__ = ["WasmerEngine", "wasmer_available"]
 
-_FRAME = re.compile(r"at (\S+) \(<module>\[(\d+)\]:0x([0-9a-f]+)\)")
+_FRAME = re.compile(r"at (\S+) \([^()\[\]]*\[(\d+)\]:0x([0-9a-f]+)\)")
 
 
 def wasmer_available() -> str | None:

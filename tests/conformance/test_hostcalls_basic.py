@@ -47,6 +47,14 @@ def test_log_level_and_time(h):
     assert h.call("proxy_get_current_time_nanoseconds", 2**31) == Status.InvalidMemoryAccess
 
 
+def test_log_level_is_configurable_and_filters(proxy_wasm_engine):
+    h = Harness(proxy_wasm_engine, log_level=LogLevel.WARN)
+    assert h.call("proxy_get_log_level", 16) == Status.Ok and h.mem.u32(16) == LogLevel.WARN
+    h.call("proxy_log", LogLevel.INFO, *h.put("dropped"))
+    h.call("proxy_log", LogLevel.ERROR, *h.put("kept"))
+    assert [r.message for r in h.host.logs] == ["kept"]
+
+
 def test_tick_period_belongs_to_the_root_context(h):
     assert h.call("proxy_set_tick_period_milliseconds", 250) == Status.Ok
     assert h.plugin.tick_period_ms == 250 and h.plugin.next_tick_ms == 250

@@ -1,0 +1,106 @@
+"""``proxy-wasm-emulator run FILTER SCENARIO``: the scenario format, its JSON output and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emulator.cli import main
+from emulator.scenario import ScenarioError, parse_scenario
+from tests.conftest import FIXTURES, ROOT, SDK_FIXTURES, wat_module
+
+SCENARIOS = FIXTURES / "scenarios"
+
+
+def run_json(capsys, *args):
+    code = main(["run", *map(str, args), "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+@pytest.mark.parametrize(("path", "tag", "abi_version"), SDK_FIXTURES, ids=[t for _, t, _ in SDK_FIXTURES])
+def test_headers_scenario_on_every_fixture(capsys, path, tag, abi_version):
+    code, data, _ = run_json(capsys, FIXTURES / path, SCENARIOS / "headers.json")
+    assert code == 0 and data["started"] and data["error"] is None
+    rewrite, deny, append, pause = data["streams"]
+    assert ["x-fixture", tag] in rewrite["upstream_request"]["headers"]
+    assert ["x-property-value", "node-7"] in rewrite["upstream_request"]["headers"]
+    assert rewrite["downstream_response"]["body"] == "hello from upstream"
+    assert {"name": "proxy_on_request_headers", "action": "Continue"} in rewrite["callbacks"]
+    assert deny["upstream_request"] is None
+    assert deny["local_response"]["status"] == 403 and deny["local_response"]["body"] == "denied"
+    assert append["upstream_request"]["body"] == "hello world-appended"
+    assert pause["upstream_request"] is not None and pause["downstream_response"]["body"] == {"base64": "AAEC"}
+    assert "paused" in " ".join(r["message"] for r in data["logs"])
+
+
+def test_yaml_scenario(capsys):
+    code, data, _ = run_json(capsys, FIXTURES / "go/headers_go.wasm", SCENARIOS / "deny_all.yaml")
+    assert code == 0 and data["streams"][0]["local_response"]["status"] == 403
+
+
+def test_pitfalls_scenario_under_tests(capsys):
+    code, data, _ = run_json(capsys, wat_module("pitfalls"), ROOT / "tests/scenarios/pitfalls.yaml")
+    assert code == 0
+    local_continue, no_status, trapped = data["streams"]
+    assert any("followed by Continue" in lint for lint in local_continue["lints"])
+    assert no_status["downstream_response"]["headers"][0] == [":status", "502"]
+    assert trapped["error"] and trapped["upstream_request"]["body"] == "still delivered"
+    assert trapped["downstream_response"]["headers"] == [[":status", "204"]]
+
+
+def test_human_summary_shows_the_diff(capsys):
+    code = main(["run", str(FIXTURES / "rust/headers_rust.wasm"), str(SCENARIOS / "headers.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "+ x-fixture: rust" in out and "body: b'hello world' -> 'hello world-appended'" in out
+    assert "local reply from proxy_on_request_headers: 403" in out
+
+
+@pytest.mark.parametrize(
+    ("doc", "where"),
+    [
+        ([], "scenario"),
+        ({"streams": [{"request": {"headers": 5}}]}, "streams[0].request.headers"),
+        ({"streams": [{"request": {"headers": [["x"]]}}]}, "streams[0].request.headers[0]"),
+        ({"streams": [{"request": {"body": "a", "chunks": ["a"]}}]}, "streams[0].request"),
+        ({"streams": [{"request": {"body": {"base64": "!!"}}}]}, "streams[0].request.body"),
+        ({"streams": [{"response": {}}]}, "streams[0]"),
+        ({"streams": [{"request": {}, "advance_ms": -1}]}, "streams[0].advance_ms"),
+        ({"plugin": {"fail_open": "yes"}}, "plugin.fail_open"),
+        ({"plugin": {"fail_open": True, "fail_policy": "FAIL_OPEN"}}, "plugin"),
+        ({"plugin": {"fail_policy": "sometimes"}}, "plugin.fail_policy"),
+        ({"plugin": {"colour": "red"}}, "plugin"),
+        ({"properties": [{"path": "a..b", "value": 1}]}, "properties[0].path"),
+        ({"properties": [{"path": ["a"], "value": None}]}, "properties[0].value"),
+        ({"properties": {"a": 1}}, "properties"),
+    ],
+)
+def test_bad_scenarios_name_the_field(doc, where):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(doc)
+    assert info.value.where == where
+
+
+def test_bad_scenario_file_exits_2_without_a_traceback(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"streams": [{"request": {"headers": {":path": 7.5}}}], }')
+    code = main(["run", str(wat_module("minimal")), str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not valid JSON" in err and "Traceback" not in err
+    bad.write_text('{"streams": [{"request": {"headers": {":path": []}}}]}')
+    code = main(["run", str(wat_module("minimal")), str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "streams[0].request.headers[0]" in err
+
+
+def test_properties_and_configuration_objects():
+    sc = parse_scenario(
+        {
+            "plugin": {"configuration": {"mode": "deny", "n": 2}},
+            "properties": [{"path": ["a", "b"], "value": {"base64": "AAE="}}, {"path": "a.c", "value": {"k": 1}}],
+        }
+    )
+    assert sc.configuration == b'{"mode":"deny","n":2}'
+    assert sc.properties == {"a": {"b": b"\x00\x01", "c": {"k": 1}}}
