@@ -141,3 +141,40 @@ def test_buffer_limit_gives_413(proxy_wasm_engine):
     s.send_request_body("0123456789ABC")
     assert s.downstream_response.header(":status") == b"413"
     assert any("buffer limit" in lint for lint in s.lints)
+
+
+@pytest.mark.parametrize(
+    ("raw", "action"),
+    [(2, "ContinueAndEndStream"), (3, "StopAllIterationAndBuffer"), (4, "StopAllIterationAndWatermark"), (7, "StopAllIterationAndWatermark")],
+)
+def test_richer_headers_statuses_from_cpp_and_as_filters(proxy_wasm_engine, raw, action):
+    p = load(proxy_wasm_engine)
+    s = p.http_stream()
+    s.send_request_headers({**REQ, "x-headers-status": str(raw)})
+    assert s.callbacks[-1].action == action
+    assert (s.upstream_request.headers is not None) == (raw == 2)  # ContinueAndEndStream continues
+
+
+def test_watermark_accumulates_like_buffer(proxy_wasm_engine):
+    p = load(proxy_wasm_engine)
+    s = p.http_stream()
+    s.send_request_headers({**REQ, ":method": "POST", "x-body-status": "2"})
+    s.send_request_body("ab")
+    s.send_request_body("cd")
+    assert [c.args[1] for c in s.callbacks if c.name == "proxy_on_request_body"] == [2, 4]  # cumulative sizes
+    assert s.upstream_request.body == b""
+    s.continue_side("request")
+    p.host.drain()
+    assert bytes(s.upstream_request.body) == b"abcd"  # released, not re-delivered to the filter
+    assert [c.name for c in s.callbacks].count("proxy_on_request_body") == 2
+
+
+def test_no_buffer_drops_the_chunk(proxy_wasm_engine):
+    p = load(proxy_wasm_engine)
+    s = p.http_stream()
+    s.send_request_headers({**REQ, ":method": "POST", "x-body-status": "3"})
+    s.send_request_body("ab")
+    s.send_request_body("cd", end_of_stream=True)
+    assert [c.args[1] for c in s.callbacks if c.name == "proxy_on_request_body"] == [2, 2]  # not cumulative
+    assert s.upstream_request.body == b""
+    assert any("StopIterationNoBuffer" in n for n in s.notes)
