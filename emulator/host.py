@@ -20,6 +20,9 @@ from typing import Any
 from abi import LogLevel
 
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
+from .foreign import ForeignFunctions
+from .metrics import Metrics
+from .shared_state import SharedData, SharedQueues
 from .engines import Engine, EngineConfig, get_engine
 from .errors import CallbackError, ConfigError, ModuleLoadError
 from .logs import LogRecord
@@ -74,6 +77,10 @@ class Host:
         self.vms: list[Vm] = []
         self.connection = connection or ConnectionInfo()
         self._deferred: list[Any] = []
+        self.shared_data = SharedData()
+        self.queues = SharedQueues()
+        self.metrics = Metrics()
+        self.foreign_functions = ForeignFunctions()
         if cache is True:
             self.cache: ModuleCache | None = ModuleCache()
         elif cache is False or cache is None:
