@@ -19,6 +19,7 @@ from typing import Any
 
 from abi import LogLevel
 
+from .callouts import GrpcCalls, HttpCalls
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
 from .foreign import ForeignFunctions
 from .metrics import Metrics
@@ -81,6 +82,10 @@ class Host:
         self.queues = SharedQueues()
         self.metrics = Metrics()
         self.foreign_functions = ForeignFunctions()
+        self.http_calls = HttpCalls(self)
+        self.grpc_calls = GrpcCalls(self)
+        self.clusters: set[str] | None = None
+        """Known upstream clusters; ``None`` accepts any (Envoy refuses unknown ones)."""
         if cache is True:
             self.cache: ModuleCache | None = ModuleCache()
         elif cache is False or cache is None:
@@ -212,21 +217,47 @@ class Host:
         """Every plugin on every VM of this host."""
         return [p for vm in self.vms for p in vm.plugins]
 
+    def _next_event(self, until_ms: float) -> tuple[float, Any] | None:
+        """The earliest tick or callout deadline at or before ``until_ms``."""
+        best: tuple[float, int, Any] | None = None
+        for order, plugin in enumerate(self.plugins):
+            when = plugin.next_tick_ms
+            if when is not None and when <= until_ms and plugin.vm.failed is None and (best is None or when < best[0]):
+                best = (when, order, plugin)
+        for call in [*self.http_calls.calls, *self.grpc_calls.calls]:
+            when = call.deadline_ms if call.pending else None
+            if when is not None and when <= until_ms and (best is None or when < best[0]):
+                best = (when, -1, call)
+        return (best[0], best[2]) if best else None
+
     def advance(self, ms: float) -> None:
-        """Move the virtual clock forward, firing every due ``on_tick`` in time order."""
+        """Move the virtual clock forward, firing due ``on_tick`` and callout timeouts in time order."""
         target = self.clock.now_ms + ms
-        while True:
-            due = [p for p in self.plugins if p.next_tick_ms is not None and p.next_tick_ms <= target and p.vm.failed is None]
-            if not due:
-                break
-            plugin = min(due, key=lambda p: p.next_tick_ms or 0.0)
-            when = plugin.next_tick_ms or 0.0
+        while (event := self._next_event(target)) is not None:
+            when, what = event
             self.clock.advance_ns(max(0, round(when * 1e6) - self.clock.elapsed_ns))
-            plugin.next_tick_ms = when + plugin.tick_period_ms
-            try:
-                plugin.tick()
-            except CallbackError as err:
-                plugin.on_failure(err)
-                self.record_log_host(LogLevel.ERROR, f"wasm trap in proxy_on_tick: {err.reason}", plugin)
+            if isinstance(what, Plugin):
+                what.next_tick_ms = when + what.tick_period_ms if what.tick_period_ms else None
+                try:
+                    what.tick()
+                except CallbackError as err:
+                    what.on_failure(err)
+                    self.record_log_host(LogLevel.ERROR, f"wasm trap in proxy_on_tick: {err.reason}", what)
+            else:
+                what.timeout()
             self.drain()
         self.clock.advance_ns(max(0, round(target * 1e6) - self.clock.elapsed_ns))
+
+    def run_until_idle(self, max_ms: float = 60_000) -> float:
+        """Advance time until no callout waits on a timeout (ticks alone do not keep it busy).
+
+        Returns the virtual milliseconds that passed; stops after ``max_ms``.
+        """
+        start = self.clock.now_ms
+        self.drain()
+        while self.clock.now_ms - start < max_ms:
+            deadlines = [c.deadline_ms for c in [*self.http_calls.calls, *self.grpc_calls.calls] if c.pending and c.deadline_ms is not None]
+            if not deadlines:
+                break
+            self.advance(max(0.0, min(min(deadlines), start + max_ms) - self.clock.now_ms))
+        return self.clock.now_ms - start

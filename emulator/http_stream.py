@@ -93,6 +93,8 @@ class HttpStream:
         self.error: CallbackError | None = None
         self.reset_reason: str | None = None
         self.route_cache_cleared = 0
+        self.http_calls: list[Any] = []
+        self.grpc_calls: list[Any] = []
         self.completed = False
         self.in_log = False
         self.start_ns = self.host.clock.realtime_ns

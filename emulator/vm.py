@@ -105,6 +105,7 @@ class Vm:
         self.grpc_message: Buffer | None = None
         self.call_data: Buffer | None = None
         self.callout_maps: dict[int, Any] = {}
+        self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
         self._empty = Buffer(b"", mutable=False)
         program.switch(self)
         self.memory: GuestMemory | None = None
@@ -276,6 +277,12 @@ class Vm:
         if stream is not None:
             return stream.buffer(kind)
         return self._empty
+
+    def next_token(self, kind: str) -> int:
+        """Callout tokens per VM as cpp-host allocates them: http 4, 8, ...; gRPC calls 5, 9, ...; streams 6, 10, ..."""
+        token = self._tokens[kind]
+        self._tokens[kind] = token + 4
+        return token
 
     def callout_map(self, map_type: int) -> Any:
         """The HTTP-call response or gRPC metadata map readable now (``None`` outside its callback)."""

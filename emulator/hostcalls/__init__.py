@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..wasi import Wasi
 from .buffers import BufferCalls
+from .callouts import CalloutCalls
 from .context_control import ContextCalls
 from .logging_time import LoggingTimeCalls
 from .maps import MapCalls
@@ -17,5 +18,5 @@ from .stream_control import StreamControlCalls
 __all__ = ["ImportCalls"]
 
 
-class ImportCalls(LoggingTimeCalls, BufferCalls, MapCalls, StreamControlCalls, PropertyCalls, ContextCalls, Wasi):
+class ImportCalls(LoggingTimeCalls, BufferCalls, MapCalls, CalloutCalls, StreamControlCalls, PropertyCalls, ContextCalls, Wasi):
     """Every import implementation, bound to whichever VM is running (``self.vm``)."""
