@@ -15,6 +15,7 @@ from .errors import (
     RestrictedHostCall,
     UnknownImportsError,
 )
+from .filter_chain import ChainedStream, FilterChain
 from .headers import HeaderMap
 from .host import Host
 from .http_stream import HttpStream, StreamStateError
@@ -29,6 +30,8 @@ __all__ = [
     "DEFAULT_EPOCH_NS",
     "CallbackError",
     "CallbackRecord",
+    "ChainedStream",
+    "FilterChain",
     "ConnectionInfo",
     "HeaderMap",
     "HttpMessage",

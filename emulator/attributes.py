@@ -65,6 +65,8 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
     """The value of an attribute for ``stream`` now, ``MISSING`` or ``WRAPPER``."""
     head, rest = path[0], path[1:]
     conn = stream.connection
+    if not stream.is_http and head in (b"request", b"response", b"upstream"):
+        return MISSING
     if head == b"request":
         return _request(stream, rest)
     if head == b"response":

@@ -122,7 +122,7 @@ class HttpCall(_Call):
     def respond(self, status: int = 200, headers: HeadersLike = None, body: bytes | str = b"", trailers: HeadersLike = None) -> None:
         """Deliver a response: ``proxy_on_http_call_response(root, token, n_headers, body_size, n_trailers)``."""
         self._check()
-        h = HeaderMap([(b":status", str(status).encode())] + normalize_headers(headers))
+        h = HeaderMap([(b":status", str(status).encode()), *normalize_headers(headers)])
         raw_body = body.encode() if isinstance(body, str) else bytes(body)
         t = HeaderMap(trailers) if trailers else None
         self.state = "answered"

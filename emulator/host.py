@@ -21,15 +21,15 @@ from abi import LogLevel
 
 from .callouts import GrpcCalls, HttpCalls
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
-from .foreign import ForeignFunctions
-from .metrics import Metrics
-from .shared_state import SharedData, SharedQueues
 from .engines import Engine, EngineConfig, get_engine
 from .errors import CallbackError, ConfigError, ModuleLoadError
+from .foreign import ForeignFunctions
 from .logs import LogRecord
+from .metrics import Metrics
 from .module_cache import ModuleCache
 from .plugin import Plugin
 from .program import Program
+from .shared_state import SharedData, SharedQueues
 from .stream_info import ConnectionInfo
 from .vm import Vm
 
@@ -78,6 +78,7 @@ class Host:
         self.vms: list[Vm] = []
         self.connection = connection or ConnectionInfo()
         self._deferred: list[Any] = []
+        self._seq = 0
         self.shared_data = SharedData()
         self.queues = SharedQueues()
         self.metrics = Metrics()
@@ -202,6 +203,11 @@ class Host:
             )
         )
 
+    def next_seq(self) -> int:
+        """A host-wide increasing number, to order events across streams and filters."""
+        self._seq += 1
+        return self._seq
+
     def defer(self, action: Any) -> None:
         """Queue an after-VM-call action (continue, local reply, queue notification...)."""
         self._deferred.append(action)
@@ -247,6 +253,11 @@ class Host:
                 what.timeout()
             self.drain()
         self.clock.advance_ns(max(0, round(target * 1e6) - self.clock.elapsed_ns))
+
+    def shutdown(self) -> None:
+        """Shut every VM down (streams end, then ``proxy_on_done``/``proxy_on_delete`` per root)."""
+        for vm in list(self.vms):
+            vm.shutdown()
 
     def run_until_idle(self, max_ms: float = 60_000) -> float:
         """Advance time until no callout waits on a timeout (ticks alone do not keep it busy).

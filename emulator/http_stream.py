@@ -77,6 +77,8 @@ class _Side:
 class HttpStream:
     """An HTTP stream context of a plugin; see the module docstring."""
 
+    is_http = True
+
     def __init__(self, plugin: Plugin, *, connection: ConnectionInfo | None = None, buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> None:
         self.plugin = plugin
         self.host = plugin.host
@@ -103,6 +105,10 @@ class HttpStream:
         self._in_filter_callback: str | None = None
         self.context_id: int | None = None
         self.mode = "filter"  # "filter", "bypass" (fail open) or "failed" (fail closed)
+        self.next_hop: HttpStream | None = None  # toward upstream, in a filter chain
+        self.prev_hop: HttpStream | None = None  # toward downstream, in a filter chain
+        self.chain: Any = None
+        self._destroyed = False
         vm = plugin.vm
         if vm.failed is not None:
             self.mode = "bypass" if plugin.fail_policy == FailurePolicy.FAIL_OPEN else "failed"
@@ -290,22 +296,43 @@ class HttpStream:
 
     # -- the end -------------------------------------------------------------------------------
     def complete(self) -> None:
-        """End the stream as Envoy does: ``on_log`` -> ``on_done`` -> ``on_delete`` (once)."""
-        if self.completed:
+        """End the stream as Envoy does: ``on_log`` -> ``on_done`` -> ``on_delete`` (once).
+
+        In a filter chain every filter's ``on_log`` runs first, then each filter's destruction.
+        """
+        if self.chain is not None:
+            self.chain.complete()
             return
-        self.completed = True
-        self.end_ns = self.host.clock.realtime_ns
-        self.request.done = self.response.done = True
+        self.finish_phase("log")
+        self.finish_phase("destroy")
+
+    def finish_phase(self, phase: str) -> None:
+        """Run the access-log phase (``on_log``) or the destruction (``on_done``, ``on_delete``)."""
+        if phase == "log":
+            if self.completed:
+                return
+            self.completed = True
+            self.end_ns = self.host.clock.realtime_ns
+            self.request.done = self.response.done = True
+            if self.mode != "filter" or self.context_id is None:
+                return
+            self._log_copy = {
+                "request_headers": self.request.headers.copy() if self.request.headers is not None else None,
+                "response_headers": self.response.headers.copy() if self.response.headers is not None else None,
+                "response_trailers": self.response.trailers.copy() if self.response.trailers is not None else None,
+            }
+            self.in_log = True
+            if self.vm.failed is None:
+                self._call("proxy_on_log", self.context_id)
+            return
+        if self._destroyed or not self.completed:
+            return
+        self._destroyed = True
         if self.mode != "filter" or self.context_id is None:
             return
-        self._log_copy = {
-            "request_headers": self.request.headers.copy() if self.request.headers is not None else None,
-            "response_headers": self.response.headers.copy() if self.response.headers is not None else None,
-            "response_trailers": self.response.trailers.copy() if self.response.trailers is not None else None,
-        }
         self.in_log = True
         try:
-            for name in ("proxy_on_log", "proxy_on_done", "proxy_on_delete"):
+            for name in ("proxy_on_done", "proxy_on_delete"):
                 if self.vm.failed is not None:
                     break
                 if name == "proxy_on_delete" and not self.vm.contexts[self.context_id].created_in_vm:
@@ -320,7 +347,7 @@ class HttpStream:
 
     # -- internals: delivering events to the filter ---------------------------------------------
     def _call(self, name: str, *args: int) -> Any:
-        record = CallbackRecord(name, args, None, None)
+        record = CallbackRecord(name, args, None, None, seq=self.host.next_seq())
         self.callbacks.append(record)
         self._in_filter_callback = name
         try:
@@ -504,17 +531,15 @@ class HttpStream:
                 )
             return
         side.headers_sent = True
-        side.out.headers = side.headers.pairs()
-        if (
+        end = (
             side.ended
             and not side.held_body
             and side.held_trailers is None
             and side.body.size == 0
             and side.received_body == 0
             and side.received_trailers is None
-        ):
-            side.out.end_stream = True
-            self._maybe_finish(side)
+        )
+        self._out(side, headers=side.headers.pairs(), end=end)
 
     def _missing_required(self, side: _Side) -> str | None:
         h = side.headers
@@ -529,23 +554,63 @@ class HttpStream:
         return ":path" if h.get(b":path") is None else None
 
     def _emit_body(self, side: _Side, data: bytes, *, end: bool | None = None) -> None:
-        if data:
-            side.out.body += data
-            side.out.body_chunks.append(data)
         if end is None:
             end = side.ended and side.received_trailers is None
-        if end:
-            side.out.end_stream = True
-            self._maybe_finish(side)
+        if data or end:
+            self._out(side, body=data, end=end)
 
     def _forward_trailers(self, side: _Side, trailers: HeaderMap | None) -> None:
         side.trailers_open = False
-        side.out.trailers = trailers.pairs() if trailers is not None else []
-        side.out.end_stream = True
-        self._maybe_finish(side)
+        self._out(side, trailers=trailers.pairs() if trailers is not None else [], end=True)
+
+    def _out(
+        self,
+        side: _Side,
+        *,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        body: bytes | None = None,
+        trailers: list[tuple[bytes, bytes]] | None = None,
+        end: bool = False,
+        bypass: bool = False,
+    ) -> None:
+        """Data leaves the filter: record it, and hand it to the next filter of a chain.
+
+        ``bypass`` (direct local replies) skips the remaining filters' callbacks, as Envoy's
+        ``sendDirectLocalReply`` writes straight to the codec.
+        """
+        out = side.out
+        if headers is not None:
+            out.headers = headers
+        if body:
+            out.body += body
+            out.body_chunks.append(body)
+        if trailers is not None:
+            out.trailers = trailers
+        if end:
+            out.end_stream = True
+        neighbor = self.next_hop if side is self.request else self.prev_hop
+        if neighbor is not None and not neighbor.completed:
+            nside = neighbor.request if side is self.request else neighbor.response
+            if bypass:
+                if headers is not None:
+                    nside.out = HttpMessage()
+                    nside.headers_sent = True
+                neighbor._out(nside, headers=headers, body=body, trailers=trailers, end=end, bypass=True)
+                return
+            name = nside.name
+            if headers is not None:
+                getattr(neighbor, f"send_{name}_headers")(headers, end_of_stream=end and not body and trailers is None)
+            if (body or (end and headers is None and trailers is None)) and not neighbor.completed:
+                getattr(neighbor, f"send_{name}_body")(body or b"", end_of_stream=end and trailers is None)
+            if trailers is not None and not neighbor.completed:
+                getattr(neighbor, f"send_{name}_trailers")(trailers)
+        if end:
+            self._maybe_finish(side)
 
     def _maybe_finish(self, side: _Side) -> None:
-        if side is self.response and side.out.end_stream:
+        if side is not self.response or not side.out.end_stream:
+            return
+        if self.chain is None or self.prev_hop is None:
             self.complete()
 
     def _unfiltered_headers(self, side: _Side, end_of_stream: bool) -> None:
@@ -555,10 +620,7 @@ class HttpStream:
                 self._fail_reply()
             return None
         side.headers_sent = True
-        side.out.headers = side.received_headers.pairs() if side.received_headers is not None else []
-        if end_of_stream:
-            side.out.end_stream = True
-            self._maybe_finish(side)
+        self._out(side, headers=side.received_headers.pairs() if side.received_headers is not None else [], end=end_of_stream)
         return None
 
     # -- internals: statuses, local replies, failures ------------------------------------------
@@ -703,8 +765,9 @@ class HttpStream:
         resp = self.response
         resp.done = True
         resp.headers_open = resp.body_open = resp.trailers_open = False
-        resp.out = HttpMessage(headers=shaped.pairs(), body=bytearray(out_body), end_stream=True)
+        resp.out = HttpMessage()
         self.request.done = True
+        self._out(resp, headers=shaped.pairs(), body=out_body, end=True, bypass=True)
         self.complete()
 
     def _envoy_local_reply(self, status: int, details: str, body: bytes) -> None:
@@ -718,11 +781,12 @@ class HttpStream:
         shaped, _ = self._shape(503, b"", [], 14)
         self.local_response.sent_headers = shaped.pairs()
         self.request.done = True
+        self.response.done = True
         if not self.response.headers_sent:
-            self.response.out = HttpMessage(headers=shaped.pairs(), end_stream=True)
+            self.response.out = HttpMessage()
+            self._out(self.response, headers=shaped.pairs(), end=True, bypass=True)
         else:
             self.response.out.reset = True
-        self.response.done = True
         self.complete()
 
     def _reset(self, reason: str) -> None:

@@ -117,6 +117,8 @@ class CallbackRecord:
     raw: int | None
     action: str | None
     notes: list[str] = field(default_factory=list)
+    seq: int = 0
+    """Host-wide order of the call (callbacks of chained filters interleave)."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -17,6 +17,7 @@ from .vm import Context
 
 if TYPE_CHECKING:
     from .http_stream import HttpStream
+    from .tcp_stream import TcpConnection
     from .vm import Vm
 
 __all__ = ["Plugin"]
@@ -59,7 +60,8 @@ class Plugin:
         self.next_tick_ms: float | None = None
         self.status: tuple[int, bytes] = (0, b"")
         self.pending_done = False
-        self.done_requested = False
+        self.deleted = False
+        self.connections: list[Any] = []
         self.started = False
         vm.contexts[self.root_context_id] = Context(self.root_context_id, 0, plugin=self)
         vm.plugins.append(self)
@@ -150,6 +152,55 @@ class Plugin:
             _feed(stream, "response", resp.headers, as_body(resp.body), resp.trailers, resp.chunks)
         stream.complete()
         return stream
+
+    def tcp_connection(self, *, connection: ConnectionInfo | None = None) -> TcpConnection:
+        """A new network-filter connection (``on_context_create``, ``on_new_connection``)."""
+        from .tcp_stream import TcpConnection
+
+        if self.vm.failed is not None and self.fail_policy == FailurePolicy.FAIL_RELOAD:
+            self._maybe_reload()
+        conn = TcpConnection(self, connection=connection)
+        self.connections.append(conn)
+        return conn
+
+    def shutdown(self) -> None:
+        """Remove the plugin as Envoy does: open streams end, then ``proxy_on_done(root)``.
+
+        ``true`` deletes the root context at once (``proxy_on_delete``); ``false`` leaves it
+        pending until the filter calls ``proxy_done()``. ``on_log`` is not called for roots.
+        """
+        for stream in list(self.streams):
+            stream.complete()
+        for conn in list(self.connections):
+            conn.close()
+        if self.vm.failed is not None or self.deleted:
+            return
+        self.next_tick_ms = None
+        root = self.root_context_id
+        try:
+            done = self.vm.call("proxy_on_done", root, context_id=root)
+        except CallbackError as err:
+            self.on_failure(err)
+            return
+        if done is None or done:
+            self.finish_delete()
+        else:
+            self.pending_done = True
+        self.host.drain()
+
+    def finish_delete(self) -> None:
+        """``proxy_on_delete(root)``: the end of the root context."""
+        if self.deleted or self.vm.failed is not None:
+            return
+        self.pending_done = False
+        self.deleted = True
+        root = self.root_context_id
+        try:
+            if self.vm.contexts.get(root) is not None and self.vm.contexts[root].created_in_vm:
+                self.vm.call("proxy_on_delete", root, context_id=root)
+        except CallbackError as err:
+            self.on_failure(err)
+        self.vm.contexts.pop(root, None)
 
     def on_failure(self, err: CallbackError) -> None:
         """Remember a VM failure (for fail policies and reporting)."""

@@ -260,6 +260,11 @@ class Vm:
         """Human name of what is running, for errors."""
         return self.current_callback or "host code"
 
+    def shutdown(self) -> None:
+        """Shut the VM down as cpp-host does: every plugin's streams end, then its root context."""
+        for plugin in list(self.plugins):
+            plugin.shutdown()
+
     # -- host-side state the glue asks for -----------------------------------------------------
     def buffer(self, kind: BufferType) -> Buffer | None:
         """The buffer of ``kind`` as Envoy exposes it right now; ``None`` means NotFound."""

@@ -22,7 +22,7 @@ class ContextCalls(Glue):
         plugin = self.vm.current_plugin()
         if plugin is None or not plugin.pending_done:
             return Status.NotFound
-        plugin.done_requested = True
+        self.vm.host.defer(plugin.finish_delete)  # on_delete runs after the current VM call
         return Status.Ok
 
     def proxy_get_status(self, ret_code: int, ret_msg_ptr: int, ret_msg_size: int) -> int:

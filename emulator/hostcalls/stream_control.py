@@ -25,7 +25,7 @@ class StreamControlCalls(Glue):
         body = self.read(body_ptr, body_size)
         headers = [(k.lower(), v) for k, v in decode_pairs(self.read(headers_ptr, headers_size))]
         stream = self.vm.current_stream()
-        if stream is None:
+        if stream is None or not stream.is_http:
             self.vm.note("send_local_response outside an HTTP stream is a no-op in Envoy (envoy#39797)")
             return Status.Ok
         grpc = grpc_status if grpc_status <= 16 else None
@@ -42,8 +42,9 @@ class StreamControlCalls(Glue):
         if stream is None:
             return Status.Ok
         if stream_type == StreamType.DOWNSTREAM:
-            return stream.continue_downstream() if hasattr(stream, "continue_downstream") else Status.Ok
-        stream.continue_side("request" if stream_type == StreamType.HTTP_REQUEST else "response")
+            return stream.continue_downstream() if not stream.is_http else Status.Ok
+        if stream.is_http:
+            stream.continue_side("request" if stream_type == StreamType.HTTP_REQUEST else "response")
         return Status.Ok
 
     def proxy_continue_stream(self, stream_type: int) -> int:
@@ -62,9 +63,9 @@ class StreamControlCalls(Glue):
         if stream is None:
             return Status.Ok
         if stream_type in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
-            if hasattr(stream, "close"):
+            if stream.is_http:
                 stream.close()
-        elif hasattr(stream, "close_connection"):
+        elif not stream.is_http:
             stream.close_connection(stream_type)
         return Status.Ok
 
