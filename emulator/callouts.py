@@ -353,11 +353,38 @@ class GrpcStream(_Call):
 
 
 class GrpcCalls:
-    """Every gRPC call and stream of a host."""
+    """Every gRPC call and stream of a host, and responders for unary calls."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
         self.calls: list[GrpcCall | GrpcStream] = []
+        self.responders: list[dict[str, Any]] = []
+
+    def add_responder(
+        self,
+        cluster: str,
+        *,
+        service: str | None = None,
+        method: str | None = None,
+        message: Any = None,
+        status: int | None = None,
+        text: str = "",
+    ) -> None:
+        """Answer future unary calls: with ``message`` (success) or by closing with ``status``."""
+        self.responders.append({"cluster": cluster, "service": service, "method": method, "message": message, "status": status, "text": text})
+
+    def record(self, call: GrpcCall | GrpcStream) -> None:
+        """A new call or stream from the filter; a matching responder answers unary calls after the VM call."""
+        self.calls.append(call)
+        if not isinstance(call, GrpcCall):
+            return
+        for r in self.responders:
+            if r["cluster"] == call.cluster and r["service"] in (None, call.service) and r["method"] in (None, call.method):
+                if r["status"] is not None:
+                    self.host.defer(lambda c=call, r=r: c.pending and c.fail(r["status"], r["text"]))
+                else:
+                    self.host.defer(lambda c=call, r=r: c.pending and c.respond(r["message"] or b""))
+                break
 
     def pending(self) -> list[GrpcCall | GrpcStream]:
         """Calls and streams still open, in order."""

@@ -60,7 +60,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .host import Host
-    from .scenario import ScenarioError, load_scenario, render_summary, run_scenario, stream_result
+    from .scenario import ScenarioError, load_scenario, prepare_host, render_summary, run_connections, run_scenario, stream_result, world_state
 
     scenario = None
     if args.scenario:
@@ -91,18 +91,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out["abi_version"] = prog.abi.version
         out["abi_notes"] = list(prog.abi.notes)
         vm = host.create_vm(prog, vm_id=vm_id, vm_config=vm_config, environment=env)
-        options: dict[str, Any] = {}
-        if scenario is not None:
-            options = {
-                "fail_policy": scenario.fail_policy,
-                "allow_on_headers_stop_iteration": scenario.allow_on_headers_stop_iteration,
-                "properties": scenario.properties,
-            }
-        plugin = host.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config, **options)
-        out["started"] = True
-        if scenario is not None:
-            runs = run_scenario(plugin, scenario)
+        if scenario is None:
+            host.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config)
+            out["started"] = True
+        else:
+            prepare_host(host, scenario)
+            single = len(scenario.plugins) == 1
+            plugins = {}
+            for spec in scenario.plugins:
+                plugins[spec.root_id] = host.add_plugin(
+                    vm,
+                    root_id=root_id if single else spec.root_id,
+                    name=name if single else spec.name,
+                    plugin_config=plugin_config if single else spec.configuration,
+                    fail_policy=spec.fail_policy,
+                    allow_on_headers_stop_iteration=spec.allow_on_headers_stop_iteration,
+                    properties=scenario.properties,
+                )
+            out["started"] = True
+            first = next(iter(plugins.values()))
+            runs = run_scenario(first, scenario, plugins)
             out["streams"] = [stream_result(stream, spec) for spec, stream in runs]
+            if scenario.connections:
+                out["connections"] = run_connections(first, scenario, plugins)
+            out.update(world_state(host))
     except PluginStartError as exc:
         out["error"], out["phase"], out["envoy"] = exc.reason, exc.phase, exc.envoy
         status = 1

@@ -20,9 +20,15 @@ from .http_stream import HttpStream
 __all__ = ["Scenario", "ScenarioError", "StreamSpec", "load_scenario", "parse_scenario", "render_summary", "run_scenario"]
 
 _PLUGIN_FIELDS = {"configuration", "vm_configuration", "root_id", "vm_id", "name", "fail_open", "fail_policy", "allow_on_headers_stop_iteration", "environment"}
-_STREAM_FIELDS = {"name", "request", "response", "advance_ms"}
+_STREAM_FIELDS = {"name", "request", "response", "advance_ms", "plugin"}
 _MESSAGE_FIELDS = {"headers", "body", "chunks", "trailers"}
-_TOP_FIELDS = {"plugin", "properties", "streams", "engine", "seed", "description"}
+_TOP_FIELDS = {
+    "plugin", "plugins", "properties", "streams", "engine", "seed", "description",
+    "http_calls", "grpc_calls", "advance_ms", "shared_data", "connections", "clusters",
+}  # fmt: skip
+_HTTP_RESPONDER_FIELDS = {"cluster", "path", "method", "response"}
+_GRPC_RESPONDER_FIELDS = {"cluster", "service", "method", "response"}
+_CONNECTION_FIELDS = {"name", "plugin", "events"}
 
 
 class ScenarioError(ConfigError):
@@ -51,6 +57,27 @@ class StreamSpec:
     response: MessageSpec | None = None
     name: str = ""
     advance_ms: float = 0.0
+    plugin: str | None = None
+
+
+@dataclass
+class PluginSpec:
+    """One plugin (root context) of the scenario's VM."""
+
+    configuration: bytes = b""
+    root_id: str = ""
+    name: str = ""
+    fail_policy: str = "FAIL_CLOSED"
+    allow_on_headers_stop_iteration: bool = False
+
+
+@dataclass
+class ConnectionSpec:
+    """One TCP connection: events ``("downstream"|"upstream", bytes, eos)`` or ``("close", peer)``."""
+
+    events: list[tuple[str, Any, bool]]
+    name: str = ""
+    plugin: str | None = None
 
 
 @dataclass
@@ -69,6 +96,13 @@ class Scenario:
     properties: dict[str, Any] = field(default_factory=dict)
     engine: str | None = None
     seed: int = 0
+    plugins: list[PluginSpec] = field(default_factory=list)
+    http_calls: list[dict[str, Any]] = field(default_factory=list)
+    grpc_calls: list[dict[str, Any]] = field(default_factory=list)
+    advance_ms: float = 0.0
+    shared_data: list[tuple[str, bytes, str]] = field(default_factory=list)
+    connections: list[ConnectionSpec] = field(default_factory=list)
+    clusters: list[str] | None = None
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -128,6 +162,19 @@ def parse_scenario(data: Any) -> Scenario:
         raise ScenarioError("streams", "expected a list of {request, response} entries")
     for i, entry in enumerate(streams):
         sc.streams.append(_stream(entry, f"streams[{i}]"))
+    sc.plugins = _plugins(data, sc)
+    roots = [p.root_id for p in sc.plugins]
+    for i, st in enumerate(sc.streams):
+        if st.plugin is not None and st.plugin not in roots:
+            raise ScenarioError(f"streams[{i}].plugin", f"no plugin with root_id {st.plugin!r}; plugins: {roots}")
+    sc.http_calls = [_http_responder(r, f"http_calls[{i}]") for i, r in enumerate(_list(data.get("http_calls", []), "http_calls"))]
+    sc.grpc_calls = [_grpc_responder(r, f"grpc_calls[{i}]") for i, r in enumerate(_list(data.get("grpc_calls", []), "grpc_calls"))]
+    sc.advance_ms = _ms(data.get("advance_ms", 0), "advance_ms")
+    sc.shared_data = [_shared(item, f"shared_data[{i}]") for i, item in enumerate(_list(data.get("shared_data", []), "shared_data"))]
+    sc.connections = [_connection(c, f"connections[{i}]", roots) for i, c in enumerate(_list(data.get("connections", []), "connections"))]
+    if "clusters" in data:
+        clusters = _list(data["clusters"], "clusters")
+        sc.clusters = [_str(c, f"clusters[{i}]") for i, c in enumerate(clusters)]
     if "engine" in data:
         sc.engine = _str(data["engine"], "engine")
     if "seed" in data:
@@ -135,6 +182,143 @@ def parse_scenario(data: Any) -> Scenario:
             raise ScenarioError("seed", "expected an integer")
         sc.seed = data["seed"]
     return sc
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ScenarioError(where, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _ms(value: Any, where: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise ScenarioError(where, "expected a non-negative number of milliseconds")
+    return float(value)
+
+
+def _plugins(data: dict[str, Any], sc: Scenario) -> list[PluginSpec]:
+    """``plugin`` (one) or ``plugins`` (several root contexts on one VM)."""
+    if "plugins" in data and "plugin" in data:
+        raise ScenarioError("plugins", "give either plugin or plugins, not both")
+    if "plugins" not in data:
+        return [PluginSpec(sc.configuration, sc.root_id, sc.name, sc.fail_policy, sc.allow_on_headers_stop_iteration)]
+    out = []
+    for i, p in enumerate(_list(data["plugins"], "plugins")):
+        where = f"plugins[{i}]"
+        if not isinstance(p, dict):
+            raise ScenarioError(where, "expected a mapping")
+        _no_extra(p, {"configuration", "root_id", "name", "fail_open", "fail_policy", "allow_on_headers_stop_iteration"}, where)
+        policy = "FAIL_CLOSED"
+        if "fail_open" in p:
+            policy = "FAIL_OPEN" if _bool(p["fail_open"], f"{where}.fail_open") else "FAIL_CLOSED"
+        if "fail_policy" in p:
+            policy = _str(p["fail_policy"], f"{where}.fail_policy").upper()
+            if policy not in ("FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"):
+                raise ScenarioError(f"{where}.fail_policy", f"expected FAIL_CLOSED, FAIL_OPEN or FAIL_RELOAD, got {policy!r}")
+        out.append(
+            PluginSpec(
+                _config(p.get("configuration"), f"{where}.configuration"),
+                _str(p.get("root_id", ""), f"{where}.root_id"),
+                _str(p.get("name", ""), f"{where}.name"),
+                policy,
+                _bool(p.get("allow_on_headers_stop_iteration", False), f"{where}.allow_on_headers_stop_iteration"),
+            )
+        )
+    roots = [p.root_id for p in out]
+    if len(set(roots)) != len(roots):
+        raise ScenarioError("plugins", f"root_ids must be unique, got {roots}")
+    if not out:
+        raise ScenarioError("plugins", "needs at least one plugin")
+    return out
+
+
+def _http_responder(r: Any, where: str) -> dict[str, Any]:
+    if not isinstance(r, dict):
+        raise ScenarioError(where, "expected a mapping with cluster and response")
+    _no_extra(r, _HTTP_RESPONDER_FIELDS, where)
+    if "cluster" not in r or "response" not in r:
+        raise ScenarioError(where, "needs cluster and response")
+    resp = r["response"]
+    if resp in ("fail", "timeout"):
+        spec: Any = resp
+    elif isinstance(resp, dict):
+        _no_extra(resp, {"status", "headers", "body", "trailers"}, f"{where}.response")
+        headers = _headers(resp.get("headers"), f"{where}.response.headers")
+        status = resp.get("status")
+        st = next((v for k, v in headers if k == b":status"), None)
+        headers = [(k, v) for k, v in headers if k != b":status"]
+        if status is None:
+            status = int(st) if st is not None and st.isdigit() else 200
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise ScenarioError(f"{where}.response.status", "expected an integer")
+        spec = {
+            "status": status,
+            "headers": headers,
+            "body": _bytes(resp.get("body", ""), f"{where}.response.body"),
+            "trailers": _headers(resp["trailers"], f"{where}.response.trailers") if resp.get("trailers") else None,
+        }
+    else:
+        raise ScenarioError(f"{where}.response", 'expected {"headers", "body", "trailers"}, "fail" or "timeout"')
+    return {
+        "cluster": _str(r["cluster"], f"{where}.cluster"),
+        "path": _str(r["path"], f"{where}.path") if "path" in r else None,
+        "method": _str(r["method"], f"{where}.method") if "method" in r else None,
+        "response": spec,
+    }
+
+
+def _grpc_responder(r: Any, where: str) -> dict[str, Any]:
+    if not isinstance(r, dict):
+        raise ScenarioError(where, "expected a mapping with cluster and response")
+    _no_extra(r, _GRPC_RESPONDER_FIELDS, where)
+    if "cluster" not in r or "response" not in r:
+        raise ScenarioError(where, "needs cluster and response")
+    resp = r["response"]
+    if not isinstance(resp, dict) or not ({"message"} <= set(resp) or {"status"} <= set(resp)):
+        raise ScenarioError(f"{where}.response", 'expected {"message": ...} (success) or {"status": code, "message"?: text} (close)')
+    if "status" in resp:
+        if not isinstance(resp["status"], int) or isinstance(resp["status"], bool):
+            raise ScenarioError(f"{where}.response.status", "expected an integer gRPC status")
+        spec = {"status": resp["status"], "text": _str(resp.get("message", ""), f"{where}.response.message")}
+    else:
+        spec = {"message": _bytes(resp["message"], f"{where}.response.message")}
+    return {
+        "cluster": _str(r["cluster"], f"{where}.cluster"),
+        "service": _str(r["service"], f"{where}.service") if "service" in r else None,
+        "method": _str(r["method"], f"{where}.method") if "method" in r else None,
+        "response": spec,
+    }
+
+
+def _shared(item: Any, where: str) -> tuple[str, bytes, str]:
+    if not isinstance(item, dict) or not {"key", "value"} <= set(item) or set(item) - {"key", "value", "vm_id"}:
+        raise ScenarioError(where, 'expected {"key": ..., "value": ..., "vm_id"?: ...}')
+    return _str(item["key"], f"{where}.key"), _bytes(item["value"], f"{where}.value"), _str(item.get("vm_id", ""), f"{where}.vm_id")
+
+
+def _connection(c: Any, where: str, roots: list[str]) -> ConnectionSpec:
+    if not isinstance(c, dict):
+        raise ScenarioError(where, "expected a mapping with events")
+    _no_extra(c, _CONNECTION_FIELDS, where)
+    plugin = c.get("plugin")
+    if plugin is not None and plugin not in roots:
+        raise ScenarioError(f"{where}.plugin", f"no plugin with root_id {plugin!r}")
+    events: list[tuple[str, Any, bool]] = []
+    for j, ev in enumerate(_list(c.get("events", []), f"{where}.events")):
+        ew = f"{where}.events[{j}]"
+        if not isinstance(ev, dict):
+            raise ScenarioError(ew, 'expected {"downstream": data}, {"upstream": data} or {"close": "remote"|"local"}')
+        if "close" in ev:
+            peer = ev["close"]
+            if peer not in ("remote", "local"):
+                raise ScenarioError(f"{ew}.close", 'expected "remote" or "local"')
+            events.append(("close", peer, True))
+            continue
+        kind = next((k for k in ("downstream", "upstream") if k in ev), None)
+        if kind is None or set(ev) - {kind, "end_of_stream"}:
+            raise ScenarioError(ew, 'expected {"downstream": data} or {"upstream": data}, with an optional end_of_stream')
+        events.append((kind, _bytes(ev[kind], f"{ew}.{kind}"), _bool(ev.get("end_of_stream", False), f"{ew}.end_of_stream")))
+    return ConnectionSpec(events, _str(c.get("name", ""), f"{where}.name"), plugin)
 
 
 def _no_extra(d: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -237,6 +421,7 @@ def _stream(entry: Any, where: str) -> StreamSpec:
         response=_message(entry["response"], f"{where}.response") if entry.get("response") is not None else None,
         name=_str(entry.get("name", ""), f"{where}.name"),
         advance_ms=float(advance),
+        plugin=_str(entry["plugin"], f"{where}.plugin") if "plugin" in entry else None,
     )
 
 
@@ -290,19 +475,94 @@ def _feed(stream: HttpStream, side: str, msg: MessageSpec) -> None:
         getattr(stream, f"send_{side}_trailers")(msg.trailers)
 
 
-def run_scenario(plugin: Any, scenario: Scenario) -> list[tuple[StreamSpec, HttpStream]]:
-    """Run every stream of ``scenario`` through a started plugin; returns each spec with its stream."""
-    results = []
+def prepare_host(host: Any, scenario: Scenario) -> None:
+    """Install the scenario's responders, clusters and initial shared data on a host."""
+    for r in scenario.http_calls:
+        resp = r["response"]
+        if isinstance(resp, str):
+            host.http_calls.add_responder(r["cluster"], path=r["path"], method=r["method"], response=resp)
+        else:
+            host.http_calls.add_responder(
+                r["cluster"], path=r["path"], method=r["method"], status=resp["status"], headers=resp["headers"], body=resp["body"], trailers=resp["trailers"]
+            )
+    for r in scenario.grpc_calls:
+        host.grpc_calls.add_responder(r["cluster"], service=r["service"], method=r["method"], **r["response"])
+    for key, value, vm_id in scenario.shared_data:
+        host.shared_data.set(key, value, vm_id=vm_id)
+    if scenario.clusters is not None:
+        host.clusters = set(scenario.clusters)
+
+
+def run_scenario(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | None = None) -> list[tuple[StreamSpec, HttpStream]]:
+    """Run the scenario's streams, then advance the clock, then finish what was resumed.
+
+    Each stream goes as far as it can (a stream paused on a callout waits); then the clock moves
+    by ``advance_ms`` (ticks and timeouts fire); then every stream whose request reached upstream
+    gets its response and ends. ``plugins`` maps root_id to plugin for multi-plugin scenarios.
+    """
+    by_root = plugins or {}
+    runs = []
     for spec in scenario.streams:
-        stream = plugin.http_stream()
+        target = by_root.get(spec.plugin, plugin) if spec.plugin is not None else plugin
+        stream = target.http_stream()
         _feed(stream, "request", spec.request)
         if spec.advance_ms:
-            plugin.host.advance(spec.advance_ms)
-        if spec.response is not None and not stream.completed and stream.upstream_request.headers is not None:
-            _feed(stream, "response", spec.response)
+            target.host.advance(spec.advance_ms)
+        _maybe_respond(stream, spec)
+        runs.append((spec, stream))
+    if scenario.advance_ms:
+        plugin.host.advance(scenario.advance_ms)
+    for spec, stream in runs:
+        _maybe_respond(stream, spec)
         stream.complete()
-        results.append((spec, stream))
-    return results
+    return runs
+
+
+def _maybe_respond(stream: HttpStream, spec: StreamSpec) -> None:
+    if spec.response is not None and not stream.completed and stream.upstream_request.headers is not None and stream.response.received_headers is None:
+        _feed(stream, "response", spec.response)
+
+
+def run_connections(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run the scenario's TCP connections; JSON-ready results."""
+    from abi import PeerType
+
+    out = []
+    for spec in scenario.connections:
+        target = (plugins or {}).get(spec.plugin, plugin) if spec.plugin is not None else plugin
+        conn = target.tcp_connection()
+        for kind, data, eos in spec.events:
+            if kind == "close":
+                conn.close(PeerType.REMOTE if data == "remote" else PeerType.LOCAL)
+            elif kind == "downstream":
+                conn.send_downstream(data, end_of_stream=eos)
+            else:
+                conn.send_upstream(data, end_of_stream=eos)
+        from .http_types import _body_json
+
+        out.append(
+            {
+                "name": spec.name,
+                "upstream_received": _body_json(bytes(conn.upstream_received)),
+                "downstream_received": _body_json(bytes(conn.downstream_received)),
+                "closed": conn.closed,
+                "callbacks": [{"name": c.name, "action": c.action} for c in conn.callbacks],
+                "error": str(conn.error) if conn.error else None,
+            }
+        )
+    return out
+
+
+def world_state(host: Any) -> dict[str, Any]:
+    """Metrics, shared data and queue contents of a host, JSON-ready."""
+    from .http_types import _body_json
+
+    return {
+        "metrics": host.metrics.all(),
+        "shared_data": {vm: {k: _body_json(v[0]) for k, v in items.items()} for vm, items in host.shared_data.snapshot().items()},
+        "queues": {f"{vm}/{name}": [_body_json(x) for x in host.queues.contents(name, vm_id=vm)] for (vm, name) in host.queues.tokens},
+        "pending_http_calls": [c.to_json() for c in host.http_calls.pending()],
+    }
 
 
 def stream_result(stream: HttpStream, spec: StreamSpec | None = None) -> dict[str, Any]:
@@ -315,6 +575,9 @@ def stream_result(stream: HttpStream, spec: StreamSpec | None = None) -> dict[st
         "local_response": stream.local_response.to_json() if stream.local_response else None,
         "callbacks": [{"name": c.name, "action": c.action} for c in stream.callbacks],
         "lints": list(stream.lints),
+        "http_calls": [c.to_json() for c in stream.http_calls],
+        "grpc_calls": [c.to_json() for c in stream.grpc_calls],
+        "completed": stream.completed,
         "error": str(stream.error) if stream.error else None,
     }
 
@@ -361,6 +624,9 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]]) -> str:
         elif down:
             out.append(f" client received :status {dict(down['headers']).get(':status')}")
         out.append(" callbacks: " + ", ".join(f"{c['name'].removeprefix('proxy_on_')}={c['action']}" for c in r["callbacks"] if c["action"]))
+        for call in r["http_calls"]:
+            state = call["state"] + (f" ({call['response_status']})" if call["response_status"] else "")
+            out.append(f" http call to {call['cluster']}: {state}")
         for lint in r["lints"]:
             out.append(f" lint: {lint}")
         if r["error"]:

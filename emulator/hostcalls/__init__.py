@@ -10,13 +10,18 @@ from ..wasi import Wasi
 from .buffers import BufferCalls
 from .callouts import CalloutCalls
 from .context_control import ContextCalls
+from .foreign import ForeignCalls
 from .logging_time import LoggingTimeCalls
 from .maps import MapCalls
+from .metrics import MetricCalls
 from .properties import PropertyCalls
+from .shared_state import SharedStateCalls
 from .stream_control import StreamControlCalls
 
 __all__ = ["ImportCalls"]
 
 
-class ImportCalls(LoggingTimeCalls, BufferCalls, MapCalls, CalloutCalls, StreamControlCalls, PropertyCalls, ContextCalls, Wasi):
+class ImportCalls(
+    LoggingTimeCalls, BufferCalls, MapCalls, CalloutCalls, StreamControlCalls, PropertyCalls, ContextCalls, SharedStateCalls, MetricCalls, ForeignCalls, Wasi
+):
     """Every import implementation, bound to whichever VM is running (``self.vm``)."""

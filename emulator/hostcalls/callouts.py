@@ -119,7 +119,7 @@ class CalloutCalls(Glue):
             call.message = message
         if stream is not None and hasattr(stream, "grpc_calls"):
             stream.grpc_calls.append(call)
-        host.grpc_calls.calls.append(call)
+        host.grpc_calls.record(call)
         self.vm.memory.put_u32(ret_token, call.token)
         return Status.Ok
 
