@@ -13,7 +13,8 @@ from __future__ import annotations
 import atexit
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,17 @@ from .callouts import GrpcCalls, HttpCalls
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
 from .engines import Engine, EngineConfig, get_engine
 from .errors import CallbackError, ConfigError, ModuleLoadError
+from .expectations import Expectations
 from .foreign import ForeignFunctions
 from .logs import LogRecord
 from .metrics import Metrics
 from .module_cache import ModuleCache
+from .observer import HostCallObserver
 from .plugin import Plugin
 from .program import Program
 from .shared_state import SharedData, SharedQueues
 from .stream_info import ConnectionInfo
+from .trace import Trace
 from .vm import Vm
 
 __all__ = ["Host", "ModuleSource"]
@@ -67,6 +71,8 @@ class Host:
         log_level: LogLevel = LogLevel.TRACE,
         properties: Mapping[str, Any] | None = None,
         connection: ConnectionInfo | None = None,
+        trace: bool = True,
+        trace_limit: int = 10_000,
     ) -> None:
         self.engine = engine if isinstance(engine, Engine) else get_engine(engine, engine_config)
         self.clock = VirtualClock(epoch_ns)
@@ -87,6 +93,11 @@ class Host:
         self.grpc_calls = GrpcCalls(self)
         self.clusters: set[str] | None = None
         """Known upstream clusters; ``None`` accepts any (Envoy refuses unknown ones)."""
+        self.trace: Trace | None = Trace() if trace else None
+        """Every ``env`` host call, decoded (``Host(trace=False)`` turns it off for speed)."""
+        self.trace_limit = trace_limit
+        self.expectations: Expectations | None = None
+        self.observer: HostCallObserver | None = HostCallObserver(self) if trace else None
         if cache is True:
             self.cache: ModuleCache | None = ModuleCache()
         elif cache is False or cache is None:
@@ -202,6 +213,30 @@ class Host:
                 source="host",
             )
         )
+
+    @contextmanager
+    def expect_calls(self, *, allow: tuple[str, ...] = ("proxy_log",)) -> Iterator[Expectations]:
+        """Strict mode: declare the host calls you expect, in order; see :mod:`emulator.expectations`.
+
+        Leaving the block raises :class:`ExpectationError` for unexpected calls and for expected
+        calls that never came.
+        """
+        expectations = Expectations(allowed=set(allow))
+        previous, self.expectations = self.expectations, expectations
+        if self.observer is None:
+            self.observer = HostCallObserver(self)
+        failed = False
+        try:
+            yield expectations
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self.expectations = previous
+            if self.trace is None and previous is None:
+                self.observer = None
+            if not failed:
+                expectations.verify()
 
     def next_seq(self) -> int:
         """A host-wide increasing number, to order events across streams and filters."""

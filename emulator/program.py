@@ -101,15 +101,21 @@ def _sig(ty: Any) -> str:
 
 
 def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int, wasi: bool) -> Callable[..., Any]:
-    """A per-arity wrapper: phase restrictions, bad-pointer status, and the call itself."""
+    """A per-arity wrapper: phase restrictions, the observer (trace, expectations), bad pointers."""
     args = ", ".join(f"a{i}" for i in range(nparams))
     fault = int(WasiErrno.FAULT if wasi else Status.InvalidMemoryAccess)
+    observe = (
+        ""
+        if wasi
+        else (f"    obs = vm.host.observer\n    if obs is not None:\n        return obs(vm, name, impl, ({args}{',' if nparams == 1 else ''}), {fault})\n")
+    )
     src = (
         f"def host({args}):\n"
         "    vm = calls.vm\n"
         "    allowed = vm.allowed_imports\n"
         "    if allowed is not None and name not in allowed:\n"
         "        raise restricted(vm, name)\n"
+        f"{observe}"
         "    try:\n"
         f"        return impl({args})\n"
         "    except MemoryAccessError as exc:\n"

@@ -39,7 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Declare the ``proxy_wasm_engines`` marker."""
-    config.addinivalue_line("markers", "proxy_wasm_engines(*names): run this test on the given engines (default: the selected ones)")
+    config.addinivalue_line(
+        "markers",
+        "proxy_wasm_engines(*names): run this test on the given engines; with no names, on every engine usable on this Python",
+    )
+    selected_engines(config)  # a bad --proxy-wasm-engine is a usage error before collection
 
 
 def selected_engines(config: pytest.Config) -> list[str]:
@@ -57,7 +61,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "proxy_wasm_engine" not in metafunc.fixturenames:
         return
     marker = metafunc.definition.get_closest_marker("proxy_wasm_engines")
-    names = list(marker.args) if marker else selected_engines(metafunc.config)
+    if marker is None:
+        names = selected_engines(metafunc.config)
+    elif marker.args:
+        names = list(marker.args)
+    else:
+        names = [n for n, reason in available_engines().items() if reason is None and n != "wasmtime-stock"]
     metafunc.parametrize("proxy_wasm_engine", names, ids=names, scope="function")
 
 
@@ -83,9 +92,51 @@ def proxy_wasm_cache(request: pytest.FixtureRequest) -> ModuleCache | None:
 
 
 @pytest.fixture
-def proxy_wasm_host(proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache | None) -> Iterator[Host]:
-    """A fresh Host for this test on the selected engine."""
-    yield Host(engine=proxy_wasm_engine, cache=proxy_wasm_cache if proxy_wasm_cache is not None else False)
+def proxy_wasm_host(request: pytest.FixtureRequest, proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache | None) -> Iterator[Host]:
+    """A fresh Host for this test on the selected engine (its trace is shown if the test fails)."""
+    host = Host(engine=proxy_wasm_engine, cache=proxy_wasm_cache if proxy_wasm_cache is not None else False)
+    request.node.stash[_HOSTS] = [*request.node.stash.get(_HOSTS, []), host]
+    yield host
+
+
+_HOSTS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """On failure, add the tail of each fixture host's trace and logs to the report."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for i, host in enumerate(item.stash.get(_HOSTS, [])):
+            suffix = f" #{i + 1}" if i else ""
+            if host.trace is not None and len(host.trace):
+                report.sections.append((f"proxy-wasm host calls{suffix} (most recent last)", host.trace.tail(20)))
+            if host.logs:
+                report.sections.append((f"proxy-wasm logs{suffix}", "\n".join(f"[{r.level_name}] {r.message}" for r in host.logs[-20:])))
+    return report
+
+
+def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | None:
+    """Readable diffs when a header map or an HTTP message is compared with ``==``."""
+    from .headers import HeaderMap
+    from .http_types import HttpMessage
+    from .testing import format_headers, headers_diff
+
+    if op != "==" or not any(isinstance(x, HeaderMap | HttpMessage) for x in (left, right)):
+        return None
+    actual, expected = (left, right) if isinstance(left, HeaderMap | HttpMessage) else (right, left)
+    if isinstance(expected, HeaderMap | HttpMessage):
+        expected = expected.pairs() if isinstance(expected, HeaderMap) else expected.headers
+    try:
+        diff = headers_diff(actual, expected, exact=True)
+    except (TypeError, ValueError):
+        return None
+    return [
+        "headers differ (- expected, + actual):",
+        *diff,
+        "actual headers:",
+        *format_headers(actual.pairs() if isinstance(actual, HeaderMap) else actual.headers or []).splitlines(),
+    ]
 
 
 @pytest.fixture

@@ -1,0 +1,73 @@
+"""What sits between the filter and the host when a test watches host calls.
+
+When a host records a trace, counts host calls or checks strict expectations, every ``env`` host
+call goes through :class:`HostCallObserver`: it decodes the arguments, lets the expectations
+check (or answer) the call, runs the real implementation, and records a :class:`TraceEntry`.
+Without any of those the host calls take the direct path and cost nothing extra.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .engines import MemoryAccessError
+from .trace import TraceEntry, decode_call, decode_results
+
+if TYPE_CHECKING:
+    from .host import Host
+    from .vm import Vm
+
+__all__ = ["HostCallObserver"]
+
+
+class HostCallObserver:
+    """Decode, check, run and record one host call (see the module docstring)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, vm: Vm, name: str, impl: Callable[..., Any], args: tuple[int, ...], fault: int) -> Any:
+        host = self.host
+        self.counts[name] += 1
+        expectations = host.expectations
+        trace = host.trace
+        if trace is None and expectations is None:
+            return _run(vm, name, impl, args, fault)
+        decoded = decode_call(vm, name, args)
+        injected = expectations.check(name, decoded) if expectations is not None else None
+        if injected is not None and injected.status is not None:
+            status = injected.status
+            if injected.data is not None:
+                status = _answer(vm, name, args, injected.data)
+        else:
+            injected = None
+            status = _run(vm, name, impl, args, fault)
+        if trace is not None:
+            results = decode_results(vm, name, args) if status == 0 else {}
+            ctx = vm.current_context_info().id
+            trace.append(TraceEntry(host.next_seq(), name, decoded, status, results, ctx, vm.current_callback, injected is not None))
+            if len(trace) > 2 * host.trace_limit:
+                del trace[: len(trace) - host.trace_limit]
+        return status
+
+
+def _run(vm: Vm, name: str, impl: Callable[..., Any], args: tuple[int, ...], fault: int) -> Any:
+    try:
+        return impl(*args)
+    except MemoryAccessError as exc:
+        vm.note(f"{name}: {exc}")
+        return fault
+
+
+def _answer(vm: Vm, name: str, args: tuple[int, ...], data: bytes) -> int:
+    """Return injected data through the call's ``ret_ptr``/``ret_size`` out-pointers."""
+    from abi import HOST_FUNCTIONS, Status
+
+    names = HOST_FUNCTIONS[name].param_names
+    ptr_i = next((i for i, n in enumerate(names) if n.startswith("ret") and n.endswith("_ptr")), None)
+    if ptr_i is None or ptr_i + 1 >= len(names):
+        return Status.Ok
+    return vm.program.calls.copy_out(data, args[ptr_i], args[ptr_i + 1])

@@ -1,0 +1,216 @@
+"""The host-call trace: every ``env`` host call a filter makes, decoded, with its status and results.
+
+Each entry names the function, its decoded arguments (strings, header pairs, property paths and
+enum names instead of pointers), the status, the data returned through out-pointers, the context
+and the callback it was made from. A trace renders as readable text (its tail goes into pytest
+failure reports), exports as JSON, and compares with another trace for golden tests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from abi import HOST_FUNCTIONS, BufferType, LogLevel, MapType, MetricType, Status, StreamType, decode_pairs, decode_path
+
+if TYPE_CHECKING:
+    from .vm import Vm
+
+__all__ = ["Trace", "TraceEntry", "decode_call"]
+
+_PAIR_ARGS = {"headers", "trailers", "pairs", "initial_md"}
+_ENUMS = {"map_type": MapType, "buffer_type": BufferType, "level": LogLevel, "stream_type": StreamType, "metric_type": MetricType}
+_U64_OUT = {"ret_time", "ret_value"}
+
+
+def _text(raw: bytes) -> Any:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def _value(name: str, raw: bytes) -> Any:
+    if name in _PAIR_ARGS:
+        return [(_text(k), _text(v)) for k, v in decode_pairs(raw)]
+    if name == "path":
+        return [_text(s) for s in decode_path(raw)]
+    return _text(raw)
+
+
+def _plan(function: str) -> list[tuple[str, int, int | None]]:
+    """How to decode each argument: ``(name, index, size index or None)``."""
+    sig = HOST_FUNCTIONS[function]
+    names = sig.param_names
+    plan = []
+    skip = set()
+    for i, name in enumerate(names):
+        if i in skip:
+            continue
+        if name.endswith("_ptr") and i + 1 < len(names) and names[i + 1] == name[:-4] + "_size":
+            plan.append((name[:-4], i, i + 1))
+            skip.add(i + 1)
+        else:
+            plan.append((name, i, None))
+    return plan
+
+
+_PLANS: dict[str, list[tuple[str, int, int | None]]] = {}
+
+
+def decode_call(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
+    """The arguments of a host call as a filter author reads them (before the call runs)."""
+    plan = _PLANS.get(function)
+    if plan is None:
+        plan = _PLANS[function] = _plan(function)
+    out: dict[str, Any] = {}
+    mem = vm.memory
+    for name, i, size_i in plan:
+        if name.startswith("ret"):
+            continue
+        if size_i is None:
+            enum = _ENUMS.get(name)
+            value = args[i]
+            if enum is not None:
+                try:
+                    value = enum(value).name
+                except ValueError:
+                    pass
+            out[name] = value
+            continue
+        ptr, size = args[i], args[size_i]
+        try:
+            raw = mem.read(ptr, size) if size else b""
+        except Exception:
+            out[name] = f"<invalid pointer {ptr}+{size}>"
+            continue
+        out[name] = _value(name, raw)
+    return out
+
+
+def decode_results(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
+    """What the host wrote through the out-pointers (after an Ok call)."""
+    plan = _PLANS.get(function) or _plan(function)
+    out: dict[str, Any] = {}
+    mem = vm.memory
+    for name, i, size_i in plan:
+        if not name.startswith("ret"):
+            continue
+        try:
+            if size_i is not None:
+                ptr, size = mem.u32(args[i]), mem.u32(args[size_i])
+                out["data" if name == "ret" else name.removeprefix("ret_")] = _text(mem.read(ptr, size)) if size else ""
+            elif name in _U64_OUT:
+                out[name.removeprefix("ret_")] = mem.u64(args[i])
+            else:
+                out[name.removeprefix("ret_")] = mem.u32(args[i])
+        except Exception:
+            out[name] = "<unreadable>"
+    return out
+
+
+@dataclass
+class TraceEntry:
+    """One host call."""
+
+    seq: int
+    function: str
+    args: dict[str, Any]
+    status: Any
+    results: dict[str, Any] = field(default_factory=dict)
+    context_id: int | None = None
+    callback: str | None = None
+    injected: bool = False
+
+    @property
+    def status_name(self) -> str:
+        """``Ok``, ``NotFound``, ... (or the raw value)."""
+        if isinstance(self.status, int):
+            try:
+                return Status(self.status).name
+            except ValueError:
+                return str(self.status)
+        return "-" if self.status is None else str(self.status)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (bytes become ``{"base64": ...}``)."""
+        return _jsonable(
+            {
+                "function": self.function,
+                "args": self.args,
+                "status": self.status_name,
+                "results": self.results,
+                "context_id": self.context_id,
+                "callback": self.callback,
+                "injected": self.injected,
+            }
+        )
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
+        res = ", ".join(f"{k}={_short(v)}" for k, v in self.results.items())
+        where = f"[{self.callback or '-'} ctx={self.context_id}]"
+        tail = f" -> {res}" if res else ""
+        mark = " (injected)" if self.injected else ""
+        return f"{where} {self.function}({args}) = {self.status_name}{mark}{tail}"
+
+
+def _short(v: Any, n: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        import base64
+
+        return {"base64": base64.b64encode(v).decode()}
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+class Trace(list[TraceEntry]):
+    """The list of host calls of a host, with rendering, export and comparison."""
+
+    def calls(self, function: str) -> list[TraceEntry]:
+        """Entries of one function."""
+        return [e for e in self if e.function == function]
+
+    def tail(self, n: int = 20) -> str:
+        """The last ``n`` entries as text, one per line."""
+        lines = [str(e) for e in self[-n:]]
+        skipped = len(self) - len(lines)
+        head = [f"... {skipped} earlier host calls"] if skipped > 0 else []
+        return "\n".join(head + lines)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """JSON-ready list."""
+        return [e.to_json() for e in self]
+
+    def dump(self, path: str) -> None:
+        """Write the trace as a JSON file (a golden file)."""
+        with open(path, "w") as fh:
+            json.dump(self.to_json(), fh, indent=1)
+
+    def diff(self, other: Trace | list[dict[str, Any]], *, ignore: tuple[str, ...] = ("context_id",)) -> list[str]:
+        """Differences with another trace or a loaded golden file; ``[]`` means equal.
+
+        ``ignore`` names entry fields left out of the comparison.
+        """
+        mine = [_strip(e, ignore) for e in self.to_json()]
+        theirs = [_strip(e if isinstance(e, dict) else e.to_json(), ignore) for e in other]
+        out = []
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            if a != b:
+                out.append(f"call {i}: expected {b}\n        got {a}")
+        if len(mine) != len(theirs):
+            out.append(f"expected {len(theirs)} host calls, got {len(mine)}")
+        return out
+
+
+def _strip(entry: dict[str, Any], ignore: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in ignore}
