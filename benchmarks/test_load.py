@@ -40,7 +40,7 @@ def test_program_go_from_cache(benchmark, engine_name, tmp_path):
 
 @pytest.mark.parametrize("fixture", ["rust/headers_rust.wasm", "go/headers_go.wasm", "assemblyscript/headers_assemblyscript.wasm", "c/headers_cpp.wasm"])
 def test_plugin_start(benchmark, engine_name, fixture):
-    host = Host(engine=engine_name)
+    host = Host(engine=engine_name, trace=False)
     prog = host.program(FIXTURES / fixture)
 
     def start():

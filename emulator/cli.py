@@ -60,7 +60,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .host import Host
-    from .scenario import ScenarioError, load_scenario, prepare_host, render_summary, run_connections, run_scenario, stream_result, world_state
+    from .scenario import ScenarioError, load_scenario, render_summary, run_connections, run_scenario, start_plugins, stream_result, world_state
 
     scenario = None
     if args.scenario:
@@ -68,16 +68,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             scenario = load_scenario(args.scenario)
         except ScenarioError as exc:
             raise UsageError(f"bad scenario: {exc}") from None
-    plugin_config = _read_file(args.plugin_config, "--plugin-config")
-    vm_config = _read_file(args.vm_config, "--vm-config")
-    env = _env_pairs(args.env or [])
-    if scenario is not None:
-        plugin_config = plugin_config if plugin_config is not None else scenario.configuration
-        vm_config = vm_config if vm_config is not None else scenario.vm_configuration
-        env = {**scenario.environment, **env}
-    root_id = args.root_id if args.root_id is not None else (scenario.root_id if scenario else "")
-    vm_id = args.vm_id if args.vm_id is not None else (scenario.vm_id if scenario else "")
-    name = args.name if args.name is not None else (scenario.name if scenario else "")
+    overrides = {
+        "plugin_config": _read_file(args.plugin_config, "--plugin-config"),
+        "vm_config": _read_file(args.vm_config, "--vm-config"),
+        "root_id": args.root_id,
+        "vm_id": args.vm_id,
+        "name": args.name,
+        "environment": _env_pairs(args.env or []),
+    }
     engine = args.engine or (scenario.engine if scenario and scenario.engine else "wasmtime")
     out: dict[str, Any] = {"started": False, "abi_version": None, "engine": engine, "logs": [], "error": None}
     if scenario is not None:
@@ -90,24 +88,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         prog = host.program(args.filter, stub_unknown_imports=args.stub_unknown_imports)
         out["abi_version"] = prog.abi.version
         out["abi_notes"] = list(prog.abi.notes)
-        vm = host.create_vm(prog, vm_id=vm_id, vm_config=vm_config, environment=env)
         if scenario is None:
-            host.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config)
+            vm = host.create_vm(prog, vm_id=overrides["vm_id"] or "", vm_config=overrides["vm_config"], environment=overrides["environment"])
+            host.add_plugin(vm, root_id=overrides["root_id"] or "", name=overrides["name"] or "", plugin_config=overrides["plugin_config"])
             out["started"] = True
         else:
-            prepare_host(host, scenario)
-            single = len(scenario.plugins) == 1
-            plugins = {}
-            for spec in scenario.plugins:
-                plugins[spec.root_id] = host.add_plugin(
-                    vm,
-                    root_id=root_id if single else spec.root_id,
-                    name=name if single else spec.name,
-                    plugin_config=plugin_config if single else spec.configuration,
-                    fail_policy=spec.fail_policy,
-                    allow_on_headers_stop_iteration=spec.allow_on_headers_stop_iteration,
-                    properties=scenario.properties,
-                )
+            plugins = start_plugins(host, prog, scenario, overrides=overrides)
             out["started"] = True
             first = next(iter(plugins.values()))
             runs = run_scenario(first, scenario, plugins)
@@ -144,6 +130,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import compare, load_baseline, measure, render
+    from .scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise UsageError(f"bad scenario: {exc}") from None
+    baseline = None
+    if args.baseline:
+        try:
+            baseline = load_baseline(args.baseline)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--baseline: {exc}") from None
+    overrides = {"plugin_config": _read_file(args.plugin_config, "--plugin-config"), "root_id": args.root_id}
+    try:
+        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=overrides)
+    except EmulatorError as exc:
+        print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
+        return 1
+    regressions = compare(result, baseline, args.max_regression) if baseline is not None else None
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps({**result, "regressions": regressions}, indent=2))
+    else:
+        print(render(result, regressions, baseline))
+    return 1 if regressions else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(prog="proxy-wasm-emulator", description="Run, inspect, fuzz and benchmark proxy-wasm filters without Envoy.")
@@ -169,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(func=_cmd_run)
+
+    bench = sub.add_parser("bench", help="measure cost figures and timings on a scenario; gate on a baseline")
+    bench.add_argument("filter", metavar="FILTER.wasm")
+    bench.add_argument("scenario", metavar="SCENARIO", help="a scenario file (.json or .yaml)")
+    bench.add_argument("--baseline", metavar="FILE", help="a saved `bench --json` result to compare with")
+    bench.add_argument("--max-regression", type=float, default=5.0, metavar="PCT", help="fail when a deterministic metric grows by more (default 5)")
+    bench.add_argument("--save", metavar="FILE", help="write this run's result (JSON) to FILE, e.g. a new baseline")
+    bench.add_argument("--rounds", type=int, default=5, help="timing rounds (default 5)")
+    bench.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime")
+    bench.add_argument("--plugin-config", metavar="FILE")
+    bench.add_argument("--root-id", default=None, metavar="ID")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=_cmd_bench)
     return p
 
 
@@ -181,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"proxy-wasm-emulator {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
 
 
 if __name__ == "__main__":

@@ -73,8 +73,14 @@ class Host:
         connection: ConnectionInfo | None = None,
         trace: bool = True,
         trace_limit: int = 10_000,
+        costs: bool = False,
     ) -> None:
+        if costs and not isinstance(engine, Engine) and engine != "wasmer" and engine_config is None:
+            engine_config = EngineConfig(fuel=True)
         self.engine = engine if isinstance(engine, Engine) else get_engine(engine, engine_config)
+        self.costs = costs
+        """Meter every callback (``stream.callbacks[i].cost``, ``stream.cost()``); with wasmtime
+        this turns fuel on to count guest instructions."""
         self.clock = VirtualClock(epoch_ns)
         self.seed = seed
         self.random = random.Random(seed)
@@ -97,7 +103,7 @@ class Host:
         """Every ``env`` host call, decoded (``Host(trace=False)`` turns it off for speed)."""
         self.trace_limit = trace_limit
         self.expectations: Expectations | None = None
-        self.observer: HostCallObserver | None = HostCallObserver(self) if trace else None
+        self.observer: HostCallObserver | None = HostCallObserver(self) if trace or costs else None
         if cache is True:
             self.cache: ModuleCache | None = ModuleCache()
         elif cache is False or cache is None:
@@ -233,7 +239,7 @@ class Host:
             raise
         finally:
             self.expectations = previous
-            if self.trace is None and previous is None:
+            if self.trace is None and previous is None and not self.costs:
                 self.observer = None
             if not failed:
                 expectations.verify()

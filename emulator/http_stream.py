@@ -146,6 +146,12 @@ class HttpStream:
         """``(callback, action)`` for every callback made, in order."""
         return [(c.name, c.action) for c in self.callbacks]
 
+    def cost(self) -> Any:
+        """The summed :class:`~emulator.costs.Cost` of every callback of this stream (costs on)."""
+        from .costs import total
+
+        return total([c.cost for c in self.callbacks])
+
     def response_code(self) -> int | None:
         """The response status code once known (upstream or local reply)."""
         h = self.response.out.headers or (self.response.received_headers.pairs() if self.response.received_headers is not None else None)
@@ -358,6 +364,8 @@ class HttpStream:
         finally:
             self._in_filter_callback = None
         record.raw = raw
+        if self.host.costs:
+            record.cost = self.vm.last_cost
         if raw is None and not self.vm.has_export(name):
             record.action = "not exported"
         return raw

@@ -119,10 +119,15 @@ class CallbackRecord:
     notes: list[str] = field(default_factory=list)
     seq: int = 0
     """Host-wide order of the call (callbacks of chained filters interleave)."""
+    cost: Any = None
+    """The callback's :class:`~emulator.costs.Cost` when the host meters costs."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"name": self.name, "args": list(self.args), "raw": self.raw, "action": self.action, "notes": self.notes}
+        out = {"name": self.name, "args": list(self.args), "raw": self.raw, "action": self.action, "notes": self.notes}
+        if self.cost is not None:
+            out["cost"] = self.cost.to_json()
+        return out
 
 
 def _text(b: bytes) -> str:

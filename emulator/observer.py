@@ -28,10 +28,12 @@ class HostCallObserver:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.counts: Counter[str] = Counter()
+        self.total = 0
 
     def __call__(self, vm: Vm, name: str, impl: Callable[..., Any], args: tuple[int, ...], fault: int) -> Any:
         host = self.host
         self.counts[name] += 1
+        self.total += 1
         expectations = host.expectations
         trace = host.trace
         if trace is None and expectations is None:

@@ -140,6 +140,31 @@ def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | Non
 
 
 @pytest.fixture
+def proxy_wasm_benchmark(benchmark: Any, proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache | None) -> Callable[..., Any]:
+    """Benchmark one HTTP exchange through a filter with pytest-benchmark.
+
+    ``proxy_wasm_benchmark(module, request, response=None, **load_kwargs)`` measures the exchange
+    once with costs metered and puts the deterministic figures (guest instructions, host calls,
+    bytes copied, allocator use) into ``benchmark.extra_info["cost"]``, then times it. All of
+    pytest-benchmark's options apply (``--benchmark-json``, ``--benchmark-compare``...).
+    """
+    from .http_types import Request, Response
+
+    cache = proxy_wasm_cache if proxy_wasm_cache is not None else False
+
+    def run(module: Any, request: Request | Any, response: Response | Any = None, **load_kwargs: Any) -> Any:
+        metered = Host(engine=proxy_wasm_engine, cache=cache, costs=True, trace=False).load(module, **load_kwargs)
+        metered.http_exchange(request, response)  # warm-up: first-request allocations differ
+        cost = metered.http_exchange(request, response).cost()
+        benchmark.extra_info["cost"] = cost.to_json()
+        benchmark.extra_info["engine"] = proxy_wasm_engine
+        plugin = Host(engine=proxy_wasm_engine, cache=cache, trace=False).load(module, **load_kwargs)
+        return benchmark(plugin.http_exchange, request, response)
+
+    return run
+
+
+@pytest.fixture
 def load_filter(proxy_wasm_host: Host) -> Callable[..., Plugin]:
     """Factory: ``load_filter(path, plugin_config=b"", root_id="", vm_config=b"", properties=None, ...)``."""
 

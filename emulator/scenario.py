@@ -17,7 +17,19 @@ from typing import Any
 from .errors import ConfigError
 from .http_stream import HttpStream
 
-__all__ = ["Scenario", "ScenarioError", "StreamSpec", "load_scenario", "parse_scenario", "render_summary", "run_scenario"]
+__all__ = [
+    "Scenario",
+    "ScenarioError",
+    "StreamSpec",
+    "load_scenario",
+    "parse_scenario",
+    "render_summary",
+    "run_connections",
+    "run_scenario",
+    "start_plugins",
+    "stream_result",
+    "world_state",
+]
 
 _PLUGIN_FIELDS = {"configuration", "vm_configuration", "root_id", "vm_id", "name", "fail_open", "fail_policy", "allow_on_headers_stop_iteration", "environment"}
 _STREAM_FIELDS = {"name", "request", "response", "advance_ms", "plugin"}
@@ -473,6 +485,41 @@ def _feed(stream: HttpStream, side: str, msg: MessageSpec) -> None:
         getattr(stream, f"send_{side}_body")(chunk, end_of_stream=j == len(msg.chunks) - 1 and not has_trailers)
     if has_trailers and not stream.completed:
         getattr(stream, f"send_{side}_trailers")(msg.trailers)
+
+
+def start_plugins(host: Any, module: Any, scenario: Scenario, *, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Create the scenario's VM and start its plugins; returns them by root_id (first one first).
+
+    ``overrides`` (from the command line) may set ``plugin_config``, ``vm_config``, ``root_id``,
+    ``vm_id``, ``name`` and ``environment``; they apply to a single-plugin scenario.
+    """
+    o = overrides or {}
+    prepare_host(host, scenario)
+    env = {**scenario.environment, **(o.get("environment") or {})}
+    vm_config = o.get("vm_config")
+    vm = host.create_vm(
+        module,
+        vm_id=o.get("vm_id") if o.get("vm_id") is not None else scenario.vm_id,
+        vm_config=vm_config if vm_config is not None else scenario.vm_configuration,
+        environment=env,
+    )
+    single = len(scenario.plugins) == 1
+    plugins: dict[str, Any] = {}
+    for spec in scenario.plugins:
+
+        def pick(key: str, default: Any) -> Any:
+            return o[key] if single and o.get(key) is not None else default
+
+        plugins[spec.root_id] = host.add_plugin(
+            vm,
+            root_id=pick("root_id", spec.root_id),
+            name=pick("name", spec.name),
+            plugin_config=pick("plugin_config", spec.configuration),
+            fail_policy=spec.fail_policy,
+            allow_on_headers_stop_iteration=spec.allow_on_headers_stop_iteration,
+            properties=scenario.properties,
+        )
+    return plugins
 
 
 def prepare_host(host: Any, scenario: Scenario) -> None:

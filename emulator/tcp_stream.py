@@ -144,6 +144,8 @@ class TcpConnection:
             self._trapped(err, record)
             return _FAILED
         record.raw = raw
+        if self.host.costs:
+            record.cost = self.vm.last_cost
         return raw
 
     def _data(self, side: str, data: bytes, end_of_stream: bool) -> FilterStatus | None:

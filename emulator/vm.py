@@ -17,6 +17,7 @@ from abi import BufferType, LogLevel, callbacks_for
 from abi.signatures import INTEGRATION_EXPORTS
 
 from .buffer import Buffer
+from .costs import Cost
 from .engines import GuestMemory, GuestTrap, LinkError
 from .errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
 from .logs import LogRecord
@@ -40,6 +41,7 @@ _WASI_START = (
 START_IMPORTS = frozenset({"proxy_log", "emscripten_notify_memory_growth", *_WASI_START.split()})
 """Imports cpp-host allows during ``_initialize``/``_start``/``main`` (abi-spec.md §2.1)."""
 _CONSOLE_TAIL = 4096
+_FUEL_BUDGET = 1 << 60
 ALLOCATOR_IMPORTS = frozenset({"proxy_log", "fd_write", "clock_time_get", "poll_oneoff"})
 """Imports cpp-host allows while the guest allocator runs."""
 
@@ -99,6 +101,14 @@ class Vm:
         self.allowed_imports: frozenset[str] | None = START_IMPORTS
         self.notes: list[str] = []
         self.console: dict[int, str] = {1: "", 2: ""}
+        self.bytes_to_guest = 0
+        self.bytes_from_guest = 0
+        self.alloc_calls = 0
+        self.alloc_bytes = 0
+        self.instructions = 0
+        self.memory_high_water = 0
+        self.last_cost: Cost | None = None
+        self._fuel = host.costs and "fuel" in host.engine.capabilities and host.engine.config.fuel
         self._next_id = 1
         self._vm_config_buffer = Buffer(self.vm_config, mutable=False)
         self.callout_body: Buffer | None = None
@@ -230,6 +240,7 @@ class Vm:
         """
         fn = self.instance.export(export)
         if fn is None:
+            self.last_cost = None
             return None
         if self.failed is not None:
             raise VmFailedError(self.failed)
@@ -238,6 +249,9 @@ class Vm:
         self.effective_context = None
         self.current_callback = export
         self.program.switch(self)
+        metered = self.host.costs and saved[2] is None
+        if metered:
+            before = self._meter()
         try:
             return fn(*args)
         except GuestTrap as trap:
@@ -246,11 +260,38 @@ class Vm:
             raise err from None
         finally:
             self.current_context, self.effective_context, self.current_callback = saved
+            if metered:
+                self.last_cost = self._cost_since(before)
+
+    def _meter(self) -> tuple[int, ...]:
+        if self._fuel:
+            self.instance.set_fuel(_FUEL_BUDGET)
+        observer = self.host.observer
+        calls = observer.total if observer is not None else 0
+        return (calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
+
+    def _cost_since(self, before: tuple[int, ...]) -> Cost:
+        after = self._meter_counts()
+        instructions: int | None = None
+        if self._fuel:
+            instructions = _FUEL_BUDGET - self.instance.get_fuel()
+            self.instructions += instructions
+        if self.memory is not None:
+            self.memory_high_water = max(self.memory_high_water, self.memory.size)
+        delta = [a - b for a, b in zip(after, before, strict=True)]
+        return Cost(instructions, *delta)
+
+    def _meter_counts(self) -> tuple[int, ...]:
+        observer = self.host.observer
+        calls = observer.total if observer is not None else 0
+        return (calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
 
     def alloc(self, size: int) -> int:
         """Allocate guest memory with the module's allocator (never with size 0)."""
         saved = self.allowed_imports
         self.allowed_imports = ALLOCATOR_IMPORTS
+        self.alloc_calls += 1
+        self.alloc_bytes += size
         try:
             return self._alloc(size)
         finally:

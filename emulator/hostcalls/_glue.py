@@ -21,7 +21,9 @@ class Glue:
         """Guest bytes at ``(ptr, size)``; ``(0, 0)`` is the empty string, as SDKs pass it."""
         if size == 0:
             return b""
-        return self.vm.memory.read(ptr, size)
+        vm = self.vm
+        vm.bytes_from_guest += size
+        return vm.memory.read(ptr, size)
 
     def copy_out(self, data: bytes, ret_ptr: int, ret_size: int) -> int:
         """Return ``data`` through the ``ptr**``/``size*`` out-params (abi-spec.md §4.1).
@@ -39,6 +41,7 @@ class Glue:
         if ptr == 0:
             return Status.InvalidMemoryAccess
         mem.write(ptr, data)
+        self.vm.bytes_to_guest += n
         mem.put_u32(ret_ptr, ptr)
         mem.put_u32(ret_size, n)
         return Status.Ok

@@ -1,0 +1,106 @@
+"""``proxy-wasm-emulator bench``: cost figures and timings of a filter on a scenario, and a regression gate.
+
+The deterministic figures (guest instructions from wasmtime fuel, host calls, bytes copied,
+allocator use, memory pages) are the same on every machine for the same module and traffic, so
+a CI job can gate a merge on them; timings are reported next to them but never gated by default.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from .costs import DETERMINISTIC, total
+from .host import Host
+from .scenario import Scenario, run_scenario, start_plugins
+
+__all__ = ["compare", "measure"]
+
+GATED = (*DETERMINISTIC, "memory_pages")
+
+
+def measure(module: str | Path, scenario: Scenario, *, engine: str = "wasmtime", rounds: int = 5, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``scenario`` once with costs metered, then ``rounds`` times for timings."""
+    host = Host(engine=engine, costs=True, trace=False, seed=scenario.seed)
+    prog = host.program(module)
+    plugins = start_plugins(host, prog, scenario, overrides=overrides)
+    first = next(iter(plugins.values()))
+    start_pages = first.vm.memory.size // 65536 if first.vm.memory else 0
+    runs = run_scenario(first, scenario, plugins)
+    per_stream = []
+    for spec, stream in runs:
+        c = stream.cost()
+        per_stream.append({"name": spec.name, **c.to_json()})
+    summed = total([stream.cost() for _, stream in runs])
+    pages = max(vm.memory_high_water for vm in host.vms) // 65536
+    metrics: dict[str, Any] = {**summed.to_json(), "memory_pages": pages, "memory_growth_pages": pages - start_pages}
+    timings = []
+    for _ in range(max(rounds, 1)):
+        h = Host(engine=engine, trace=False, seed=scenario.seed)
+        ps = start_plugins(h, h.program(module), scenario, overrides=overrides)
+        t0 = time.perf_counter()
+        run_scenario(next(iter(ps.values())), scenario, ps)
+        timings.append(time.perf_counter() - t0)
+    n = max(len(scenario.streams), 1)
+    return {
+        "filter": str(module),
+        "engine": engine,
+        "abi_version": prog.abi.version,
+        "streams": len(scenario.streams),
+        "metrics": metrics,
+        "per_stream": per_stream,
+        "timing": {
+            "rounds": len(timings),
+            "median_s": statistics.median(timings),
+            "min_s": min(timings),
+            "per_stream_median_us": statistics.median(timings) / n * 1e6,
+        },
+        "instructions_counted": summed.instructions is not None,
+    }
+
+
+def compare(current: dict[str, Any], baseline: dict[str, Any], max_regression_pct: float) -> list[str]:
+    """The deterministic metrics that grew by more than ``max_regression_pct`` percent."""
+    out = []
+    for key in GATED:
+        new, old = current["metrics"].get(key), baseline.get("metrics", {}).get(key)
+        if new is None or old is None:
+            continue
+        if old == 0:
+            if new > 0:
+                out.append(f"{key}: {old} -> {new} (was zero)")
+            continue
+        pct = (new - old) / old * 100
+        if pct > max_regression_pct:
+            out.append(f"{key}: {old} -> {new} (+{pct:.1f}%, limit {max_regression_pct:g}%)")
+    return out
+
+
+def render(result: dict[str, Any], regressions: list[str] | None, baseline: dict[str, Any] | None) -> str:
+    """Human-readable report."""
+    m = result["metrics"]
+    lines = [f"{result['filter']} on {result['engine']} (ABI {result['abi_version']}), {result['streams']} streams"]
+    for key in (*GATED, "memory_growth_pages"):
+        value = m.get(key)
+        old = baseline["metrics"].get(key) if baseline else None
+        delta = f"   (baseline {old})" if old is not None and old != value else ""
+        shown = "not counted on this engine" if value is None else value
+        lines.append(f"  {key:<20} {shown}{delta}")
+    t = result["timing"]
+    lines.append(
+        f"  time per scenario    {t['median_s'] * 1e3:.2f} ms median of {t['rounds']} rounds ({t['per_stream_median_us']:.1f} µs per stream; not gated)"
+    )
+    if regressions is not None:
+        lines.append("regressions:\n  " + "\n  ".join(regressions) if regressions else "no regression past the threshold")
+    return "\n".join(lines)
+
+
+def load_baseline(path: str) -> dict[str, Any]:
+    """A saved ``bench --json`` result."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "metrics" not in data:
+        raise ValueError(f"{path} is not a bench result (no 'metrics')")
+    return data

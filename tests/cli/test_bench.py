@@ -1,0 +1,80 @@
+"""Cost metrics and the ``bench`` regression gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from emulator import Host, Request, Response
+from emulator.bench import measure
+from emulator.cli import main
+from emulator.costs import DETERMINISTIC
+from emulator.scenario import load_scenario
+from tests.conftest import FIXTURES, ROOT, wat_module
+
+SCENARIO = FIXTURES / "scenarios/bench.yaml"
+REQ = Request({":method": "GET", ":path": "/", ":authority": "a"})
+
+
+def test_costs_per_callback_and_per_request():
+    host = Host(costs=True, trace=False)
+    plugin = host.load(FIXTURES / "rust/headers_rust.wasm")
+    plugin.http_exchange(REQ)
+    s = plugin.http_exchange(REQ, Response({":status": "200"}))
+    headers = next(c for c in s.callbacks if c.name == "proxy_on_request_headers")
+    assert headers.cost.instructions > 0 and headers.cost.host_calls >= 2
+    assert headers.cost.bytes_from_guest > 0 and headers.cost.alloc_calls >= 1
+    assert headers.to_json()["cost"]["host_calls"] == headers.cost.host_calls
+    total = s.cost()
+    assert total.instructions == sum(c.cost.instructions for c in s.callbacks if c.cost is not None)
+    assert plugin.vm.memory_high_water >= 17 * 65536
+
+
+def test_unexported_callbacks_cost_nothing():
+    host = Host(costs=True)
+    s = host.load(wat_module("bench_fast")).http_exchange(REQ, Response({":status": "200"}))
+    costs = {c.name: c.cost for c in s.callbacks}
+    assert costs["proxy_on_response_headers"] is None
+    assert costs["proxy_on_request_headers"].host_calls == 1
+
+
+def test_gate_fails_a_slower_filter_and_passes_the_same_one(capsys, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert main(["bench", str(wat_module("bench_fast")), str(SCENARIO), "--save", str(baseline), "--rounds", "1"]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(wat_module("bench_fast")), str(SCENARIO), "--baseline", str(baseline), "--rounds", "1"]) == 0
+    assert "no regression" in capsys.readouterr().out
+    assert main(["bench", str(wat_module("bench_slow")), str(SCENARIO), "--baseline", str(baseline), "--rounds", "1", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["regressions"] and out["regressions"][0].startswith("instructions: ")
+    assert out["metrics"]["host_calls"] == json.loads(baseline.read_text())["metrics"]["host_calls"]
+
+
+def test_bad_baseline_is_a_usage_error(capsys, tmp_path):
+    bad = tmp_path / "b.json"
+    bad.write_text("[]")
+    assert main(["bench", str(wat_module("bench_fast")), str(SCENARIO), "--baseline", str(bad)]) == 2
+    assert "not a bench result" in capsys.readouterr().err
+
+
+def test_deterministic_metrics_are_identical_across_processes_and_engine_paths():
+    script = (
+        "import json, sys; from emulator.bench import measure; from emulator.scenario import load_scenario; "
+        f"r = measure({str(FIXTURES / 'go/headers_go.wasm')!r}, load_scenario({str(SCENARIO)!r}), engine=sys.argv[1], rounds=1); "
+        "print(json.dumps(r['metrics']))"
+    )
+    runs = [
+        json.loads(subprocess.run([sys.executable, "-c", script, engine], capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+        for engine in ("wasmtime", "wasmtime", "wasmtime-stock")
+    ]
+    first = {k: runs[0][k] for k in DETERMINISTIC}
+    assert first["instructions"] > 0
+    for other in runs[1:]:
+        assert {k: other[k] for k in DETERMINISTIC} == first
+
+
+def test_measure_reports_timings_without_gating_them():
+    r = measure(wat_module("bench_fast"), load_scenario(SCENARIO), rounds=2)
+    assert r["timing"]["rounds"] == 2 and r["timing"]["median_s"] > 0
+    assert r["instructions_counted"] is True
