@@ -13,7 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,9 +74,18 @@ class Host:
         trace: bool = True,
         trace_limit: int = 10_000,
         costs: bool = False,
+        max_memory_pages: int | None = 16384,
+        callback_deadline_s: float | None = None,
     ) -> None:
-        if costs and not isinstance(engine, Engine) and engine != "wasmer" and engine_config is None:
-            engine_config = EngineConfig(fuel=True)
+        if not isinstance(engine, Engine) and engine_config is None:
+            wasmer = engine == "wasmer"
+            engine_config = EngineConfig(
+                fuel=costs and not wasmer,
+                epoch=callback_deadline_s is not None,
+                max_memory_pages=max_memory_pages,
+            )
+        self.callback_deadline_s = callback_deadline_s
+        """Interrupt any callback that runs longer (wasmtime epochs); the plugin gets a fresh VM."""
         self.engine = engine if isinstance(engine, Engine) else get_engine(engine, engine_config)
         self.costs = costs
         """Meter every callback (``stream.callbacks[i].cost``, ``stream.cost()``); with wasmtime
@@ -114,15 +123,21 @@ class Host:
             self.cache = ModuleCache(cache)
 
     # -- loading -------------------------------------------------------------------------------
-    def program(self, module: ModuleSource, *, stub_unknown_imports: bool = False) -> Program:
-        """Compile and link a module (shared across hosts; compiled through the disk cache)."""
+    def program(self, module: ModuleSource, *, stub_unknown_imports: bool = False, allowed_capabilities: Iterable[str] | None = None) -> Program:
+        """Compile and link a module (shared across hosts; compiled through the disk cache).
+
+        ``allowed_capabilities`` is Envoy's allow-list of host functions (``proxy_*`` and WASI
+        names): every other import is linked as cpp-host's stub that logs and returns
+        InternalFailure (WASI: errno 76 ENOTCAPABLE).
+        """
         wasm, source = self._read(module)
         import hashlib
 
-        key = (self.engine.cache_key() + self.engine.name, hashlib.sha256(wasm).hexdigest(), stub_unknown_imports)
+        caps = frozenset(allowed_capabilities) if allowed_capabilities is not None else None
+        key = (self.engine.cache_key() + self.engine.name, hashlib.sha256(wasm).hexdigest(), stub_unknown_imports, caps)
         prog = _PROGRAMS.get(key)
         if prog is None:
-            prog = Program(self.engine, wasm, cache=self.cache, stub_unknown_imports=stub_unknown_imports, source=source)
+            prog = Program(self.engine, wasm, cache=self.cache, stub_unknown_imports=stub_unknown_imports, source=source, allowed_capabilities=caps)
             _PROGRAMS[key] = prog
         return prog
 
@@ -134,9 +149,14 @@ class Host:
         vm_config: bytes | str | None = None,
         environment: Mapping[str, str] | None = None,
         stub_unknown_imports: bool = False,
+        allowed_capabilities: Iterable[str] | None = None,
     ) -> Vm:
         """Instantiate a VM and run its ``_initialize``/``_start``; add plugins with :meth:`add_plugin`."""
-        prog = module if isinstance(module, Program) else self.program(module, stub_unknown_imports=stub_unknown_imports)
+        prog = (
+            module
+            if isinstance(module, Program)
+            else self.program(module, stub_unknown_imports=stub_unknown_imports, allowed_capabilities=allowed_capabilities)
+        )
         vm = Vm(self, prog, vm_id=vm_id, vm_config=_to_bytes(vm_config, "vm_config"), environment=environment)
         self.vms.append(vm)
         vm.initialize()
@@ -177,6 +197,7 @@ class Host:
         properties: Mapping[str, Any] | None = None,
         environment: Mapping[str, str] | None = None,
         stub_unknown_imports: bool = False,
+        allowed_capabilities: Iterable[str] | None = None,
         start: bool = True,
         **options: Any,
     ) -> Plugin:
@@ -187,7 +208,14 @@ class Host:
         Raises :class:`ModuleLoadError` for a module Envoy would not load and
         :class:`PluginStartError` when initialisation, ``on_vm_start`` or ``on_configure`` fails.
         """
-        vm = self.create_vm(module, vm_id=vm_id, vm_config=vm_config, environment=environment, stub_unknown_imports=stub_unknown_imports)
+        vm = self.create_vm(
+            module,
+            vm_id=vm_id,
+            vm_config=vm_config,
+            environment=environment,
+            stub_unknown_imports=stub_unknown_imports,
+            allowed_capabilities=allowed_capabilities,
+        )
         return self.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config, properties=properties, start=start, **options)
 
     @staticmethod

@@ -128,8 +128,7 @@ class Plugin:
         """
         from .http_stream import DEFAULT_BUFFER_LIMIT, HttpStream
 
-        if self.vm.failed is not None and self.fail_policy == FailurePolicy.FAIL_RELOAD:
-            self._maybe_reload()
+        self._reload_if_due()
         return HttpStream(self, connection=connection, buffer_limit=buffer_limit or DEFAULT_BUFFER_LIMIT)
 
     def http_exchange(
@@ -157,8 +156,7 @@ class Plugin:
         """A new network-filter connection (``on_context_create``, ``on_new_connection``)."""
         from .tcp_stream import TcpConnection
 
-        if self.vm.failed is not None and self.fail_policy == FailurePolicy.FAIL_RELOAD:
-            self._maybe_reload()
+        self._reload_if_due()
         conn = TcpConnection(self, connection=connection)
         self.connections.append(conn)
         return conn
@@ -207,9 +205,19 @@ class Plugin:
         self.failures.append(err)
         self._failed_at_ms = self.vm.host.clock.now_ms
 
-    def _maybe_reload(self) -> None:
+    def _reload_if_due(self) -> None:
+        """FAIL_RELOAD after its backoff; a callback stopped by its deadline always gets a fresh VM."""
+        failed = self.vm.failed
+        if failed is None:
+            return
+        if failed.trap.kind == "interrupt":
+            self._maybe_reload(force=True)
+        elif self.fail_policy == FailurePolicy.FAIL_RELOAD:
+            self._maybe_reload()
+
+    def _maybe_reload(self, force: bool = False) -> None:
         now = self.vm.host.clock.now_ms
-        if self._failed_at_ms is not None and now - self._failed_at_ms < self.reload_backoff_ms:
+        if not force and self._failed_at_ms is not None and now - self._failed_at_ms < self.reload_backoff_ms:
             return
         old = self.vm
         vm = old.host.create_vm(old.program, vm_id=old.vm_id, vm_config=old.vm_config, environment=old.environment)

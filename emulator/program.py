@@ -43,6 +43,7 @@ class Program:
         cache: ModuleCache | None = None,
         stub_unknown_imports: bool = False,
         source: str = "<bytes>",
+        allowed_capabilities: frozenset[str] | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -54,6 +55,8 @@ class Program:
         self.abi = detect_abi(self.info.export_types(), self.info.import_names())
         self.calls = ImportCalls()
         self.stubbed: list[str] = []
+        self.allowed_capabilities = allowed_capabilities
+        self.restricted: list[str] = []
         imports = self._import_table(stub_unknown_imports)
         try:
             compiled = cache.compile(engine, wasm) if cache is not None else engine.compile(wasm)
@@ -83,6 +86,11 @@ class Program:
                 continue
             wasi = imp.module != "env"
             impl = getattr(self.calls, sig.name, None)
+            caps = self.allowed_capabilities
+            if caps is not None and sig.name not in caps and sig.name not in _ALWAYS_ALLOWED:
+                self.restricted.append(f"{imp.module}.{imp.name}")
+                table[key] = HostFunction(_capability_stub(self.calls, sig.name, sig.results, wasi), sig.params, sig.results)
+                continue
             fn = _wrap(self.calls, sig.name, impl, len(sig.params), wasi) if impl is not None else _not_implemented(sig.name)
             table[key] = HostFunction(fn, sig.params, sig.results)
         if unknown:
@@ -138,6 +146,20 @@ def _restricted(vm: Vm, name: str) -> RestrictedHostCall:
 def _not_implemented(name: str) -> Callable[..., Any]:
     def host(*_: int) -> int:
         raise HostCallNotImplemented(name)
+
+    return host
+
+
+_ALWAYS_ALLOWED = frozenset({"emscripten_notify_memory_growth", "pthread_equal"})
+
+
+def _capability_stub(calls: ImportCalls, name: str, results: tuple[str, ...], wasi: bool) -> Callable[..., Any]:
+    """cpp-host's restricted-capability stub: log, then InternalFailure (WASI: ENOTCAPABLE)."""
+    ret = None if not results else int(WasiErrno.NOTCAPABLE if wasi else Status.InternalFailure)
+
+    def host(*_: int) -> int | None:
+        calls.vm.log(LogLevel.WARN, f"{name} is not in allowed_capabilities: returning {ret}", source="host")
+        return ret
 
     return host
 

@@ -249,12 +249,17 @@ class Vm:
         self.effective_context = None
         self.current_callback = export
         self.program.switch(self)
-        metered = self.host.costs and saved[2] is None
+        top = saved[2] is None
+        metered = self.host.costs and top
         if metered:
             before = self._meter()
+        if top and self.host.callback_deadline_s is not None:
+            self.instance.set_deadline(self.host.callback_deadline_s)
         try:
             return fn(*args)
         except GuestTrap as trap:
+            if trap.kind == "interrupt":
+                trap.message = f"the callback ran past its deadline of {self.host.callback_deadline_s} s and was interrupted"
             err = CallbackError(export, context_id, trap, logs=self.recent_output())
             self.failed = err
             raise err from None

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "CompileError",
+    "demangle",
     "Engine",
     "EngineConfig",
     "EngineError",
@@ -66,8 +67,53 @@ class Frame:
     module_offset: int | None = None
 
     def __str__(self) -> str:
-        name = self.func_name or f"<func {self.func_index}>"
+        name = demangle(self.func_name) if self.func_name else f"<func {self.func_index}>"
         return f"{name} @ 0x{self.module_offset:x}" if self.module_offset is not None else name
+
+
+_RUST_ESCAPES = {
+    "$LT$": "<",
+    "$GT$": ">",
+    "$RF$": "&",
+    "$BP$": "*",
+    "$C$": ",",
+    "$SP$": "@",
+    "$u20$": " ",
+    "$u27$": "'",
+    "$u5b$": "[",
+    "$u5d$": "]",
+    "$u7b$": "{",
+    "$u7d$": "}",
+    "$u7e$": "~",
+}
+
+
+def demangle(name: str) -> str:
+    """Readable Rust (legacy ``_ZN...E``) symbol names; other names unchanged.
+
+    ``_ZN10proxy_wasm9hostcalls13get_map_value17h...E`` -> ``proxy_wasm::hostcalls::get_map_value``.
+    """
+    if not name.startswith("_ZN") or not name.endswith("E"):
+        return name
+    body, parts, i = name[3:-1], [], 0
+    while i < len(body):
+        j = i
+        while j < len(body) and body[j].isdigit():
+            j += 1
+        if j == i:
+            return name
+        n = int(body[i:j])
+        parts.append(body[j : j + n])
+        i = j + n
+    if parts and len(parts[-1]) == 17 and parts[-1][0] == "h" and all(c in "0123456789abcdef" for c in parts[-1][1:]):
+        parts.pop()
+    out = []
+    for part in parts:
+        part = (part[1:] if part.startswith("_$") else part).replace("..", "::")
+        for esc, ch in _RUST_ESCAPES.items():
+            part = part.replace(esc, ch)
+        out.append(part)
+    return "::".join(out)
 
 
 class GuestTrap(EngineError):
