@@ -11,10 +11,12 @@ compiled-module cache, and it loads filters::
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,23 @@ __all__ = ["Host", "ModuleSource"]
 
 ModuleSource = str | os.PathLike[str] | bytes | bytearray
 """A module: a path to a ``.wasm`` file, or its bytes."""
+
+_PLUGIN_STATE = ("tick_period_ms", "next_tick_ms", "status", "pending_done", "deleted", "failures", "reloads", "_failed_at_ms", "vm", "root_context_id")
+
+
+@dataclass
+class HostSnapshot:
+    """What :meth:`Host.snapshot` captured."""
+
+    vms: list[tuple[Vm, Any]]
+    plugins: list[tuple[Plugin, dict[str, Any]]]
+    clock: int
+    random: Any
+    world: dict[str, Any]
+    keep: dict[int, Any]
+    lengths: tuple[int, int, int, int]
+    seq: int
+
 
 _PROGRAMS: dict[tuple[str, str, bool], Program] = {}
 """Linked programs by (engine key, sha256, stubbed): immutable once built, shared by every Host."""
@@ -322,6 +341,49 @@ class Host:
                 what.timeout()
             self.drain()
         self.clock.advance_ns(max(0, round(target * 1e6) - self.clock.elapsed_ns))
+
+    def snapshot(self) -> HostSnapshot:
+        """Everything a test can change, between streams: VMs (memory, globals, contexts), plugin
+        state, the clock, the random generator, shared data, queues, metrics, callouts, logs and
+        the trace. :meth:`restore` rewinds to it in well under a millisecond for small modules,
+        without re-running ``_initialize`` (what fuzzing needs between examples)."""
+        self.drain()
+        keep = {id(x): x for x in [self, *self.vms, *self.plugins]}
+        world = copy.deepcopy({"shared_data": self.shared_data, "queues": self.queues, "metrics": self.metrics, "foreign": self.foreign_functions}, dict(keep))
+        return HostSnapshot(
+            vms=[(vm, vm.snapshot()) for vm in self.vms],
+            plugins=[(p, {k: copy.copy(v) for k, v in vars(p).items() if k in _PLUGIN_STATE}) for p in self.plugins],
+            clock=self.clock.elapsed_ns,
+            random=self.random.getstate(),
+            world=world,
+            keep=keep,
+            lengths=(len(self.logs), len(self.trace) if self.trace is not None else 0, len(self.http_calls.calls), len(self.grpc_calls.calls)),
+            seq=self._seq,
+        )
+
+    def restore(self, snap: HostSnapshot) -> None:
+        """Rewind the host to ``snap`` (VMs created after it are dropped)."""
+        self._deferred.clear()
+        self.vms = [vm for vm, _ in snap.vms]
+        for vm, vs in snap.vms:
+            vm.restore(vs)
+            vm.plugins = [p for p, _ in snap.plugins if p.vm is vm]
+        for plugin, state in snap.plugins:
+            for k, v in state.items():
+                setattr(plugin, k, copy.copy(v))
+            plugin.streams.clear()
+            plugin.connections.clear()
+        self.clock._elapsed = snap.clock
+        self.random.setstate(snap.random)
+        world = copy.deepcopy(snap.world, dict(snap.keep))
+        self.shared_data, self.queues, self.metrics, self.foreign_functions = world["shared_data"], world["queues"], world["metrics"], world["foreign"]
+        logs, trace, http, grpc = snap.lengths
+        del self.logs[logs:]
+        if self.trace is not None:
+            del self.trace[trace:]
+        del self.http_calls.calls[http:]
+        del self.grpc_calls.calls[grpc:]
+        self._seq = snap.seq
 
     def shutdown(self) -> None:
         """Shut every VM down (streams end, then ``proxy_on_done``/``proxy_on_delete`` per root)."""

@@ -20,6 +20,7 @@ from .errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall,
 from .hostcalls import ImportCalls
 from .module_cache import ModuleCache
 from .wasm_module import ModuleFormatError, ModuleInfo, parse_module
+from .wasm_rewrite import export_mutable_globals
 
 if TYPE_CHECKING:
     from .vm import Vm
@@ -58,8 +59,9 @@ class Program:
         self.allowed_capabilities = allowed_capabilities
         self.restricted: list[str] = []
         imports = self._import_table(stub_unknown_imports)
+        code, self.snapshot_globals = export_mutable_globals(wasm)
         try:
-            compiled = cache.compile(engine, wasm) if cache is not None else engine.compile(wasm)
+            compiled = cache.compile(engine, code) if cache is not None else engine.compile(code)
         except CompileError as exc:
             raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
         try:

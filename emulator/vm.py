@@ -57,6 +57,17 @@ class VmFailedError(EmulatorError):
 
 
 @dataclass
+class VmSnapshot:
+    """What :meth:`Vm.snapshot` captured."""
+
+    memory: bytes
+    globals: dict[str, int | float]
+    contexts: dict[int, Context]
+    next_id: int
+    tokens: dict[str, int]
+
+
+@dataclass
 class Context:
     """A context id known to the VM: 0 is the VM context, roots have parent 0."""
 
@@ -305,6 +316,48 @@ class Vm:
     def phase_name(self) -> str:
         """Human name of what is running, for errors."""
         return self.current_callback or "host code"
+
+    def snapshot(self) -> VmSnapshot:
+        """Linear memory, mutable globals and the host-side VM state, between streams.
+
+        Every mutable global of the module is exported by the loader (``__snap_g<n>``), so a
+        restore puts the guest back exactly: stack pointers, Go's registers, allocator roots.
+        """
+        if any(c.stream is not None for c in self.contexts.values()):
+            raise EmulatorError("a VM can only be snapshotted between streams: complete or close the open ones first")
+        if self.memory is None:
+            raise EmulatorError("the module has no memory to snapshot")
+        return VmSnapshot(
+            memory=self.memory.snapshot(),
+            globals={name: self.instance.global_get(name) for name in self.program.snapshot_globals},
+            contexts={cid: Context(c.id, c.parent, c.plugin, None, c.created_in_vm) for cid, c in self.contexts.items()},
+            next_id=self._next_id,
+            tokens=dict(self._tokens),
+        )
+
+    def restore(self, snap: VmSnapshot) -> None:
+        """Put the VM back to ``snap`` (memory that grew since means a fresh instance first, without ``_initialize``)."""
+        size = len(snap.memory)
+        if self.memory is None or self.memory.size > size or self.failed is not None:
+            self.program.switch(self)
+            self.allowed_imports = START_IMPORTS
+            try:
+                self.instance = self.program.linked.instantiate()
+            finally:
+                self.allowed_imports = None
+            self.memory = self.instance.memory
+            self._alloc = self.instance.export(self.allocator)
+        assert self.memory is not None
+        if self.memory.size < size:
+            self.instance.grow_memory((size - self.memory.size) // 65536)
+        self.memory.restore(snap.memory)
+        for name, value in snap.globals.items():
+            self.instance.global_set(name, value)
+        self.contexts = {cid: Context(c.id, c.parent, c.plugin, None, c.created_in_vm) for cid, c in snap.contexts.items()}
+        self._next_id = snap.next_id
+        self._tokens = dict(snap.tokens)
+        self.failed = None
+        self.current_context, self.effective_context, self.current_callback = 0, None, None
 
     def shutdown(self) -> None:
         """Shut the VM down as cpp-host does: every plugin's streams end, then its root context."""

@@ -266,6 +266,10 @@ class Instance(ABC):
         """
 
     @abstractmethod
+    def grow_memory(self, pages: int) -> None:
+        """Grow the exported linear memory by ``pages`` 64 KiB pages."""
+
+    @abstractmethod
     def global_get(self, name: str) -> int | float:
         """Value of an exported global."""
 

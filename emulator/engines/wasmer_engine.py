@@ -225,6 +225,11 @@ class _WasmerInstance(Instance):
         frames = tuple(Frame(int(i), None if n == "<unnamed>" else n, int(off, 16)) for n, i, off in _FRAME.findall(text))
         return GuestTrap(message, export=export, frames=frames, kind="trap")
 
+    def grow_memory(self, pages: int) -> None:
+        mem = next((v for v in self._exports.values() if isinstance(v, self.linked.engine._w.Memory)), None)
+        if mem is not None and pages > 0:
+            mem.grow(pages)
+
     def global_get(self, name: str) -> int | float:
         g = self._exports.get(name)
         if not isinstance(g, self.linked.engine._w.Global):

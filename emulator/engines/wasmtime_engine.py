@@ -296,6 +296,12 @@ class _WasmtimeInstance(Instance):
             frames = frames or _error_frames(e)
         return _trap_from(self.linked, export, message, frames)
 
+    def grow_memory(self, pages: int) -> None:
+        mem = self._extern(self.linked.memory_export) if self.linked.memory_export else None
+        if mem is None or pages <= 0:
+            return
+        mem.grow(self.store, pages)
+
     def global_get(self, name: str) -> int | float:
         g = self._extern(name)
         if not isinstance(g, wasmtime.Global):
