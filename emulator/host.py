@@ -153,10 +153,13 @@ class Host:
         import hashlib
 
         caps = frozenset(allowed_capabilities) if allowed_capabilities is not None else None
-        key = (self.engine.cache_key() + self.engine.name, hashlib.sha256(wasm).hexdigest(), stub_unknown_imports, caps)
+        digest = hashlib.sha256(wasm).hexdigest()
+        key = (self.engine.cache_key() + self.engine.name, digest, stub_unknown_imports, caps)
         prog = _PROGRAMS.get(key)
         if prog is None:
-            prog = Program(self.engine, wasm, cache=self.cache, stub_unknown_imports=stub_unknown_imports, source=source, allowed_capabilities=caps)
+            prog = Program(
+                self.engine, wasm, cache=self.cache, stub_unknown_imports=stub_unknown_imports, source=source, allowed_capabilities=caps, sha256=digest
+            )
             _PROGRAMS[key] = prog
         return prog
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +37,23 @@ class ModuleCache:
         self.misses = 0
         self.rebuilt = 0
 
-    def path_for(self, engine: Engine, wasm: bytes) -> Path:
-        """Where the artifact for this module and engine lives."""
-        digest = hashlib.sha256(wasm).hexdigest()
-        key = hashlib.sha256(engine.cache_key().encode()).hexdigest()[:16]
+    def path_for(self, engine: Engine, wasm: bytes | None = None, *, digest: str | None = None, variant: str = "") -> Path:
+        """Where the artifact for this module (or its sha256 ``digest``) and engine lives."""
+        if digest is None:
+            digest = hashlib.sha256(wasm or b"").hexdigest()
+        key = hashlib.sha256((engine.cache_key() + variant).encode()).hexdigest()[:16]
         return self.directory / engine.name / f"{digest}-{key}.bin"
 
-    def compile(self, engine: Engine, wasm: bytes) -> Any:
-        """A compiled module, from the cache when possible."""
-        path = self.path_for(engine, wasm)
+    def compile(self, engine: Engine, wasm: bytes | Callable[[], bytes], *, digest: str | None = None, variant: str = "") -> Any:
+        """A compiled module, from the cache when possible.
+
+        ``wasm`` may be a callable producing the bytes, so a warm load never builds them;
+        ``digest``/``variant`` name the entry without hashing the bytes again.
+        """
+        if digest is None:
+            wasm = wasm() if callable(wasm) else wasm
+            digest = hashlib.sha256(wasm).hexdigest()
+        path = self.path_for(engine, digest=digest, variant=variant)
         if path.exists():
             try:
                 module = engine.deserialize_file(str(path))
@@ -53,12 +63,28 @@ class ModuleCache:
                 self.rebuilt += 1
                 path.unlink(missing_ok=True)
         self.misses += 1
-        module = engine.compile(wasm)
+        module = engine.compile(wasm() if callable(wasm) else wasm)
         try:
             self._store(path, engine.serialize(module))
         except OSError:
             pass  # a read-only or full cache directory must not break loading
         return module
+
+    def load_meta(self, digest: str) -> Any:
+        """What the loader learned about a module earlier (its outline), or ``None``."""
+        path = self.directory / "meta" / f"{digest}.pickle"
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)  # noqa: S301 - our own cache directory
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return None
+
+    def store_meta(self, digest: str, meta: Any) -> None:
+        """Remember the outline of a module for the next load."""
+        try:
+            self._store(self.directory / "meta" / f"{digest}.pickle", pickle.dumps(meta))
+        except OSError:
+            pass
 
     @staticmethod
     def _store(path: Path, data: bytes) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from abi import LogLevel, Status, WasiErrno, detect_abi, import_table
 
 from .engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
+from .engines.base import Outline
 from .engines._codegen import build
 from .errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError
 from .hostcalls import ImportCalls
@@ -45,27 +46,44 @@ class Program:
         stub_unknown_imports: bool = False,
         source: str = "<bytes>",
         allowed_capabilities: frozenset[str] | None = None,
+        sha256: str | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
-        self.sha256 = hashlib.sha256(wasm).hexdigest()
-        try:
-            self.info: ModuleInfo = parse_module(wasm)
-        except ModuleFormatError as exc:
-            raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+        self.sha256 = sha256 or hashlib.sha256(wasm).hexdigest()
+        meta = cache.load_meta(self.sha256) if cache is not None else None
+        if meta is not None:
+            self.info, self.snapshot_globals = meta
+        else:
+            try:
+                self.info = parse_module(wasm)
+            except ModuleFormatError as exc:
+                raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+            self.snapshot_globals = export_mutable_globals(wasm)[1]
         self.abi = detect_abi(self.info.export_types(), self.info.import_names())
         self.calls = ImportCalls()
         self.stubbed: list[str] = []
         self.allowed_capabilities = allowed_capabilities
         self.restricted: list[str] = []
         imports = self._import_table(stub_unknown_imports)
-        code, self.snapshot_globals = export_mutable_globals(wasm)
+
+        def code() -> bytes:
+            return export_mutable_globals(wasm)[0]
+
         try:
-            compiled = cache.compile(engine, code) if cache is not None else engine.compile(code)
+            compiled = cache.compile(engine, code, digest=self.sha256, variant="+snapshot-globals") if cache is not None else engine.compile(code())
         except CompileError as exc:
             raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+        if cache is not None and meta is None:
+            cache.store_meta(self.sha256, (self.info, self.snapshot_globals))
+        info = self.info
+        outline = Outline(
+            imports=tuple((i.module, i.name, *(i.type if i.type is not None else (None, None))) for i in info.imports),
+            exports={e.name: e.type for e in info.exports if e.kind == "func"},
+            memory_export=next((e.name for e in info.exports if e.kind == "memory"), None),
+        )
         try:
-            self.linked = engine.link(compiled, imports)
+            self.linked = engine.link(compiled, imports, outline)
         except LinkError as exc:
             raise ModuleLoadError(f"{source}: {exc}", envoy="cpp-host fails to link the module ('import type mismatch' or 'missing import')") from None
 

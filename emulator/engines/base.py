@@ -28,6 +28,7 @@ __all__ = [
     "LinkError",
     "Linked",
     "MemoryAccessError",
+    "Outline",
     "ValueTypes",
 ]
 
@@ -160,6 +161,16 @@ class HostFunction:
     fn: Callable[..., int | None]
     params: ValueTypes
     results: ValueTypes
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A module's function imports and exports, as the loader parsed them."""
+
+    imports: tuple[tuple[str, str, ValueTypes, ValueTypes] | tuple[str, str, None, None], ...]
+    """``(module, name, params, results)``; params/results are ``None`` for non-function imports."""
+    exports: dict[str, tuple[ValueTypes, ValueTypes] | None]
+    memory_export: str | None
 
 
 @dataclass(frozen=True)
@@ -327,8 +338,12 @@ class Engine(ABC):
         """Load a cached artifact; raise :class:`CompileError` if it is unusable."""
 
     @abstractmethod
-    def link(self, module: Any, imports: Mapping[tuple[str, str], HostFunction]) -> Linked:
-        """Resolve the module's imports from ``imports``; raise :class:`LinkError` naming what is missing."""
+    def link(self, module: Any, imports: Mapping[tuple[str, str], HostFunction], outline: Outline | None = None) -> Linked:
+        """Resolve the module's imports from ``imports``; raise :class:`LinkError` naming what is missing.
+
+        ``outline`` (optional) describes the module's imports and exports when the caller already
+        parsed them, which saves the engine's slower type reflection.
+        """
 
     def cache_key(self) -> str:
         """What a compiled artifact depends on besides the wasm bytes."""

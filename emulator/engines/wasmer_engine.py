@@ -61,9 +61,11 @@ class WasmerEngine(Engine):
 
     @property
     def version(self) -> str:
-        from importlib.metadata import version
+        if getattr(self, "_version", None) is None:
+            from importlib.metadata import version
 
-        return f"{version('wasmer')}+cranelift-{version('wasmer-compiler-cranelift')}"
+            self._version = f"{version('wasmer')}+cranelift-{version('wasmer-compiler-cranelift')}"
+        return self._version
 
     def compile(self, wasm: bytes) -> Any:
         try:
@@ -81,7 +83,7 @@ class WasmerEngine(Engine):
         except Exception as exc:
             raise CompileError(f"unusable cached artifact {path}: {exc}") from None
 
-    def link(self, module: Any, imports: Mapping[tuple[str, str], HostFunction]) -> Linked:
+    def link(self, module: Any, imports: Mapping[tuple[str, str], HostFunction], outline: Any = None) -> Linked:
         return _WasmerLinked(self, module, imports)
 
 

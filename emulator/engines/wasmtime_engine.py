@@ -90,10 +90,13 @@ class WasmtimeEngine(Engine):
         self._wt = wasmtime.Engine(cfg)
         self._functypes: dict[tuple[tuple[str, ...], tuple[str, ...]], wasmtime.FuncType] = {}
         self._ticker: threading.Thread | None = None
+        self._version: str | None = None
 
     @property
     def version(self) -> str:
-        return getattr(wasmtime, "__version__", None) or _dist_version("wasmtime")
+        if self._version is None:
+            self._version = getattr(wasmtime, "__version__", None) or _dist_version("wasmtime")
+        return self._version
 
     def compile(self, wasm: bytes) -> wasmtime.Module:
         try:
@@ -110,8 +113,8 @@ class WasmtimeEngine(Engine):
         except (wasmtime.WasmtimeError, OSError) as exc:
             raise CompileError(f"unusable cached artifact {path}: {_first_line(exc)}") from None
 
-    def link(self, module: wasmtime.Module, imports: Mapping[tuple[str, str], HostFunction]) -> Linked:
-        return _WasmtimeLinked(self, module, imports)
+    def link(self, module: wasmtime.Module, imports: Mapping[tuple[str, str], HostFunction], outline: Outline | None = None) -> Linked:
+        return _WasmtimeLinked(self, module, imports, outline)
 
     def functype(self, params: tuple[str, ...], results: tuple[str, ...]) -> wasmtime.FuncType:
         """A FuncType bound to this engine (sharing one across engines aborts the process)."""
@@ -136,7 +139,9 @@ class WasmtimeEngine(Engine):
 
 
 class _WasmtimeLinked(Linked):
-    def __init__(self, engine: WasmtimeEngine, module: wasmtime.Module, imports: Mapping[tuple[str, str], HostFunction]) -> None:
+    def __init__(
+        self, engine: WasmtimeEngine, module: wasmtime.Module, imports: Mapping[tuple[str, str], HostFunction], outline: Outline | None = None
+    ) -> None:
         self.engine = engine
         self.module = module
         self.pending: list[BaseException] = []
@@ -144,16 +149,15 @@ class _WasmtimeLinked(Linked):
         self._keep: list[Any] = []
         problems: list[str] = []
         seen: set[tuple[str, str]] = set()
-        for imp in module.imports:
-            key = (imp.module, imp.name or "")
+        for mod, name, params, results in outline.imports if outline is not None else _reflect_imports(module):
+            key = (mod, name)
             if key in seen:
                 continue
             seen.add(key)
-            ty = imp.type
-            if not isinstance(ty, wasmtime.FuncType):
-                problems.append(f"{key[0]}.{key[1]}: imports a {type(ty).__name__}, only functions can be provided")
+            if params is None or results is None:
+                problems.append(f"{mod}.{name}: imports a non-function, only functions can be provided")
                 continue
-            want = (tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results))
+            want = (params, results)
             hf = imports.get(key)
             if hf is None:
                 problems.append(f"{key[0]}.{key[1]}: not provided")
@@ -163,6 +167,10 @@ class _WasmtimeLinked(Linked):
                 self._define(key, hf)
         if problems:
             raise LinkError("cannot link the module:\n  " + "\n  ".join(problems))
+        if outline is not None:
+            self.export_types = dict(outline.exports)
+            self.memory_export = outline.memory_export
+            return
         self.export_types: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
         for exp in module.exports:
             ty = exp.type
@@ -199,6 +207,18 @@ class _WasmtimeLinked(Linked):
 
     def instantiate(self) -> Instance:
         return _WasmtimeInstance(self)
+
+
+def _reflect_imports(module: wasmtime.Module) -> list[tuple[str, str, Any, Any]]:
+    """Import types through wasmtime-py's reflection (when the caller gave no outline)."""
+    out: list[tuple[str, str, Any, Any]] = []
+    for imp in module.imports:
+        ty = imp.type
+        if isinstance(ty, wasmtime.FuncType):
+            out.append((imp.module, imp.name or "", tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)))
+        else:
+            out.append((imp.module, imp.name or "", None, None))
+    return out
 
 
 def _fast_host(linked: _WasmtimeLinked, key: tuple[str, str], hf: HostFunction) -> Any:
