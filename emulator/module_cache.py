@@ -75,7 +75,7 @@ class ModuleCache:
         path = self.directory / "meta" / f"{digest}.pickle"
         try:
             with open(path, "rb") as fh:
-                return pickle.load(fh)  # noqa: S301 - our own cache directory
+                return pickle.load(fh)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             return None
 

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from abi import LogLevel, Status, WasiErrno, detect_abi, import_table
 
 from .engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
-from .engines.base import Outline
 from .engines._codegen import build
+from .engines.base import Outline
 from .errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError
 from .hostcalls import ImportCalls
 from .module_cache import ModuleCache
-from .wasm_module import ModuleFormatError, ModuleInfo, parse_module
+from .wasm_module import ModuleFormatError, parse_module
 from .wasm_rewrite import export_mutable_globals
 
 if TYPE_CHECKING:
