@@ -35,6 +35,7 @@ from .base import (
     Instance,
     Linked,
     LinkError,
+    Outline,
 )
 
 __all__ = ["FAST_PATH_AVAILABLE", "WasmtimeEngine"]
