@@ -47,11 +47,12 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
         return headers.pairs()
     items = headers.items() if isinstance(headers, Mapping) else headers
     out = []
+    append = out.append
     for item in items:
-        if not isinstance(item, tuple | list) or len(item) != 2:
+        if (type(item) is not tuple and not isinstance(item, tuple | list)) or len(item) != 2:
             raise ValueError(f"a header must be a (name, value) pair, got {item!r}")
         k, v = item
-        out.append((_b(k).lower(), _b(v)))
+        append((k.encode().lower() if type(k) is str else bytes(k).lower(), v.encode() if type(v) is str else bytes(v)))
     return out
 
 
@@ -87,7 +88,10 @@ class HeaderMap:
     def get(self, key: bytes | str) -> bytes | None:
         """Value of the first entry with ``key`` (not comma-joined), ``None`` if absent."""
         k = self._key(key)
-        return next((v for ek, v in self.entries if ek == k), None)
+        for ek, v in self.entries:
+            if ek == k:
+                return v
+        return None
 
     def get_all(self, key: bytes | str) -> list[bytes]:
         """Every value of ``key``, in order."""

@@ -108,7 +108,7 @@ class LocalResponse:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class CallbackRecord:
     """One callback the emulator made into the filter, with the filter's raw answer and its meaning."""
 
