@@ -46,6 +46,30 @@ class StreamStateError(EmulatorError):
 class _Side:
     """One direction of the stream: the request (decoding) or the response (encoding)."""
 
+    __slots__ = (
+        "body",
+        "body_open",
+        "buffering",
+        "done",
+        "ended",
+        "headers",
+        "headers_held",
+        "headers_open",
+        "headers_sent",
+        "held_body",
+        "held_trailers",
+        "name",
+        "out",
+        "received_body",
+        "received_headers",
+        "received_trailers",
+        "trailers",
+        "trailers_creatable",
+        "trailers_created",
+        "trailers_held",
+        "trailers_open",
+    )  # fmt: skip
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.headers: HeaderMap | None = None
@@ -322,11 +346,8 @@ class HttpStream:
             self.request.done = self.response.done = True
             if self.mode != "filter" or self.context_id is None:
                 return
-            self._log_copy = {
-                "request_headers": self.request.headers.copy() if self.request.headers is not None else None,
-                "response_headers": self.response.headers.copy() if self.response.headers is not None else None,
-                "response_trailers": self.response.trailers.copy() if self.response.trailers is not None else None,
-            }
+            # the stream is over: the maps cannot change any more, so the access-log "copies" are the maps
+            self._log_copy = {"request_headers": self.request.headers, "response_headers": self.response.headers, "response_trailers": self.response.trailers}
             self.in_log = True
             if self.vm.failed is None:
                 self._call("proxy_on_log", self.context_id)

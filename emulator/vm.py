@@ -98,6 +98,7 @@ class Vm:
         self.host = host
         self.program = program
         self.abi = program.abi
+        self.abi_010 = program.abi.version == "0.1.0"
         self.vm_id = vm_id
         self.vm_config = bytes(vm_config)
         self.environment = dict(environment or {})
@@ -106,6 +107,7 @@ class Vm:
         self.properties = PropertyResolver(self)
         self.failed: CallbackError | None = None
         self.current_context = 0
+        self._stream: Any = None
         self.effective_context: int | None = None
         self.current_callback: str | None = None
         self.configuring: Plugin | None = None
@@ -232,6 +234,8 @@ class Vm:
 
     def current_stream(self) -> Any:
         """The stream (HTTP or TCP) of the running context, if any."""
+        if self.effective_context is None:
+            return self._stream
         return self.current_context_info().stream
 
     # -- guest entry ---------------------------------------------------------------------------
@@ -255,8 +259,10 @@ class Vm:
             return None
         if self.failed is not None:
             raise VmFailedError(self.failed)
-        saved = (self.current_context, self.effective_context, self.current_callback)
+        saved = (self.current_context, self.effective_context, self.current_callback, self._stream)
         self.current_context = context_id if context_id is not None else 0
+        ctx = self.contexts.get(self.current_context)
+        self._stream = ctx.stream if ctx is not None else None
         self.effective_context = None
         self.current_callback = export
         self.program.switch(self)
@@ -275,7 +281,7 @@ class Vm:
             self.failed = err
             raise err from None
         finally:
-            self.current_context, self.effective_context, self.current_callback = saved
+            self.current_context, self.effective_context, self.current_callback, self._stream = saved
             if metered:
                 self.last_cost = self._cost_since(before)
 
@@ -357,7 +363,7 @@ class Vm:
         self._next_id = snap.next_id
         self._tokens = dict(snap.tokens)
         self.failed = None
-        self.current_context, self.effective_context, self.current_callback = 0, None, None
+        self.current_context, self.effective_context, self.current_callback, self._stream = 0, None, None, None
 
     def shutdown(self) -> None:
         """Shut the VM down as cpp-host does: every plugin's streams end, then its root context."""

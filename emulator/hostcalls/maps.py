@@ -10,7 +10,7 @@ from ._glue import Glue
 __all__ = ["MapCalls"]
 
 _MAX_MAP = max(MapType)
-_WRITABLE = (MapType.HTTP_REQUEST_HEADERS, MapType.HTTP_REQUEST_TRAILERS, MapType.HTTP_RESPONSE_HEADERS, MapType.HTTP_RESPONSE_TRAILERS)
+_WRITABLE = frozenset({0, 1, 2, 3})  # request/response headers and trailers
 
 
 class MapCalls(Glue):
@@ -51,7 +51,7 @@ class MapCalls(Glue):
             return Status.BadArgument
         key = self.read(key_ptr, key_size)
         m = self._map(map_type, write=False)
-        v010 = self.vm.abi.version == "0.1.0"
+        v010 = self.vm.abi_010
         if m is None:
             if self._in_log():
                 return self.copy_out(b"", ret_ptr, ret_size) if v010 else Status.NotFound

@@ -59,6 +59,7 @@ def test_strict_expectations_pass_in_order():
     s = plugin.http_stream()
     with host.expect_calls() as expect:
         expect.call("proxy_get_header_map_value", map_type="HTTP_REQUEST_HEADERS", key=":path")
+        expect.call("proxy_get_header_map_value", key="x-trap")
         expect.call("proxy_add_header_map_value", key="x-fixture", value="rust")
         expect.call("proxy_get_header_map_value", key=ANY).repeatedly(2)
         expect.call("proxy_get_property", path=lambda p: p[0] == "request")
@@ -87,9 +88,11 @@ def test_injected_status_and_data():
     with host.expect_calls() as expect:
         expect.allow("proxy_add_header_map_value", "proxy_get_property", "proxy_replace_header_map_value")
         expect.call("proxy_get_header_map_value", key=":path").returns(data="/injected")
+        expect.call("proxy_get_header_map_value", key="x-trap")
         expect.call("proxy_get_header_map_value", key="x-deny").returns(Status.Ok, data="yes")  # pretend the header exists
         expect.call("proxy_send_local_response", status_code=403)
         s.send_request_headers({":method": "GET", ":path": "/real", ":authority": "a"}, end_of_stream=True)
     assert s.local_response.status == 403
     assert "request_headers: path=/injected" in [r.message for r in host.logs]
-    assert [e.injected for e in host.trace.calls("proxy_get_header_map_value")][-2:] == [True, True]
+    injected = {e.args["key"]: e.injected for e in host.trace.calls("proxy_get_header_map_value")}
+    assert injected == {":path": True, "x-trap": False, "x-deny": True}
