@@ -5,7 +5,7 @@ VENV ?= .venv
 PY310 ?= $(shell pyenv prefix 3.10.13 2>/dev/null)/bin/python
 DEMO_FILTER ?= fixtures/go/headers_go.wasm
 
-.PHONY: demo test test-wasmer lint format bench fixtures clean
+.PHONY: demo test test-wasmer lint format bench bench-peers fixtures clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name
+
+# Go proxytest (wazero) against the emulator and the engine floor, interleaved, with same-round ratios.
+bench-peers: $(VENV)/.installed
+	PYTHON=$(VENV)/bin/python bash benchmarks/peers/run.sh
 
 fixtures:
 	fixtures/build
