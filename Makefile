@@ -30,7 +30,7 @@ test: $(VENV)/.installed
 
 # The engine-conformance and fixture suites on wasmer/cranelift, under Python 3.10.
 test-wasmer: .venv310/.installed
-	.venv310/bin/python -m pytest -q -n 2 tests/conformance tests/fixtures tests/examples --proxy-wasm-engine=wasmer
+	.venv310/bin/python -m pytest -q -n 2 tests/conformance tests/fixtures tests/examples tests/hardening tests/fuzz --proxy-wasm-engine=wasmer
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check abi emulator tests benchmarks

@@ -79,7 +79,11 @@ def detect_abi(
     if len(arities) > 1:
         notes.append("proxy_on_request_headers and proxy_on_response_headers disagree on arity")
     headers_arity = max(arities) if arities else expected_arity
-    if arities and headers_arity != expected_arity:
+    if arities - {2, 3}:
+        notes.append(
+            f"headers callbacks take {sorted(arities - {2, 3})} parameters, a shape no ABI version has: every host refuses this ('Bad function signature')"
+        )
+    elif arities and headers_arity != expected_arity:
         notes.append(
             f"declares {version} but exports {headers_arity}-parameter headers callbacks "
             f"(the {'0.2.x' if headers_arity == 3 else '0.1.0'} shape); cpp-host rejects this "

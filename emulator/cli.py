@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--root-id", default=None, metavar="ID")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=_cmd_bench)
+
+    from .fuzz_cli import add_fuzz_command
+
+    add_fuzz_command(sub)
     return p
 
 

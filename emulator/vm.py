@@ -134,7 +134,7 @@ class Vm:
         self.memory: GuestMemory | None = None
         self.current_callback = "(wasm start function)"
         try:
-            self.instance = program.linked.instantiate()
+            self.instance = program.linked.instantiate(deadline_s=host.callback_deadline_s)
         except GuestTrap as trap:
             raise PluginStartError(
                 "the wasm start function",
@@ -173,7 +173,7 @@ class Vm:
                 continue
             params, results = exp.type
             if exp.name in ("proxy_on_request_headers", "proxy_on_response_headers"):
-                ok = len(params) == self.abi.headers_arity and params == ("i32",) * len(params) and results == ("i32",)
+                ok = len(params) in (2, 3) and len(params) == self.abi.headers_arity and params == ("i32",) * len(params) and results == ("i32",)
             else:
                 ok = (params, results) == sig.wasm_type
             if not ok:

@@ -308,8 +308,8 @@ class Linked(ABC):
     """A module with its host functions resolved, ready to be instantiated many times."""
 
     @abstractmethod
-    def instantiate(self) -> Instance:
-        """A fresh instance (wasm start function runs here)."""
+    def instantiate(self, deadline_s: float | None = None) -> Instance:
+        """A fresh instance (the wasm start function runs here, within ``deadline_s`` if the engine can interrupt)."""
 
 
 @dataclass

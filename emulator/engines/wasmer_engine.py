@@ -122,7 +122,7 @@ class _WasmerLinked(Linked):
         if problems:
             raise LinkError("cannot link the module:\n  " + "\n  ".join(problems))
 
-    def instantiate(self) -> Instance:
+    def instantiate(self, deadline_s: float | None = None) -> Instance:
         return _WasmerInstance(self)
 
 
@@ -166,7 +166,10 @@ class _WasmerInstance(Instance):
             linked.pending.clear()
             if pending is not None:
                 raise GuestTrap(f"start function failed: host function raised {pending!r}", export="(start)", kind="host", cause=pending) from pending
-            raise LinkError(f"instantiation failed: {exc}") from None
+            text = str(exc)
+            if isinstance(exc, RuntimeError) and ("unreachable" in text or "trap" in text.lower() or "<module>" in text):
+                raise GuestTrap(text.split("\n", 1)[0].removeprefix("RuntimeError: "), export="(start)", kind="trap") from None
+            raise LinkError(f"instantiation failed: {text.splitlines()[0]}") from None
         self._exports = dict(iter(self.w.exports))
         mem = next((v for v in self._exports.values() if isinstance(v, w.Memory)), None)
         self.memory = _WasmerMemory(mem) if mem is not None else None

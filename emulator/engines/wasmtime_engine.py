@@ -206,8 +206,8 @@ class _WasmtimeLinked(Linked):
         msg = f"host function {key[0]}.{key[1]} raised {type(exc).__name__}: {exc}".encode()
         return _C.trap_new(msg, len(msg)) or 0
 
-    def instantiate(self) -> Instance:
-        return _WasmtimeInstance(self)
+    def instantiate(self, deadline_s: float | None = None) -> Instance:
+        return _WasmtimeInstance(self, deadline_s)
 
 
 def _reflect_imports(module: wasmtime.Module) -> list[tuple[str, str, Any, Any]]:
@@ -264,12 +264,16 @@ class _WasmtimeMemory(GuestMemory):
 
 
 class _WasmtimeInstance(Instance):
-    def __init__(self, linked: _WasmtimeLinked) -> None:
+    def __init__(self, linked: _WasmtimeLinked, deadline_s: float | None = None) -> None:
         self.linked = linked
         engine = linked.engine
         self.store = wasmtime.Store(engine._wt)
         if engine.config.epoch:
-            self.store.set_epoch_deadline(1 << 62)
+            if deadline_s is not None:  # the wasm start function runs inside instantiate
+                engine.start_ticker()
+                self.store.set_epoch_deadline(max(1, int(deadline_s / _EPOCH_TICK_S) + 1))
+            else:
+                self.store.set_epoch_deadline(1 << 62)
         if engine.config.fuel:
             self.store.set_fuel(1 << 62)
         if engine.config.max_memory_pages is not None:
@@ -281,7 +285,13 @@ class _WasmtimeInstance(Instance):
             pending = _take(linked.pending)
             if pending is not None:
                 raise GuestTrap(f"start function failed: host function raised {pending!r}", export="(start)", kind="host", cause=pending) from pending
-            raise LinkError(f"instantiation failed: {_first_line(exc)}") from None
+            reason = _first_line(exc)
+            if isinstance(exc, wasmtime.Trap) or "wasm trap" in reason:
+                frames = _frames(exc.frames) if isinstance(exc, wasmtime.Trap) else _error_frames(exc)
+                raise GuestTrap(reason, export="(start)", frames=frames, kind="interrupt" if "interrupt" in reason else "trap") from None
+            raise LinkError(f"instantiation failed: {reason}") from None
+        if engine.config.epoch:
+            self.store.set_epoch_deadline(1 << 62)
         self._callers: dict[str, Any] = {}
         mem = self._extern(linked.memory_export) if linked.memory_export else None
         self.memory = _WasmtimeMemory(self.store, mem) if isinstance(mem, wasmtime.Memory) else None

@@ -18,8 +18,13 @@ class Glue:
     vm: Vm
 
     def read(self, ptr: int, size: int) -> bytes:
-        """Guest bytes at ``(ptr, size)``; ``(0, 0)`` is the empty string, as SDKs pass it."""
+        """Guest bytes at ``(ptr, size)``; ``(0, 0)`` is the empty string, as SDKs pass it.
+
+        An empty range must still start inside memory (cpp-host: InvalidMemoryAccess otherwise).
+        """
         if size == 0:
+            if ptr:
+                self.vm.memory._check(ptr, 0)
             return b""
         vm = self.vm
         vm.bytes_from_guest += size

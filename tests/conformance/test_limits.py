@@ -77,3 +77,28 @@ def test_demangle():
     assert demangle("_ZN4core3ptr13drop_in_place17h0123456789abcdefE") == "core::ptr::drop_in_place"
     assert demangle("runtime.main") == "runtime.main"
     assert demangle("_ZNbroken") == "_ZNbroken"
+
+
+def test_a_looping_start_function_stops_at_the_deadline():
+    import wasmtime
+
+    from emulator import PluginStartError
+
+    wasm = bytes(
+        wasmtime.wat2wasm(
+            '(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) (i32.const 8)) (func (export "proxy_abi_version_0_2_1")) (func $spin (loop $l (br $l))) (start $spin))'
+        )
+    )
+    started = time.monotonic()
+    with pytest.raises(PluginStartError) as info:
+        Host(cache=False, callback_deadline_s=0.1).load(wasm)
+    assert time.monotonic() - started < 2.0
+    assert info.value.phase == "the wasm start function" and "interrupt" in str(info.value)
+
+
+def test_an_empty_range_past_the_end_of_memory_is_invalid():
+    from tests.hostcall_harness import Harness
+
+    h = Harness("wasmtime")
+    assert h.call("proxy_log", 2, 0x80000000, 0) == Status.InvalidMemoryAccess
+    assert h.call("proxy_log", 2, 0, 0) == Status.Ok

@@ -1,0 +1,67 @@
+"""Fuzzing throughput and the cost of a reset between examples.
+
+- ``test_fuzz_examples``: a fixed number of generated examples through the Rust header filter
+  (``extra_info["examples_per_second"]``), with and without the leak check's replays.
+- ``test_execute_one_example``: one example without hypothesis (fresh host, VM start, one exchange,
+  the invariants, shutdown): what the fuzzer pays per example besides generating it.
+- ``test_reset_*``: what each example pays to start from the plugin's post-configure state today,
+  a fresh Host + VM instantiation + ``_initialize`` + ``on_vm_start`` + ``on_configure`` from the
+  process-wide cached program; compare a snapshot restore against these numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.conftest import FIXTURES
+from emulator import Host
+from emulator.fuzz import execute_scenario, fuzz_filter
+from emulator.invariants import resolve_invariants
+
+RUST = FIXTURES / "rust/headers_rust.wasm"
+EXAMPLES = 40
+SCENARIO = {
+    "streams": [
+        {
+            "request": {"headers": [[":method", "POST"], [":path", "/items"], [":authority", "shop"], ["x-a", "1"]], "chunks": ["hello ", "world"]},
+            "response": {"headers": [[":status", "200"]], "chunks": ["ok"]},
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize("leak_repeats", [0, 24], ids=["no-leak-check", "leak-check-24"])
+def test_fuzz_examples(benchmark, engine_name, leak_repeats):
+    reports = []
+
+    def run():
+        report = fuzz_filter(RUST, examples=EXAMPLES, seed=0, engine=engine_name, adversarial=False, harvest=False, leak_repeats=leak_repeats)
+        reports.append(report)
+        return report
+
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    assert not any(r.found for r in reports)
+    best = min(reports, key=lambda r: r.elapsed_s)
+    benchmark.extra_info["examples_per_round"] = best.examples
+    benchmark.extra_info["examples_per_second"] = round(best.examples / best.elapsed_s, 1)
+
+
+@pytest.mark.parametrize("leak_check", [False, True], ids=["no-leak-check", "leak-check-24"])
+def test_execute_one_example(benchmark, engine_name, leak_check):
+    invariants = resolve_invariants(exclude=() if leak_check else ("memory_growth",))
+    execute_scenario(RUST, SCENARIO, engine=engine_name, invariants=invariants)  # compile once
+    result = benchmark(lambda: execute_scenario(RUST, SCENARIO, engine=engine_name, invariants=invariants))
+    assert result.violations == []
+
+
+@pytest.mark.parametrize("fixture", ["rust/headers_rust.wasm", "go/headers_go.wasm", "wat/pitfalls.wasm"])
+def test_reset_fresh_host_and_plugin(benchmark, engine_name, fixture):
+    path = FIXTURES / fixture
+    Host(engine=engine_name, trace=False).program(path)  # the compiled, linked program is shared process-wide
+
+    def reset():
+        host = Host(engine=engine_name, trace=False)
+        return host.load(path)
+
+    plugin = benchmark(reset)
+    assert plugin.started

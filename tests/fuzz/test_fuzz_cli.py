@@ -1,0 +1,102 @@
+"""`proxy-wasm-emulator fuzz`: exit statuses, the files it writes, text and JSON output, progress."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import pytest
+
+from emulator import cli
+from emulator.fuzz_cli import add_fuzz_command
+from tests.conftest import FIXTURES, ROOT, wat_module
+
+PITFALLS = str(wat_module("pitfalls"))
+QUIET = str(wat_module("minimal"))
+
+
+def fuzz(*argv: str) -> int:
+    """Parse and run ``fuzz ARGV`` through a parser of our own (as cli.py will build it)."""
+    parser = argparse.ArgumentParser(prog="proxy-wasm-emulator")
+    add_fuzz_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["fuzz", *argv])
+    return args.func(args)
+
+
+@pytest.mark.slow
+def test_finds_writes_and_the_written_file_replays(tmp_path, capsys):
+    out = tmp_path / "failure.json"
+    status = fuzz(PITFALLS, "--examples", "150", "--well-formed", "--leak-repeats", "0", "--max-streams", "2", "--out", str(out))
+    text = capsys.readouterr().out
+    assert status == 1
+    assert text.startswith(f"fuzzing {PITFALLS}: 150 examples, seed 0, engine wasmtime\n")
+    assert "found 4 broken invariant(s):" in text
+    assert f"[1] scenario: {out}" in text and f"replay: proxy-wasm-emulator run {PITFALLS} {out}" in text
+    assert "last host calls:" in text
+    written = [out, *(tmp_path / f"failure-{i}.json" for i in (2, 3, 4))]
+    assert all(p.is_file() for p in written)
+    assert cli.main(["run", PITFALLS, str(out)]) == 0
+    assert "error: proxy_on_request_headers (context 2) failed: wasm trap" in capsys.readouterr().out
+
+
+def test_json_output(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    status = fuzz(
+        PITFALLS, "--json", "--examples", "100", "--well-formed", "--invariant", "local_reply_then_continue", "--leak-repeats", "0", "--out", str(out)
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert report["found"] is True and report["invariants"] == ["local_reply_then_continue"]
+    (finding,) = report["findings"]
+    assert finding["invariant"] == "local_reply_then_continue" and finding["file"] == str(out)
+    assert finding["reproduces"] is True
+    assert json.loads(out.read_text()) == finding["scenario"]
+    assert report["written"] == [str(out)]
+
+
+def test_nothing_found_is_exit_status_0(tmp_path, capsys):
+    out = tmp_path / "none.json"
+    assert fuzz(QUIET, "--examples", "15", "--out", str(out)) == 0
+    assert "no invariant broken" in capsys.readouterr().out
+    assert not out.exists()
+
+
+def test_a_seed_scenario_alone(tmp_path, capsys):
+    scenario = ROOT / "tests/scenarios/pitfalls.yaml"
+    assert fuzz(PITFALLS, str(scenario), "--examples", "0", "--out", str(tmp_path / "s.json")) == 1
+    assert "found 3 broken invariant(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["missing.wasm"], "cannot read missing.wasm"),
+        ([str(ROOT / "README.md")], "does not load"),
+        ([PITFALLS, "no-such-scenario.json"], "no-such-scenario.json"),
+        ([PITFALLS, "--invariant", "nope"], "unknown invariant 'nope'"),
+        ([str(FIXTURES / "rust/headers_rust.wasm"), "--plugin-config", str(ROOT / "fixtures/demo/plugin_config.txt"), "--examples", "-1"], ">= 0"),
+        ([PITFALLS, "--plugin-config", "nowhere.txt"], "--plugin-config: cannot read nowhere.txt"),
+    ],
+)
+def test_bad_input_is_exit_status_2(argv, message, capsys):
+    assert fuzz(*argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_refused_configuration_is_bad_input(tmp_path, capsys):
+    config = tmp_path / "config.txt"
+    config.write_text("fail-configure")
+    assert fuzz(str(FIXTURES / "rust/headers_rust.wasm"), "--plugin-config", str(config), "--json") == 2
+    assert "does not start" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    assert fuzz(QUIET, "--examples", "5", "--out", str(tmp_path / "x.json")) == 0
+    assert "\r  1 examples (5 planned), 0 found, searching..." in err.getvalue()
