@@ -4,9 +4,10 @@
   (``extra_info["examples_per_second"]``), with and without the leak check's replays.
 - ``test_execute_one_example``: one example without hypothesis (fresh host, VM start, one exchange,
   the invariants, shutdown): what the fuzzer pays per example besides generating it.
-- ``test_reset_*``: what each example pays to start from the plugin's post-configure state today,
-  a fresh Host + VM instantiation + ``_initialize`` + ``on_vm_start`` + ``on_configure`` from the
-  process-wide cached program; compare a snapshot restore against these numbers.
+- ``test_reset_*``: what an example pays to start from the plugin's post-configure state: a fresh
+  Host + VM instantiation + ``_initialize`` + ``on_vm_start`` + ``on_configure`` from the
+  process-wide cached program (``fresh``), against ``host.restore(snapshot)`` after a stream ran
+  (``restore``, what the fuzzer's examples do).
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ def test_fuzz_examples(benchmark, engine_name, leak_repeats):
     benchmark.extra_info["examples_per_second"] = round(best.examples / best.elapsed_s, 1)
 
 
+@pytest.mark.parametrize("reuse", [False, True], ids=["fresh-start", "restored-start"])
 @pytest.mark.parametrize("leak_check", [False, True], ids=["no-leak-check", "leak-check-24"])
-def test_execute_one_example(benchmark, engine_name, leak_check):
+def test_execute_one_example(benchmark, engine_name, leak_check, reuse):
     invariants = resolve_invariants(exclude=() if leak_check else ("memory_growth",))
-    execute_scenario(RUST, SCENARIO, engine=engine_name, invariants=invariants)  # compile once
-    result = benchmark(lambda: execute_scenario(RUST, SCENARIO, engine=engine_name, invariants=invariants))
+    execute_scenario(RUST, SCENARIO, engine=engine_name, invariants=invariants, reuse=reuse)  # compile once
+    result = benchmark(lambda: execute_scenario(RUST, SCENARIO, engine=engine_name, invariants=invariants, reuse=reuse))
     assert result.violations == []
 
 
@@ -65,3 +67,16 @@ def test_reset_fresh_host_and_plugin(benchmark, engine_name, fixture):
 
     plugin = benchmark(reset)
     assert plugin.started
+
+
+@pytest.mark.parametrize("fixture", ["rust/headers_rust.wasm", "go/headers_go.wasm", "wat/pitfalls.wasm"])
+def test_reset_restore(benchmark, engine_name, fixture):
+    host = Host(engine=engine_name, trace=False)
+    plugin = host.load(FIXTURES / fixture)
+    snap = host.snapshot()
+    stream = plugin.http_stream()
+    stream.send_request_headers({":method": "GET", ":path": "/", ":authority": "bench"}, end_of_stream=True)
+    stream.complete()
+
+    benchmark(host.restore, snap)
+    assert not plugin.streams and plugin.started

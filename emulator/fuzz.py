@@ -44,10 +44,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
+import os
 import re
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +82,7 @@ from .strategies import (
 from .trace import TraceEntry, decode_call
 
 if TYPE_CHECKING:
-    from .host import Host, ModuleSource
+    from .host import Host, HostSnapshot, ModuleSource
     from .vm import Vm
 
 __all__ = [
@@ -325,6 +328,7 @@ def execute_scenario(
     pick_grpc: Callable[[str], GrpcResponse] | None = None,
     trace: bool = False,
     shutdown: bool = True,
+    reuse: bool = False,
 ) -> Execution:
     """Run a scenario the way ``proxy-wasm-emulator run`` does, then check the invariants.
 
@@ -332,18 +336,25 @@ def execute_scenario(
     installs a :class:`FaultInjectingObserver`; ``pick_http``/``pick_grpc`` answer calls to
     clusters no scenario responder covers (the answers drawn are in the result, to write back
     into the scenario). Raises :class:`ModuleLoadError` for a module that does not load.
+
+    ``reuse=True`` (what the fuzzer's examples use) starts from a snapshot of the plugin's
+    post-configure state when an earlier run had the same start (module, engine, seed, VM,
+    plugins, properties, responders, shared data): no ``_initialize``, ``on_vm_start`` or
+    ``on_configure`` again, just :meth:`Host.restore`. Runs with host faults, and starts that
+    failed or made callouts, always start fresh. Findings are replayed fresh.
     """
-    from .host import Host
-    from .scenario import Scenario, parse_scenario, prepare_host, run_connections, run_scenario
+    from .scenario import Scenario, parse_scenario, run_connections, run_scenario
 
     sc = scenario if isinstance(scenario, Scenario) else parse_scenario(scenario)
     invs = list(invariants) if invariants is not None else resolve_invariants()
-    host = Host(engine=engine, seed=sc.seed, trace=trace)
-    observer = FaultInjectingObserver(host, faults) if faults else None
-    if observer is not None:
-        host.observer = observer
-    prog = host.program(module)
-    prepare_host(host, sc)
+    pooled = _restored_start(module, engine, sc, trace) if reuse and faults is None else None
+    if pooled is not None:
+        host, plugins = pooled
+        observer = None
+    else:
+        host, plugins, observer = None, None, None
+    if host is None:
+        host, observer = _fresh_host(module, engine, sc, trace, faults)
     http_responder = None
     if pick_http is not None:
         http_responder = _DrawingResponder("*", pick=pick_http)
@@ -357,18 +368,8 @@ def execute_scenario(
     result.run = run
     try:
         try:
-            vm = host.create_vm(prog, vm_id=sc.vm_id, vm_config=sc.vm_configuration, environment=sc.environment)
-            plugins = {}
-            for spec in sc.plugins:
-                plugins[spec.root_id] = host.add_plugin(
-                    vm,
-                    root_id=spec.root_id,
-                    name=spec.name,
-                    plugin_config=spec.configuration,
-                    fail_policy=spec.fail_policy,
-                    allow_on_headers_stop_iteration=spec.allow_on_headers_stop_iteration,
-                    properties=sc.properties,
-                )
+            if plugins is None:
+                plugins = _start_plugins(host, module, sc)
         except PluginStartError as exc:
             run.start_error = exc
             run.plugins = list(host.plugins)
@@ -402,6 +403,75 @@ def execute_scenario(
     if observer is not None:
         result.injected = list(observer.injected)
     return result
+
+
+# -- the start of a run, fresh or restored ---------------------------------------------------------
+
+_START_POOL: OrderedDict[tuple[Any, ...], tuple[Host, HostSnapshot, dict[str, Any], list[Any], list[Any]]] = OrderedDict()
+_START_POOL_SIZE = 8
+
+
+def _fresh_host(module: ModuleSource, engine: str, sc: Any, trace: bool, faults: FaultPlan | None) -> tuple[Host, FaultInjectingObserver | None]:
+    """A new seeded host with the scenario's responders, clusters and shared data installed."""
+    from .host import Host
+    from .scenario import prepare_host
+
+    host = Host(engine=engine, seed=sc.seed, trace=trace)
+    observer = FaultInjectingObserver(host, faults) if faults else None
+    if observer is not None:
+        host.observer = observer
+    prepare_host(host, sc)
+    return host, observer
+
+
+def _start_plugins(host: Host, module: ModuleSource, sc: Any) -> dict[str, Any]:
+    """Create the scenario's VM and start its plugins (raises :class:`PluginStartError`)."""
+    vm = host.create_vm(host.program(module), vm_id=sc.vm_id, vm_config=sc.vm_configuration, environment=sc.environment)
+    plugins = {}
+    for spec in sc.plugins:
+        plugins[spec.root_id] = host.add_plugin(
+            vm,
+            root_id=spec.root_id,
+            name=spec.name,
+            plugin_config=spec.configuration,
+            fail_policy=spec.fail_policy,
+            allow_on_headers_stop_iteration=spec.allow_on_headers_stop_iteration,
+            properties=sc.properties,
+        )
+    return plugins
+
+
+def _start_key(module: ModuleSource, engine: str, sc: Any, trace: bool) -> tuple[Any, ...]:
+    """Everything that decides the state a run starts from, except its streams."""
+    mod = hashlib.sha256(bytes(module)).hexdigest() if isinstance(module, (bytes, bytearray)) else os.fspath(module)
+    plugins = tuple((p.root_id, p.name, bytes(p.configuration), p.fail_policy, p.allow_on_headers_stop_iteration) for p in sc.plugins)
+    shared = (sc.seed, sc.vm_id, sc.vm_configuration, repr(sc.environment), repr(sc.properties))
+    return (mod, engine, trace, plugins, shared, repr(sc.http_calls), repr(sc.grpc_calls), repr(sc.shared_data), repr(sc.clusters))
+
+
+def _restored_start(module: ModuleSource, engine: str, sc: Any, trace: bool) -> tuple[Host, dict[str, Any]] | None:
+    """A host rewound to the plugins' post-configure state, or ``None`` when it cannot be reused."""
+    key = _start_key(module, engine, sc, trace)
+    entry = _START_POOL.get(key)
+    if entry is None:
+        host, _ = _fresh_host(module, engine, sc, trace, None)
+        try:
+            plugins = _start_plugins(host, module, sc)
+        except PluginStartError:
+            return None
+        if host.http_calls.calls or host.grpc_calls.calls:
+            return None  # a start that made callouts depends on how they are answered
+        entry = (host, host.snapshot(), plugins, list(host.http_calls.responders), list(host.grpc_calls.responders))
+        _START_POOL[key] = entry
+        while len(_START_POOL) > _START_POOL_SIZE:
+            _START_POOL.popitem(last=False)
+    else:
+        _START_POOL.move_to_end(key)
+    host, snap, plugins, http, grpc = entry
+    host.restore(snap)
+    host.http_calls.responders = list(http)
+    host.grpc_calls.responders = list(grpc)
+    return host, plugins
 
 
 # -- generated scenarios ---------------------------------------------------------------------------
@@ -803,6 +873,7 @@ def fuzz_test(
             faults=plan,
             pick_http=lambda cluster: data.draw(callout_responses(), label=f"answer to a call to {cluster}"),
             pick_grpc=lambda cluster: data.draw(grpc_responses(), label=f"gRPC answer from {cluster}"),
+            reuse=True,
         )
         if res.violations:
             full = _with_responders(sc, res)
@@ -913,6 +984,7 @@ def fuzz_filter(
             faults=plan,
             pick_http=lambda cluster: data.draw(callout_responses(), label=f"answer to a call to {cluster}"),
             pick_grpc=lambda cluster: data.draw(grpc_responses(), label=f"gRPC answer from {cluster}"),
+            reuse=True,
         )
         state["run"] += 1
         if not state["in_round_found"]:

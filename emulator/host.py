@@ -47,6 +47,11 @@ ModuleSource = str | os.PathLike[str] | bytes | bytearray
 _PLUGIN_STATE = ("tick_period_ms", "next_tick_ms", "status", "pending_done", "deleted", "failures", "reloads", "_failed_at_ms", "vm", "root_context_id")
 
 
+def _state_copy(name: str, value: Any) -> Any:
+    """A plugin attribute as a snapshot keeps it: lists copied, the plugin's VM by reference."""
+    return value if name == "vm" else copy.copy(value)
+
+
 @dataclass
 class HostSnapshot:
     """What :meth:`Host.snapshot` captured."""
@@ -355,7 +360,7 @@ class Host:
         world = copy.deepcopy({"shared_data": self.shared_data, "queues": self.queues, "metrics": self.metrics, "foreign": self.foreign_functions}, dict(keep))
         return HostSnapshot(
             vms=[(vm, vm.snapshot()) for vm in self.vms],
-            plugins=[(p, {k: copy.copy(v) for k, v in vars(p).items() if k in _PLUGIN_STATE}) for p in self.plugins],
+            plugins=[(p, {k: _state_copy(k, v) for k, v in vars(p).items() if k in _PLUGIN_STATE}) for p in self.plugins],
             clock=self.clock.elapsed_ns,
             random=self.random.getstate(),
             world=world,
@@ -368,14 +373,14 @@ class Host:
         """Rewind the host to ``snap`` (VMs created after it are dropped)."""
         self._deferred.clear()
         self.vms = [vm for vm, _ in snap.vms]
+        for plugin, state in snap.plugins:
+            for k, v in state.items():
+                setattr(plugin, k, _state_copy(k, v))
+            plugin.streams.clear()
+            plugin.connections.clear()
         for vm, vs in snap.vms:
             vm.restore(vs)
             vm.plugins = [p for p, _ in snap.plugins if p.vm is vm]
-        for plugin, state in snap.plugins:
-            for k, v in state.items():
-                setattr(plugin, k, copy.copy(v))
-            plugin.streams.clear()
-            plugin.connections.clear()
         self.clock._elapsed = snap.clock
         self.random.setstate(snap.random)
         world = copy.deepcopy(snap.world, dict(snap.keep))

@@ -65,6 +65,8 @@ class VmSnapshot:
     contexts: dict[int, Context]
     next_id: int
     tokens: dict[str, int]
+    console: dict[int, str]
+    notes: int
 
 
 @dataclass
@@ -339,6 +341,8 @@ class Vm:
             contexts={cid: Context(c.id, c.parent, c.plugin, None, c.created_in_vm) for cid, c in self.contexts.items()},
             next_id=self._next_id,
             tokens=dict(self._tokens),
+            console=dict(self.console),
+            notes=len(self.notes),
         )
 
     def restore(self, snap: VmSnapshot) -> None:
@@ -362,6 +366,8 @@ class Vm:
         self.contexts = {cid: Context(c.id, c.parent, c.plugin, None, c.created_in_vm) for cid, c in snap.contexts.items()}
         self._next_id = snap.next_id
         self._tokens = dict(snap.tokens)
+        self.console = dict(snap.console)
+        del self.notes[snap.notes :]
         self.failed = None
         self.current_context, self.effective_context, self.current_callback, self._stream = 0, None, None, None
 
