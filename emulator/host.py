@@ -100,16 +100,22 @@ class Host:
         costs: bool = False,
         max_memory_pages: int | None = 16384,
         callback_deadline_s: float | None = None,
+        callback_fuel: int | None = None,
     ) -> None:
+        if callback_fuel is not None and callback_fuel <= 0:
+            raise ConfigError(f"callback_fuel must be a positive number of instructions, not {callback_fuel!r}")
         if not isinstance(engine, Engine) and engine_config is None:
             wasmer = engine == "wasmer"
             engine_config = EngineConfig(
-                fuel=costs and not wasmer,
+                fuel=(costs and not wasmer) or callback_fuel is not None,
                 epoch=callback_deadline_s is not None,
                 max_memory_pages=max_memory_pages,
             )
         self.callback_deadline_s = callback_deadline_s
         """Interrupt any callback that runs longer (wasmtime epochs); the plugin gets a fresh VM."""
+        self.callback_fuel = callback_fuel
+        """Stop any callback that executes more wasm instructions (wasmtime fuel): a deadline that
+        does not depend on the machine; the plugin gets a fresh VM."""
         self.engine = engine if isinstance(engine, Engine) else get_engine(engine, engine_config)
         self.costs = costs
         """Meter every callback (``stream.callbacks[i].cost``, ``stream.cost()``); with wasmtime

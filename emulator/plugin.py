@@ -206,11 +206,11 @@ class Plugin:
         self._failed_at_ms = self.vm.host.clock.now_ms
 
     def _reload_if_due(self) -> None:
-        """FAIL_RELOAD after its backoff; a callback stopped by its deadline always gets a fresh VM."""
+        """FAIL_RELOAD after its backoff; a callback stopped by its deadline or fuel budget always gets a fresh VM."""
         failed = self.vm.failed
         if failed is None:
             return
-        if failed.trap.kind == "interrupt":
+        if failed.trap.kind in ("interrupt", "fuel"):
             self._maybe_reload(force=True)
         elif self.fail_policy == FailurePolicy.FAIL_RELOAD:
             self._maybe_reload()

@@ -123,7 +123,8 @@ class Vm:
         self.instructions = 0
         self.memory_high_water = 0
         self.last_cost: Cost | None = None
-        self._fuel = host.costs and "fuel" in host.engine.capabilities and host.engine.config.fuel
+        self._fuel = (host.costs or host.callback_fuel is not None) and "fuel" in host.engine.capabilities and host.engine.config.fuel
+        self._budget = host.callback_fuel or _FUEL_BUDGET
         self._next_id = 1
         self._vm_config_buffer = Buffer(self.vm_config, mutable=False)
         self.callout_body: Buffer | None = None
@@ -272,6 +273,8 @@ class Vm:
         metered = self.host.costs and top
         if metered:
             before = self._meter()
+        elif top and self._fuel:
+            self.instance.set_fuel(self._budget)
         if top and self.host.callback_deadline_s is not None:
             self.instance.set_deadline(self.host.callback_deadline_s)
         try:
@@ -279,6 +282,8 @@ class Vm:
         except GuestTrap as trap:
             if trap.kind == "interrupt":
                 trap.message = f"the callback ran past its deadline of {self.host.callback_deadline_s} s and was interrupted"
+            elif trap.kind == "fuel" and self.host.callback_fuel is not None:
+                trap.message = f"the callback executed more than its budget of {self.host.callback_fuel} instructions (callback_fuel) and was stopped"
             err = CallbackError(export, context_id, trap, logs=self.recent_output())
             self.failed = err
             raise err from None
@@ -289,7 +294,7 @@ class Vm:
 
     def _meter(self) -> tuple[int, ...]:
         if self._fuel:
-            self.instance.set_fuel(_FUEL_BUDGET)
+            self.instance.set_fuel(self._budget)
         observer = self.host.observer
         calls = observer.total if observer is not None else 0
         return (calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
@@ -298,7 +303,7 @@ class Vm:
         after = self._meter_counts()
         instructions: int | None = None
         if self._fuel:
-            instructions = _FUEL_BUDGET - self.instance.get_fuel()
+            instructions = self._budget - self.instance.get_fuel()
             self.instructions += instructions
         if self.memory is not None:
             self.memory_high_water = max(self.memory_high_water, self.memory.size)

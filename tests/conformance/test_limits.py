@@ -102,3 +102,30 @@ def test_an_empty_range_past_the_end_of_memory_is_invalid():
     h = Harness("wasmtime")
     assert h.call("proxy_log", 2, 0x80000000, 0) == Status.InvalidMemoryAccess
     assert h.call("proxy_log", 2, 0, 0) == Status.Ok
+
+
+def test_a_fuel_budget_stops_a_runaway_loop_deterministically_and_the_next_stream_works():
+    host = Host(callback_fuel=2_000_000)
+    plugin = host.load(wat_module("runaway"))
+    s = plugin.http_exchange(Request({**REQ, "x-spin": "1"}))
+    assert s.error is not None and s.error.callback == "proxy_on_request_headers"
+    assert "budget of 2000000 instructions" in s.error.reason and "spin_forever" in str(s.error)
+    assert s.downstream_response.header(":status") == b"503"
+    after = plugin.http_exchange(Request(REQ))
+    assert after.error is None and after.upstream_request.headers is not None and plugin.reloads == 1
+
+
+def test_a_generous_fuel_budget_changes_nothing_a_real_filter_does():
+    module = FIXTURES / "rust/headers_rust.wasm"
+    costs = []
+    for budget in (None, 50_000_000):
+        host = Host(costs=True, callback_fuel=budget)
+        s = host.load(module).http_exchange(Request({**REQ, "x-a": "1"}, body="hello"))
+        assert s.error is None
+        costs.append([c.cost.instructions for c in s.callbacks if c.cost is not None])
+    assert costs[0] == costs[1] and all(costs[0])
+
+
+def test_callback_fuel_is_refused_where_it_cannot_be_counted():
+    with pytest.raises(Exception, match="positive"):
+        Host(callback_fuel=0)
