@@ -85,6 +85,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     runs: list[Any] = []
     try:
         host = Host(engine=engine, cache=False if args.no_cache else (args.cache_dir or True), seed=scenario.seed if scenario else 0)
+        if scenario is not None and scenario.faults:
+            from .fuzz import FaultInjectingObserver
+            from .strategies import FaultPlan
+
+            host.observer = FaultInjectingObserver(host, FaultPlan.from_json(scenario.faults))
         prog = host.program(args.filter, stub_unknown_imports=args.stub_unknown_imports)
         out["abi_version"] = prog.abi.version
         out["abi_notes"] = list(prog.abi.notes)

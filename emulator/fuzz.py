@@ -346,6 +346,8 @@ def execute_scenario(
     from .scenario import Scenario, parse_scenario, run_connections, run_scenario
 
     sc = scenario if isinstance(scenario, Scenario) else parse_scenario(scenario)
+    if faults is None and sc.faults:
+        faults = FaultPlan.from_json(sc.faults)
     invs = list(invariants) if invariants is not None else resolve_invariants()
     pooled = _restored_start(module, engine, sc, trace) if reuse and faults is None else None
     if pooled is not None:
@@ -570,7 +572,7 @@ class Finding:
     scenario: dict[str, Any]
     """A scenario file (JSON-ready) that ``proxy-wasm-emulator run`` replays."""
     faults: list[dict[str, Any]] | None = None
-    """Host faults the example needed (not replayed by ``run``: use :meth:`FuzzReport.replay`)."""
+    """Host faults the example needed (:meth:`write` puts them in the file, so ``run`` replays them)."""
     reproduces: bool | None = None
     """Whether replaying :attr:`scenario` (with :attr:`faults`) shows the violation again."""
     trace_tail: str = ""
@@ -588,15 +590,20 @@ class Finding:
             "shrunk": self.shrunk,
         }
 
+    def replay_scenario(self) -> dict[str, Any]:
+        """:attr:`scenario` with the host :attr:`faults` it needs: what ``run`` replays."""
+        return {**self.scenario, "faults": self.faults} if self.faults else self.scenario
+
     def write(self, path: str | Path) -> Path:
-        """Write :attr:`scenario` as JSON (``.yaml``/``.yml``: YAML)."""
+        """Write :meth:`replay_scenario` as JSON (``.yaml``/``.yml``: YAML)."""
         p = Path(path)
+        doc = self.replay_scenario()
         if p.suffix in (".yaml", ".yml"):
             import yaml
 
-            p.write_text(yaml.safe_dump(self.scenario, sort_keys=False, allow_unicode=True))
+            p.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
         else:
-            p.write_text(format_json(self.scenario) + "\n")
+            p.write_text(format_json(doc) + "\n")
         return p
 
     def describe(self) -> str:
@@ -877,6 +884,8 @@ def fuzz_test(
         )
         if res.violations:
             full = _with_responders(sc, res)
+            if plan:
+                full["faults"] = plan.to_json()
             faults_note = f"\nhost faults: {plan}" if plan else ""
             raise AssertionError("\n".join(map(str, res.violations)) + faults_note + "\nscenario (replay with proxy-wasm-emulator run):\n" + format_json(full))
 

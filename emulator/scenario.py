@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from abi import Status
+
 from .errors import ConfigError
 from .http_stream import HttpStream
 
@@ -36,8 +38,9 @@ _STREAM_FIELDS = {"name", "request", "response", "advance_ms", "plugin"}
 _MESSAGE_FIELDS = {"headers", "body", "chunks", "trailers"}
 _TOP_FIELDS = {
     "plugin", "plugins", "properties", "streams", "engine", "seed", "description",
-    "http_calls", "grpc_calls", "advance_ms", "shared_data", "connections", "clusters",
+    "http_calls", "grpc_calls", "advance_ms", "shared_data", "connections", "clusters", "faults",
 }  # fmt: skip
+_FAULT_FIELDS = {"function", "status", "status_name", "nth", "count", "callback"}
 _HTTP_RESPONDER_FIELDS = {"cluster", "path", "method", "response"}
 _GRPC_RESPONDER_FIELDS = {"cluster", "service", "method", "response"}
 _CONNECTION_FIELDS = {"name", "plugin", "events"}
@@ -115,6 +118,8 @@ class Scenario:
     shared_data: list[tuple[str, bytes, str]] = field(default_factory=list)
     connections: list[ConnectionSpec] = field(default_factory=list)
     clusters: list[str] | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """Host faults (``FaultRule`` JSON): host calls that return an error status instead of running."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -187,6 +192,7 @@ def parse_scenario(data: Any) -> Scenario:
     if "clusters" in data:
         clusters = _list(data["clusters"], "clusters")
         sc.clusters = [_str(c, f"clusters[{i}]") for i, c in enumerate(clusters)]
+    sc.faults = [_fault(f, f"faults[{i}]") for i, f in enumerate(_list(data.get("faults", []), "faults"))]
     if "engine" in data:
         sc.engine = _str(data["engine"], "engine")
     if "seed" in data:
@@ -194,6 +200,34 @@ def parse_scenario(data: Any) -> Scenario:
             raise ScenarioError("seed", "expected an integer")
         sc.seed = data["seed"]
     return sc
+
+
+def _fault(item: Any, where: str) -> dict[str, Any]:
+    """One host fault: ``{function, status (number or name), nth, count, callback}``."""
+    if not isinstance(item, dict):
+        raise ScenarioError(where, "expected a mapping with 'function' and 'status'")
+    _no_extra(item, _FAULT_FIELDS, where)
+    if "function" not in item or "status" not in item:
+        raise ScenarioError(where, "needs 'function' (a host function name) and 'status' (a proxy-wasm status)")
+    function = _str(item["function"], f"{where}.function")
+    status = item["status"]
+    if isinstance(status, str):
+        try:
+            status = int(Status[status])
+        except KeyError:
+            raise ScenarioError(f"{where}.status", f"unknown status {status!r}; one of {[s.name for s in Status]}") from None
+    elif not isinstance(status, int) or isinstance(status, bool) or status < 0:
+        raise ScenarioError(f"{where}.status", "expected a status number or name (e.g. 'NotFound')")
+    nth = item.get("nth", 1)
+    if not isinstance(nth, int) or isinstance(nth, bool) or nth < 1:
+        raise ScenarioError(f"{where}.nth", "expected a positive integer (1 is the first matching call)")
+    count = item.get("count", 1)
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+        raise ScenarioError(f"{where}.count", "expected a positive integer, or null for every call from nth on")
+    callback = item.get("callback")
+    if callback is not None:
+        callback = _str(callback, f"{where}.callback")
+    return {"function": function, "status": status, "nth": nth, "count": count, "callback": callback}
 
 
 def _list(value: Any, where: str) -> list[Any]:

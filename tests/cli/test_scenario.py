@@ -75,6 +75,12 @@ def test_human_summary_shows_the_diff(capsys):
         ({"properties": [{"path": "a..b", "value": 1}]}, "properties[0].path"),
         ({"properties": [{"path": ["a"], "value": None}]}, "properties[0].value"),
         ({"properties": {"a": 1}}, "properties"),
+        ({"faults": {"function": "proxy_log"}}, "faults"),
+        ({"faults": [{"function": "proxy_log"}]}, "faults[0]"),
+        ({"faults": [{"function": "proxy_log", "status": "Broken"}]}, "faults[0].status"),
+        ({"faults": [{"function": "proxy_log", "status": 1, "nth": 0}]}, "faults[0].nth"),
+        ({"faults": [{"function": "proxy_log", "status": 1, "count": "all"}]}, "faults[0].count"),
+        ({"faults": [{"function": "proxy_log", "status": 1, "when": "now"}]}, "faults[0]"),
     ],
 )
 def test_bad_scenarios_name_the_field(doc, where):

@@ -139,6 +139,20 @@ def test_host_faults_are_found_and_replayed():
     assert replay.injected
 
 
+def test_a_finding_with_host_faults_replays_from_the_file_alone(tmp_path, capsys):
+    report = fuzz_filter(RUST, examples=60, seed=0, faults=True, adversarial=False, harvest=False, leak_repeats=0, max_streams=2)
+    (f,) = report.findings
+    path = f.write(tmp_path / "finding.json")
+    assert cli.main(["run", str(RUST), str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert any(s["error"] and "panicked" in s["error"] for s in out["streams"])
+    sc = json.loads(path.read_text())
+    del sc["faults"]
+    path.write_text(json.dumps(sc))
+    assert cli.main(["run", str(RUST), str(path), "--json"]) == 0
+    assert not any(s["error"] for s in json.loads(capsys.readouterr().out)["streams"])
+
+
 def test_a_seed_scenario_is_checked_first_and_mutated(tmp_path):
     seed_scenario = ROOT / "tests/scenarios/pitfalls.yaml"
     report = fuzz_filter(PITFALLS, scenario=seed_scenario, examples=10, seed=0, leak_repeats=0)
