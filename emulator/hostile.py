@@ -71,6 +71,7 @@ from .engines import EngineConfig, get_engine
 from .errors import CallbackError, EmulatorError, HostCallNotImplemented, ModuleLoadError, PluginStartError, ProcExit, RestrictedHostCall
 from .host import Host
 from .http_types import Request, Response
+from .leb128 import encode_uleb
 from .program import Program
 from .vm import ALLOCATOR_IMPORTS, START_IMPORTS
 
@@ -1731,18 +1732,6 @@ def _section_fits(data: bytes, pos: int) -> bool:
     return False
 
 
-def _uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 MUTATION_STRATEGIES: dict[str, float] = {
     "truncate": 3,
     "truncate_at_section": 1,
@@ -1829,7 +1818,7 @@ def mutate(ch: Chooser, sources: Sequence[Path] | None = None, *, strategy: str 
         sid, _hstart, pstart, end = secs[i]
         size = end - pstart
         new = ch.choice([0, size - 1, size + 1, size * 2, U32, 1 << 40, max(0, size - ch.integer(1, 64))])
-        chunks[i] = bytes([sid]) + _uleb(max(0, new)) + data[pstart:end]
+        chunks[i] = bytes([sid]) + encode_uleb(max(0, new)) + data[pstart:end]
         return Mutant(head + b"".join(chunks), strategy, src, f"section {sid} size {size} -> {new}")
     if strategy == "splice":
         other = ch.choice(paths)

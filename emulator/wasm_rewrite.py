@@ -8,35 +8,14 @@ else in the module changes.
 
 from __future__ import annotations
 
+from .leb128 import decode_uleb, encode_uleb
+
 __all__ = ["SNAPSHOT_PREFIX", "export_mutable_globals"]
 
 SNAPSHOT_PREFIX = "__snap_g"
 
 # the order non-custom sections must keep (datacount 12 sits before code 10, tag 13 before global 6)
 _ORDER = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 5.5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 9.5, 10: 10, 11: 11}
-
-
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _enc(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def _skip_const_expr(data: bytes, pos: int) -> int:
@@ -46,7 +25,7 @@ def _skip_const_expr(data: bytes, pos: int) -> int:
         if op == 0x0B:
             return pos
         if op in (0x41, 0x42, 0x23, 0xD2):
-            _, pos = _uleb(data, pos)
+            _, pos = decode_uleb(data, pos)
         elif op == 0x43:
             pos += 4
         elif op == 0x44:
@@ -72,41 +51,41 @@ def _rewrite(wasm: bytes) -> tuple[bytes, list[str]]:
     pos = 8
     while pos < len(wasm):
         sid = wasm[pos]
-        size, body = _uleb(wasm, pos + 1)
+        size, body = decode_uleb(wasm, pos + 1)
         sections.append((sid, wasm[body : body + size]))
         pos = body + size
     imported_globals = 0
     mutable: list[int] = []
     for sid, content in sections:
         if sid == 2:
-            n, p = _uleb(content, 0)
+            n, p = decode_uleb(content, 0)
             for _ in range(n):
                 for _ in range(2):
-                    ln, p = _uleb(content, p)
+                    ln, p = decode_uleb(content, p)
                     p += ln
                 kind = content[p]
                 p += 1
                 if kind == 0:
-                    _, p = _uleb(content, p)
+                    _, p = decode_uleb(content, p)
                 elif kind == 1:
                     p += 1
                     flags = content[p]
-                    _, p = _uleb(content, p + 1)
+                    _, p = decode_uleb(content, p + 1)
                     if flags & 1:
-                        _, p = _uleb(content, p)
+                        _, p = decode_uleb(content, p)
                 elif kind == 2:
                     flags = content[p]
-                    _, p = _uleb(content, p + 1)
+                    _, p = decode_uleb(content, p + 1)
                     if flags & 1:
-                        _, p = _uleb(content, p)
+                        _, p = decode_uleb(content, p)
                 elif kind == 3:
                     p += 2
                     imported_globals += 1
                 elif kind == 4:
                     p += 1
-                    _, p = _uleb(content, p)
+                    _, p = decode_uleb(content, p)
         elif sid == 6:
-            n, p = _uleb(content, 0)
+            n, p = decode_uleb(content, 0)
             for i in range(n):
                 p += 1  # value type
                 if content[p] & 1:
@@ -115,21 +94,21 @@ def _rewrite(wasm: bytes) -> tuple[bytes, list[str]]:
     if not mutable:
         return wasm, []
     names = [f"{SNAPSHOT_PREFIX}{g}" for g in mutable]
-    extra = b"".join(_enc(len(n)) + n.encode() + b"\x03" + _enc(g) for n, g in zip(names, mutable, strict=True))
+    extra = b"".join(encode_uleb(len(n)) + n.encode() + b"\x03" + encode_uleb(g) for n, g in zip(names, mutable, strict=True))
     out = bytearray(wasm[:8])
     done = False
     for i, (sid, content) in enumerate(sections):
         if sid == 7:
-            n, p = _uleb(content, 0)
-            content = _enc(n + len(names)) + content[p:] + extra
+            n, p = decode_uleb(content, 0)
+            content = encode_uleb(n + len(names)) + content[p:] + extra
             done = True
         elif not done and sid != 0 and _ORDER.get(sid, 99) > 7:
-            new = _enc(len(names)) + extra
-            out += b"\x07" + _enc(len(new)) + new
+            new = encode_uleb(len(names)) + extra
+            out += b"\x07" + encode_uleb(len(new)) + new
             done = True
-        out += bytes([sid]) + _enc(len(content)) + content
+        out += bytes([sid]) + encode_uleb(len(content)) + content
         if not done and i == len(sections) - 1:
-            new = _enc(len(names)) + extra
-            out += b"\x07" + _enc(len(new)) + new
+            new = encode_uleb(len(names)) + extra
+            out += b"\x07" + encode_uleb(len(new)) + new
             done = True
     return bytes(out), names

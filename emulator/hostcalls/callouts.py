@@ -5,6 +5,7 @@ from __future__ import annotations
 from abi import Status, decode_pairs
 
 from ..callouts import GrpcCall, GrpcStream, HttpCall
+from ..leb128 import decode_uleb
 from ._glue import Glue
 
 __all__ = ["CalloutCalls"]
@@ -16,25 +17,14 @@ def _grpc_cluster(upstream: bytes) -> str:
     """A plain cluster name, or the cluster of a serialized ``GrpcService{envoy_grpc{cluster_name}}``."""
     if upstream[:1] == b"\x0a":
         try:
-            outer_len, pos = _varint(upstream, 1)
+            outer_len, pos = decode_uleb(upstream, 1)
             inner = upstream[pos : pos + outer_len]
             if inner[:1] == b"\x0a":
-                name_len, npos = _varint(inner, 1)
+                name_len, npos = decode_uleb(inner, 1)
                 return inner[npos : npos + name_len].decode()
         except (IndexError, UnicodeDecodeError):
             pass
     return upstream.decode(errors="replace")
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
 
 
 class CalloutCalls(Glue):
