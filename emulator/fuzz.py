@@ -831,6 +831,20 @@ def _case_space(
     return _CaseSpace(base, parsed.streams, vocab, adversarial, max_streams, configs, fault_strategy)
 
 
+def _run_drawn(data: Any, path: ModuleSource, sc: dict[str, Any], plan: FaultPlan | None, engine: str, invs: list[Invariant]) -> Execution:
+    """One generated example: callouts are answered by draws from ``data``; the start is reused."""
+    return execute_scenario(
+        path,
+        sc,
+        engine=engine,
+        invariants=invs,
+        faults=plan,
+        pick_http=lambda cluster: data.draw(callout_responses(), label=f"answer to a call to {cluster}"),
+        pick_grpc=lambda cluster: data.draw(grpc_responses(), label=f"gRPC answer from {cluster}"),
+        reuse=True,
+    )
+
+
 def fuzz_test(
     path: ModuleSource,
     *,
@@ -872,16 +886,7 @@ def fuzz_test(
     @given(data=st.data())
     def test_filter_invariants(data: Any) -> None:
         sc, plan = data.draw(cases, label="scenario")
-        res = execute_scenario(
-            path,
-            sc,
-            engine=engine,
-            invariants=invs,
-            faults=plan,
-            pick_http=lambda cluster: data.draw(callout_responses(), label=f"answer to a call to {cluster}"),
-            pick_grpc=lambda cluster: data.draw(grpc_responses(), label=f"gRPC answer from {cluster}"),
-            reuse=True,
-        )
+        res = _run_drawn(data, path, sc, plan, engine, invs)
         if res.violations:
             full = _with_responders(sc, res)
             if plan:
@@ -985,16 +990,7 @@ def fuzz_filter(
     def one_example(data: Any) -> None:
         final = current_build_context().is_final
         sc, plan = data.draw(case_strategy, label="scenario")
-        res = execute_scenario(
-            path,
-            sc,
-            engine=engine,
-            invariants=invs,
-            faults=plan,
-            pick_http=lambda cluster: data.draw(callout_responses(), label=f"answer to a call to {cluster}"),
-            pick_grpc=lambda cluster: data.draw(grpc_responses(), label=f"gRPC answer from {cluster}"),
-            reuse=True,
-        )
+        res = _run_drawn(data, path, sc, plan, engine, invs)
         state["run"] += 1
         if not state["in_round_found"]:
             state["generated"] += 1
