@@ -351,12 +351,10 @@ def execute_scenario(
     invs = list(invariants) if invariants is not None else resolve_invariants()
     pooled = _restored_start(module, engine, sc, trace) if reuse and faults is None else None
     if pooled is not None:
-        host, plugins = pooled
-        observer = None
+        (host, plugins), observer = pooled, None
     else:
-        host, plugins, observer = None, None, None
-    if host is None:
         host, observer = _fresh_host(module, engine, sc, trace, faults)
+        plugins = None
     http_responder = None
     if pick_http is not None:
         http_responder = _DrawingResponder("*", pick=pick_http)

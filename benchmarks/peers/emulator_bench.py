@@ -12,8 +12,6 @@ Prints one JSON line per round: ``{"impl": "emulator-wasmtime", "per_request_us"
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,9 +20,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import parser, time_rounds  # noqa: E402
+
 from emulator import Host  # noqa: E402
 
-DEFAULT_WASM = ROOT / "fixtures" / "go" / "headers_go.wasm"
 REQUEST_HEADERS = [
     (":method", "GET"),
     (":path", "/items?page=2"),
@@ -36,12 +35,7 @@ RESPONSE_HEADERS = [(":status", "200"), ("content-type", "text/plain")]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--wasm", default=str(DEFAULT_WASM), help="a Go SDK fixture (default: fixtures/go/headers_go.wasm)")
-    p.add_argument("--warmup", type=int, default=1000, help="untimed requests before each round")
-    p.add_argument("--requests", type=int, default=5000, help="timed requests per round")
-    p.add_argument("--rounds", type=int, default=1)
-    return p.parse_args(argv)
+    return parser(__doc__.splitlines()[0]).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,25 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     if called[-3:] != ["proxy_on_log", "proxy_on_done", "proxy_on_delete"]:
         sys.exit(f"emulator_bench: the stream did not complete: {called}")
 
-    for r in range(args.rounds):
-        for _ in range(args.warmup):
-            request()
-        host.logs.clear()  # keep the retained log records from growing across rounds
-        gc.collect()
-        start = time.perf_counter()
-        for _ in range(args.requests):
-            request()
-        elapsed = time.perf_counter() - start
-        line = {
-            "impl": "emulator-wasmtime",
-            "per_request_us": elapsed * 1e6 / args.requests,
-            "round": r,
-            "requests": args.requests,
-            "warmup": args.warmup,
-        }
-        if r == 0:
-            line["load_ms"] = round(load_ms, 3)
-        print(json.dumps(line), flush=True)
+    time_rounds("emulator-wasmtime", request, args, load_ms, before_round=host.logs.clear)  # logs must not grow across rounds
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ Prints one JSON line per round: ``{"impl": "engine-floor", "per_request_us": ...
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,11 +35,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import parser, time_rounds  # noqa: E402
+
 from emulator.engines import HostFunction, get_engine  # noqa: E402
 from emulator.module_cache import ModuleCache  # noqa: E402
 from emulator.wasm_module import parse_module  # noqa: E402
 
-DEFAULT_WASM = ROOT / "fixtures" / "go" / "headers_go.wasm"
 REQUEST_HEADERS = {
     b":method": b"GET",
     b":path": b"/items?page=2",
@@ -54,11 +53,7 @@ WASI_EBADF = 8
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--wasm", default=str(DEFAULT_WASM), help="a Go SDK fixture (default: fixtures/go/headers_go.wasm)")
-    p.add_argument("--warmup", type=int, default=1000, help="untimed requests before each round")
-    p.add_argument("--requests", type=int, default=5000, help="timed requests per round")
-    p.add_argument("--rounds", type=int, default=1)
+    p = parser(__doc__.splitlines()[0])
     p.add_argument("--no-cache", action="store_true", help="compile without the on-disk module cache")
     return p.parse_args(argv)
 
@@ -165,25 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     floor = Floor(wasm, cache=not args.no_cache)
     load_ms = (time.perf_counter() - t0) * 1e3
-    request = floor.request
-    for r in range(args.rounds):
-        for _ in range(args.warmup):
-            request()
-        gc.collect()
-        start = time.perf_counter()
-        for _ in range(args.requests):
-            request()
-        elapsed = time.perf_counter() - start
-        line = {
-            "impl": "engine-floor",
-            "per_request_us": elapsed * 1e6 / args.requests,
-            "round": r,
-            "requests": args.requests,
-            "warmup": args.warmup,
-        }
-        if r == 0:
-            line["load_ms"] = round(load_ms, 3)
-        print(json.dumps(line), flush=True)
+    time_rounds("engine-floor", floor.request, args, load_ms)
 
 
 if __name__ == "__main__":
