@@ -14,6 +14,7 @@ __all__ = [
     "ProcExit",
     "RestrictedHostCall",
     "UnknownImportsError",
+    "UnsupportedProposalError",
 ]
 
 
@@ -35,6 +36,19 @@ class ModuleLoadError(EmulatorError):
         super().__init__(f"{message}\n(what Envoy does: {envoy})")
         self.reason = message
         self.envoy = envoy
+
+
+class UnsupportedProposalError(ModuleLoadError):
+    """The module is valid wasm but uses a proposal the engine does not enable (``proposals`` names them)."""
+
+    def __init__(self, source: str, proposals: list[str], engine: str) -> None:
+        names = ", ".join(proposals)
+        super().__init__(
+            f"{source}: the module uses the WebAssembly {names} proposal{'s' if len(proposals) > 1 else ''}, which {engine} does not enable "
+            "(a proxy-wasm host runs only the modules its engine accepts)",
+            envoy="Envoy's runtime refuses the module the same way unless its engine enables the proposal; the plugin is not created",
+        )
+        self.proposals = proposals
 
 
 class UnknownImportsError(ModuleLoadError):

@@ -120,30 +120,10 @@ def _read_wasm(module: ModuleSource) -> bytes:
 
 def data_segments(module: ModuleSource) -> list[bytes]:
     """The bytes of every data segment of a wasm module (active and passive)."""
-    from .wasm_module import ModuleFormatError, _Reader
+    from .wasm_module import parse_module
 
     data = _read_wasm(module)
-    if data[:4] != b"\0asm":
-        raise ModuleFormatError("not a wasm module")
-    r = _Reader(data, 8)
-    out: list[bytes] = []
-    while r.pos < r.end:
-        sid, size = r.byte(), r.uleb()
-        start = r.pos
-        if sid == 11:
-            s = _Reader(data, start, start + size)
-            for _ in range(s.uleb()):
-                flags = s.uleb()
-                if flags == 0:
-                    s.skip_init_expr()
-                elif flags == 2:
-                    s.uleb()
-                    s.skip_init_expr()
-                elif flags != 1:
-                    raise s.fail(f"unknown data segment flags {flags}")
-                out.append(s.bytes_(s.uleb()))
-        r.pos = start + size
-    return out
+    return [data[start:end] for start, end in parse_module(data).data_segments]
 
 
 _SPLIT = re.compile(rb"[\s\"'=<>,;(){}\[\]|\\`]+")

@@ -12,8 +12,9 @@ from typing import Any
 
 from abi import import_table
 
+from .engines import CompileError, Engine, get_engine
 from .program import implemented_functions
-from .wasm_module import ModuleInfo, parse_module
+from .wasm_module import ModuleFormatError, ModuleInfo, parse_module
 
 __all__ = ["Inspection", "guess_sdk", "inspect_module"]
 
@@ -92,11 +93,20 @@ def guess_sdk(info: ModuleInfo) -> tuple[str, str]:
     return "unknown", toolchain
 
 
-def inspect_module(wasm: bytes, path: str = "<bytes>") -> Inspection:
-    """Inspect a module's bytes; raises ``ModuleFormatError`` for a malformed file."""
+def inspect_module(wasm: bytes, path: str = "<bytes>", *, engine: Engine | None = None) -> Inspection:
+    """Inspect a module's bytes; raises ``ModuleFormatError`` for a malformed or invalid module.
+
+    The outline is read in Python; the instructions are checked by ``engine``'s validator (the
+    default wasmtime engine when not given), so a module Envoy's runtime would refuse is refused
+    here too.
+    """
     from abi import detect_abi
 
     info = parse_module(wasm)
+    try:
+        (engine or get_engine()).validate(wasm)
+    except CompileError as exc:
+        raise ModuleFormatError(f"invalid wasm module: {exc}") from None
     abi = detect_abi(info.export_types(), info.import_names())
     known = import_table()
     implemented = implemented_functions()

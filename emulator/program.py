@@ -1,7 +1,7 @@
 """A Program is a compiled and linked module, shared by every VM made from the same bytes.
 
-Loading goes: parse the outline (clear error for a malformed file) -> detect the ABI -> build the
-import table (ours, plus stubs for unknown imports if asked) -> compile through the module cache
+Loading goes: parse the outline (clear error for a malformed file) -> detect the ABI -> compile
+through the module cache -> build the import table (ours, plus stubs for unknown imports if asked)
 -> link. Host functions reach the VM being run through ``calls.vm``, which each VM sets when it
 enters the guest, so one linked program serves many VMs.
 """
@@ -17,10 +17,10 @@ from abi import LogLevel, Status, WasiErrno, detect_abi, import_table
 from .engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
 from .engines._codegen import build
 from .engines.base import Outline
-from .errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError
+from .errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError, UnsupportedProposalError
 from .hostcalls import ImportCalls
 from .module_cache import ModuleCache
-from .wasm_module import ModuleFormatError, parse_module
+from .wasm_module import OUTLINE_VERSION, ModuleFormatError, ModuleInfo, parse_module
 from .wasm_rewrite import export_mutable_globals
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ class Program:
         self.source = source
         self.engine = engine
         self.sha256 = sha256 or hashlib.sha256(wasm).hexdigest()
-        meta = cache.load_meta(self.sha256) if cache is not None else None
+        meta_key = f"{self.sha256}.outline{OUTLINE_VERSION}"
+        meta = cache.load_meta(meta_key) if cache is not None else None
         if meta is not None:
             self.info, self.snapshot_globals = meta
         else:
@@ -59,23 +60,28 @@ class Program:
                 self.info = parse_module(wasm)
             except ModuleFormatError as exc:
                 raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
-            self.snapshot_globals = export_mutable_globals(wasm)[1]
+            self.snapshot_globals = export_mutable_globals(wasm, self.info)[1]
         self.abi = detect_abi(self.info.export_types(), self.info.import_names())
         self.calls = ImportCalls()
         self.stubbed: list[str] = []
         self.allowed_capabilities = allowed_capabilities
         self.restricted: list[str] = []
-        imports = self._import_table(stub_unknown_imports)
 
         def code() -> bytes:
-            return export_mutable_globals(wasm)[0]
+            return export_mutable_globals(wasm, self.info)[0]
 
+        lacking = sorted(self.info.proposals & engine.unsupported_proposals)
+        if lacking:  # before compiling: wasmer panics on some of them
+            raise UnsupportedProposalError(source, lacking, f"{engine.name} {engine.version}")
         try:
             compiled = cache.compile(engine, code, digest=self.sha256, variant="+snapshot-globals") if cache is not None else engine.compile(code())
         except CompileError as exc:
             raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+        # after compiling, as Envoy does: an invalid module is reported as invalid, not as unlinkable
+        _check_memory(self.info, source)
+        imports = self._import_table(stub_unknown_imports)
         if cache is not None and meta is None:
-            cache.store_meta(self.sha256, (self.info, self.snapshot_globals))
+            cache.store_meta(meta_key, (self.info, self.snapshot_globals))
         info = self.info
         outline = Outline(
             imports=tuple((i.module, i.name, *(i.type if i.type is not None else (None, None))) for i in info.imports),
@@ -120,6 +126,16 @@ class Program:
     def switch(self, vm: Vm) -> None:
         """Point every host function at ``vm`` (called on each entry into the guest)."""
         self.calls.vm = vm
+
+
+def _check_memory(info: ModuleInfo, source: str) -> None:
+    """The proxy-wasm rule on the exported memory: 32-bit, since every ABI pointer is an i32."""
+    memory = info.exported_memory()
+    if memory is not None and memory.is64:
+        raise ModuleLoadError(
+            f"{source}: the exported memory is 64-bit (memory64), but proxy-wasm passes every guest pointer as an i32 into a 32-bit memory",
+            envoy="Envoy's runtimes do not run proxy-wasm modules with a 64-bit memory; the plugin is not created",
+        )
 
 
 def _sig(ty: Any) -> str:

@@ -319,6 +319,8 @@ class Engine(ABC):
     config: EngineConfig = field(default_factory=EngineConfig)
     name: str = "engine"
     capabilities: frozenset[str] = frozenset()
+    unsupported_proposals: frozenset[str] = frozenset()
+    """WebAssembly proposals (names as in :attr:`ModuleInfo.proposals`) this engine refuses."""
 
     @property
     @abstractmethod
@@ -328,6 +330,10 @@ class Engine(ABC):
     @abstractmethod
     def compile(self, wasm: bytes) -> Any:
         """Compile a module; raise :class:`CompileError` with the engine's reason."""
+
+    def validate(self, wasm: bytes) -> None:
+        """Check a module as the engine's validator does, without keeping it; raise :class:`CompileError`."""
+        self.compile(wasm)
 
     @abstractmethod
     def serialize(self, module: Any) -> bytes:

@@ -54,6 +54,8 @@ class WasmerEngine(Engine):
 
         self.name = "wasmer"
         self.capabilities = frozenset()
+        # wasmer 2.1 validates with these off; a tag section (id 13, "module linking" to it) makes it panic
+        self.unsupported_proposals = frozenset({"compact-imports", "exceptions", "gc", "memory64", "multi-memory", "threads"})
         self._w = wasmer
         self._store = wasmer.Store(wasmer.engine.Universal(wasmer_compiler_cranelift.Compiler))
         if self.config.fuel or self.config.epoch:
@@ -72,6 +74,14 @@ class WasmerEngine(Engine):
             return self._w.Module(self._store, bytes(wasm))
         except Exception as exc:  # wasmer raises bare RuntimeError/ValueError for bad modules
             raise CompileError(f"wasmer cannot compile the module: {exc}") from None
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException":
+                raise
+            # a Rust panic poisons the store's locks: later compiles need a new store
+            import wasmer_compiler_cranelift
+
+            self._store = self._w.Store(self._w.engine.Universal(wasmer_compiler_cranelift.Compiler))
+            raise CompileError(f"wasmer panicked compiling the module: {exc}") from None
 
     def serialize(self, module: Any) -> bytes:
         return bytes(module.serialize())

@@ -84,6 +84,7 @@ class WasmtimeEngine(Engine):
         self.name = "wasmtime"
         self.fast = self.fast and FAST_PATH_AVAILABLE
         self.capabilities = frozenset({"fuel", "epoch", "cow_instantiate", "mmap_cache"})
+        self.unsupported_proposals = frozenset({"compact-imports"})  # wasmtime 50 has no switch for it
         cfg = wasmtime.Config()
         cfg.consume_fuel = self.config.fuel
         cfg.epoch_interruption = self.config.epoch
@@ -104,6 +105,12 @@ class WasmtimeEngine(Engine):
             return wasmtime.Module(self._wt, wasm)
         except wasmtime.WasmtimeError as exc:
             raise CompileError(f"wasmtime cannot compile the module: {_first_line(exc)}") from None
+
+    def validate(self, wasm: bytes) -> None:
+        try:
+            wasmtime.Module.validate(self._wt, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise CompileError(f"wasmtime rejects the module: {_first_line(exc)}") from None
 
     def serialize(self, module: wasmtime.Module) -> bytes:
         return module.serialize()
