@@ -64,8 +64,12 @@ class Inspection:
         return "\n".join(lines)
 
 
-def guess_sdk(info: ModuleInfo) -> tuple[str, str]:
-    """``(sdk, toolchain)`` guessed from producers, exports, imports and function names."""
+_AS_STDLIB_PATH = "~lib/".encode("utf-16-le")  # asc stores its strings, source paths included, as UTF-16
+
+
+def guess_sdk(info: ModuleInfo, wasm: bytes | None = None) -> tuple[str, str]:
+    """``(sdk, toolchain)`` guessed from producers, exports, imports, function names and, given the
+    module's bytes, its data segments."""
     exports = {e.name for e in info.exports}
     imports = {(i.module, i.name) for i in info.imports}
     names = " ".join(info.function_names.values())
@@ -73,7 +77,8 @@ def guess_sdk(info: ModuleInfo) -> tuple[str, str]:
     langs = ", ".join(producers.get("language", []))
     tools = ", ".join(producers.get("processed-by", []))
     toolchain = "; ".join(x for x in (langs, tools) if x) or "unknown"
-    if "__rtti_base" in exports or "__alloc" in exports:
+    as_data = wasm is not None and any(_AS_STDLIB_PATH in wasm[a:b] for a, b in info.data_segments)
+    if "__rtti_base" in exports or "__alloc" in exports or as_data:
         return "AssemblyScript (solo-io/proxy-runtime)", toolchain if toolchain != "unknown" else "AssemblyScript"
     if "tinygo" in tools.lower():
         return "Go (tetratelabs proxy-wasm-go-sdk, TinyGo)", toolchain
@@ -133,7 +138,7 @@ def inspect_module(wasm: bytes, path: str = "<bytes>", *, engine: Engine | None 
             }
         )
     exports = [{"name": e.name, "kind": e.kind, "signature": _sig(e.type)} for e in info.exports]
-    sdk, toolchain = guess_sdk(info)
+    sdk, toolchain = guess_sdk(info, wasm)
     lo, hi = info.memory_limits or (0, None)
     notes = list(abi.notes)
     if unsupported:

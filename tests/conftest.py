@@ -17,6 +17,7 @@ SDK_FIXTURES = [
     ("rust/headers_rust.wasm", "rust", "0.2.1"),
     ("go/headers_go.wasm", "go", "0.2.0"),
     ("assemblyscript/headers_assemblyscript.wasm", "assemblyscript", "0.2.0"),
+    ("assemblyscript_current/headers_assemblyscript_current.wasm", "assemblyscript_current", "0.2.0"),
     ("c/headers_c.wasm", "c", "0.2.1"),
     ("c/headers_cpp.wasm", "cpp", "0.2.1"),
     ("c/headers_c_abi010.wasm", "c_abi010", "0.1.0"),

@@ -359,3 +359,13 @@ def test_every_fixture_is_valid_and_read_with_the_sections_wasm_tools_sees():
         assert oracle(wasm) == (True, ""), path
         info = parse_module(wasm)
         assert [(s.id, s.start, s.end) for s in info.sections if s.id] == objdump_sections(wasm), path
+
+
+def test_the_current_assemblyscript_fixture_has_datacount_and_bulk_memory():
+    wasm = (FIXTURES / "assemblyscript_current/headers_assemblyscript_current.wasm").read_bytes()
+    info = parse_module(wasm)
+    ids = [s.id for s in info.sections if s.id]
+    assert info.has_datacount_section and ids.index(DATACOUNT) == ids.index(CODE) - 1
+    text = subprocess.run([WASM_TOOLS, "print", "-"], input=wasm, capture_output=True, check=True).stdout.decode()
+    assert "memory.copy" in text and "memory.fill" in text
+    assert oracle(wasm) == (True, "")
