@@ -18,17 +18,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from abi import GrpcStatus, LogLevel, MapType
+from abi import BufferType, GrpcStatus, MapType, Status
 
 from .buffer import Buffer
-from .errors import CallbackError, EmulatorError
+from .contexts import CallInputs
+from .errors import EmulatorError
 from .headers import HeaderMap, HeadersLike, normalize_headers
+from .leb128 import decode_uleb
 
 if TYPE_CHECKING:
+    from .contexts import ContextBase
     from .host import Host
     from .plugin import Plugin
 
-__all__ = ["CalloutStateError", "GrpcCall", "GrpcCalls", "GrpcStream", "HttpCall", "HttpCalls", "Responder"]
+__all__ = [
+    "CalloutStateError",
+    "GrpcCall",
+    "GrpcCalls",
+    "GrpcStream",
+    "HttpCall",
+    "HttpCalls",
+    "Responder",
+    "grpc_cancel",
+    "grpc_close",
+    "grpc_send",
+    "start_grpc_call",
+    "start_http_call",
+]
 
 TIMEOUT_BODY = b"upstream request timeout"
 CONNECT_FAILURE_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
@@ -74,26 +90,11 @@ class _Call:
         if not self.pending:
             raise CalloutStateError(f"call {self.token} to {self.cluster!r} is {self.state}, not pending")
 
-    def _deliver(
-        self, callback: str, *args: int, maps: dict[int, HeaderMap | None] | None = None, body: Buffer | None = None, buffer_attr: str = "callout_body"
-    ) -> None:
-        """Run a callout callback on the owning root context with its maps and buffer set."""
+    def _deliver(self, callback: str, *args: int, maps: dict[MapType, HeaderMap | None] | None = None, buffer: tuple[BufferType, Buffer] | None = None) -> None:
+        """Run a callout callback on the owning root context with its maps and buffer in scope."""
         plugin = self.plugin
-        vm = plugin.vm
-        host = plugin.host
-        if vm.failed is not None or plugin.vm is not vm:
-            return
-        vm.callout_maps = dict(maps or {})
-        setattr(vm, buffer_attr, body)
-        try:
-            vm.call(callback, *args, context_id=plugin.root_context_id)
-        except CallbackError as err:
-            plugin.on_failure(err)
-            host.record_log_host(LogLevel.ERROR, f"wasm trap in {err.callback}: {err.reason}", plugin)
-        finally:
-            vm.callout_maps = {}
-            setattr(vm, buffer_attr, None)
-        host.drain()
+        inputs = CallInputs(buffers=dict([buffer]) if buffer is not None else {}, maps=dict(maps or {}))
+        plugin.run(callback, *args, inputs=inputs)
 
 
 @dataclass
@@ -135,7 +136,7 @@ class HttpCall(_Call):
             len(raw_body),
             len(t) if t else 0,
             maps={MapType.HTTP_CALL_RESPONSE_HEADERS: h, MapType.HTTP_CALL_RESPONSE_TRAILERS: t},
-            body=Buffer(raw_body, mutable=False),
+            buffer=(BufferType.HTTP_CALL_RESPONSE_BODY, Buffer(raw_body, mutable=False)),
         )
 
     def fail(self) -> None:
@@ -144,7 +145,7 @@ class HttpCall(_Call):
         self.state = "failed"
         plugin = self.plugin
         plugin.status = (11, b"reset")
-        self._deliver("proxy_on_http_call_response", plugin.root_context_id, self.token, 0, 0, 0, maps={}, body=None)
+        self._deliver("proxy_on_http_call_response", plugin.root_context_id, self.token, 0, 0, 0)
         plugin.status = (11, b"")  # Envoy clears the message after the call, never the code
 
     def timeout(self) -> None:
@@ -278,7 +279,7 @@ class GrpcCall(_Call):
         self._check()
         raw = _encode_message(message)
         self.state = "answered"
-        self._deliver("proxy_on_grpc_receive", self.plugin.root_context_id, self.token, len(raw), body=Buffer(raw), buffer_attr="grpc_message")
+        self._deliver("proxy_on_grpc_receive", self.plugin.root_context_id, self.token, len(raw), buffer=(BufferType.GRPC_RECEIVE_BUFFER, Buffer(raw)))
 
     def fail(self, status: int = GrpcStatus.UNAVAILABLE, message: str = "") -> None:
         """Failure: ``proxy_on_grpc_close(root, token, status)``; ``proxy_get_status`` gives (status, message)."""
@@ -330,7 +331,7 @@ class GrpcStream(_Call):
         """``proxy_on_grpc_receive`` with the message in buffer 5."""
         self._check()
         raw = _encode_message(message)
-        self._deliver("proxy_on_grpc_receive", self.plugin.root_context_id, self.token, len(raw), body=Buffer(raw), buffer_attr="grpc_message")
+        self._deliver("proxy_on_grpc_receive", self.plugin.root_context_id, self.token, len(raw), buffer=(BufferType.GRPC_RECEIVE_BUFFER, Buffer(raw)))
 
     def send_trailing_metadata(self, metadata: HeadersLike) -> None:
         """``proxy_on_grpc_receive_trailing_metadata`` with map 5."""
@@ -403,3 +404,129 @@ class GrpcCalls:
         for call in self.calls:
             if isinstance(call, GrpcCall) and call.pending and call.deadline_ms is not None and call.deadline_ms <= now_ms:
                 call.timeout()
+
+
+# -- what a context does when the filter makes a call (the glue only reads and writes memory) ----------
+
+_REQUIRED = (b":path", b":method", b":authority")
+
+
+def _known_cluster(host: Host, cluster: str) -> bool:
+    return host.clusters is None or cluster in host.clusters
+
+
+def start_http_call(
+    ctx: ContextBase, cluster: str, headers: list[tuple[bytes, bytes]], body: bytes, trailers: list[tuple[bytes, bytes]], timeout_ms: int
+) -> tuple[Status, int]:
+    """``proxy_http_call`` with Envoy's checks; the call belongs to the context's root context."""
+    headers = [(k.lower(), v) for k, v in headers]
+    trailers = [(k.lower(), v) for k, v in trailers]
+    host = ctx.host
+    if timeout_ms >= 1 << 31 or not _known_cluster(host, cluster):
+        return Status.BadArgument, 0
+    keys = {b":authority" if k == b"host" else k for k, _ in headers}
+    if not all(k in keys for k in _REQUIRED):
+        return Status.BadArgument, 0
+    plugin = ctx.root
+    if plugin is None:
+        return Status.BadArgument, 0
+    if body:  # Envoy's async client sets content-length from the body
+        headers = [(k, v) for k, v in headers if k != b"content-length"] + [(b"content-length", str(len(body)).encode())]
+    stream = ctx.stream
+    call = HttpCall(ctx.vm.next_token("http"), cluster, plugin, ctx.id, stream, timeout_ms, host.clock.now_ms, headers=headers, body=body, trailers=trailers)
+    if stream is not None:
+        stream.http_calls.append(call)
+    host.http_calls.record(call)
+    return Status.Ok, call.token
+
+
+def grpc_cluster(upstream: bytes) -> str:
+    """A plain cluster name, or the cluster of a serialized ``GrpcService{envoy_grpc{cluster_name}}``."""
+    if upstream[:1] == b"\x0a":
+        try:
+            outer_len, pos = decode_uleb(upstream, 1)
+            inner = upstream[pos : pos + outer_len]
+            if inner[:1] == b"\x0a":
+                name_len, npos = decode_uleb(inner, 1)
+                return inner[npos : npos + name_len].decode()
+        except (IndexError, UnicodeDecodeError):
+            pass
+    return upstream.decode(errors="replace")
+
+
+def start_grpc_call(
+    ctx: ContextBase, kind: str, upstream: bytes, service: bytes, method: bytes, metadata: list[tuple[bytes, bytes]], message: bytes, timeout_ms: int
+) -> tuple[Status, int]:
+    """``proxy_grpc_call`` (``kind`` ``grpc_call``) or ``proxy_grpc_stream`` (``grpc_stream``)."""
+    host = ctx.host
+    cluster = grpc_cluster(upstream)
+    if not _known_cluster(host, cluster):
+        return Status.ParseFailure, 0  # kept for 0.1.x compatibility
+    plugin = ctx.root
+    if plugin is None:
+        return Status.BadArgument, 0
+    md = [(k.lower(), v) for k, v in metadata]
+    stream = ctx.stream
+    cls = GrpcCall if kind == "grpc_call" else GrpcStream
+    call = cls(
+        ctx.vm.next_token(kind),
+        cluster,
+        plugin,
+        ctx.id,
+        stream,
+        timeout_ms,
+        host.clock.now_ms,
+        service=service.decode(errors="replace"),
+        method=method.decode(errors="replace"),
+        initial_metadata=md,
+    )
+    if isinstance(call, GrpcCall):
+        call.message = message
+    if stream is not None:
+        stream.grpc_calls.append(call)
+    host.grpc_calls.record(call)
+    return Status.Ok, call.token
+
+
+def _grpc_lookup(ctx: ContextBase, token: int) -> GrpcCall | GrpcStream | Status:
+    if token & 3 not in (1, 2):
+        return Status.BadArgument
+    call = ctx.host.grpc_calls.by_token(ctx.vm, token)
+    if call is None or not call.pending:
+        return Status.NotFound
+    return call
+
+
+def grpc_send(ctx: ContextBase, token: int, message: bytes, end_stream: bool) -> Status:
+    """``proxy_grpc_send`` on an open stream."""
+    if token & 3 != 2:
+        return Status.BadArgument
+    call = _grpc_lookup(ctx, token)
+    if isinstance(call, Status):
+        return call
+    assert isinstance(call, GrpcStream)
+    call.sent.append(message)
+    if end_stream:
+        call.local_closed = True
+    return Status.Ok
+
+
+def grpc_cancel(ctx: ContextBase, token: int) -> Status:
+    """``proxy_grpc_cancel``: a call is cancelled, a stream reset; no further callbacks."""
+    call = _grpc_lookup(ctx, token)
+    if isinstance(call, Status):
+        return call
+    call.state = "cancelled"
+    return Status.Ok
+
+
+def grpc_close(ctx: ContextBase, token: int) -> Status:
+    """``proxy_grpc_close``: a unary call is cancelled; a stream is half-closed (the peer may still send)."""
+    call = _grpc_lookup(ctx, token)
+    if isinstance(call, Status):
+        return call
+    if isinstance(call, GrpcCall):
+        call.state = "cancelled"
+    else:
+        call.local_closed = True
+    return Status.Ok

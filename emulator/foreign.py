@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from abi import LogLevel, Status
+from abi import BufferType, Status
 
 from .buffer import Buffer
-from .errors import CallbackError
+from .contexts import CallInputs
 
 if TYPE_CHECKING:
     from .plugin import Plugin
@@ -148,17 +148,8 @@ class ForeignFunctions:
         raw = data.encode() if isinstance(data, str) else bytes(data)
         if vm.abi.version == "0.1.0" or not vm.has_export("proxy_on_foreign_function"):
             return False
-        root = plugin.root_context_id
-        vm.call_data = Buffer(raw, mutable=False)
-        try:
-            vm.call("proxy_on_foreign_function", root, function_id, len(raw), context_id=root)
-        except CallbackError as err:
-            plugin.on_failure(err)
-            vm.host.record_log_host(LogLevel.ERROR, f"wasm trap in proxy_on_foreign_function: {err.reason}", plugin)
-            raise
-        finally:
-            vm.call_data = None
-            vm.host.drain()
+        inputs = CallInputs(buffers={BufferType.CALL_DATA: Buffer(raw, mutable=False)})
+        plugin.run("proxy_on_foreign_function", plugin.root_context_id, function_id, len(raw), inputs=inputs, reraise=True)
         return True
 
     # -- Envoy's built-ins ---------------------------------------------------------------------
@@ -179,13 +170,12 @@ class ForeignFunctions:
     def _context(self) -> Any:
         """The context that is really running in the calling VM (not the effective one)."""
         vm = self.current_vm
-        return vm.contexts.get(vm.current_context) if vm is not None else None
+        return vm.running if vm is not None else None
 
     def _clear_route_cache(self, args: bytes) -> ForeignResult:
         ctx = self._context()
-        stream = ctx.stream if ctx is not None else None
-        if stream is not None and hasattr(stream, "route_cache_cleared"):
-            stream.route_cache_cleared += 1
+        if ctx is not None:
+            ctx.clear_route_cache()
         return None
 
     def _declare_property(self, args: bytes) -> ForeignResult:

@@ -218,7 +218,7 @@ class FaultInjectingObserver(HostCallObserver):
             return super().__call__(vm, name, impl, args, fault)
         status = int(self.plan.rules[chosen].status)
         self.counts[name] += 1
-        ctx = vm.current_context_info().id
+        ctx = vm.active.id
         self.injected.append(InjectedFault(name, status, vm.current_callback, ctx, chosen))
         host = self.host
         if host.trace is not None:

@@ -25,7 +25,7 @@ from abi import LogLevel
 from .callouts import GrpcCalls, HttpCalls
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
 from .engines import Engine, EngineConfig, get_engine
-from .errors import CallbackError, ConfigError, ModuleLoadError
+from .errors import ConfigError, ModuleLoadError
 from .expectations import Expectations
 from .foreign import ForeignFunctions
 from .logs import LogRecord
@@ -346,11 +346,7 @@ class Host:
             self.clock.advance_ns(max(0, round(when * 1e6) - self.clock.elapsed_ns))
             if isinstance(what, Plugin):
                 what.next_tick_ms = when + what.tick_period_ms if what.tick_period_ms else None
-                try:
-                    what.tick()
-                except CallbackError as err:
-                    what.on_failure(err)
-                    self.record_log_host(LogLevel.ERROR, f"wasm trap in proxy_on_tick: {err.reason}", what)
+                what.run("proxy_on_tick", what.root_context_id)
             else:
                 what.timeout()
             self.drain()

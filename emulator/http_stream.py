@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, LogLevel, MapType
+from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, MapType, Status, StreamType
 
 from .buffer import Buffer
+from .contexts import ContextBase
 from .errors import CallbackError, EmulatorError
 from .headers import HeaderMap, HeadersLike, normalize_headers
 from .http_types import CallbackRecord, HttpMessage, LocalResponse, as_body
+from .properties import set_filter_state
 from .stream_info import ConnectionInfo
-from .vm import Context
 
 if TYPE_CHECKING:
     from .plugin import Plugin
@@ -98,8 +99,11 @@ class _Side:
         return bool(self.headers_held or self.buffering or self.trailers_held)
 
 
-class HttpStream:
-    """An HTTP stream context of a plugin; see the module docstring."""
+class HttpStream(ContextBase):
+    """An HTTP stream context of a plugin; see the module docstring.
+
+    It is the receiver of the host calls its callbacks make (see :mod:`emulator.contexts`).
+    """
 
     is_http = True
 
@@ -139,10 +143,29 @@ class HttpStream:
             return
         self.vm = vm
         self.context_id = vm.new_context_id()
-        vm.contexts[self.context_id] = Context(self.context_id, plugin.root_context_id, stream=self, created_in_vm=vm.has_export("proxy_on_context_create"))
+        self.created_in_vm = vm.has_export("proxy_on_context_create")
+        vm.contexts[self.context_id] = self
         plugin.streams.append(self)
         self._call("proxy_on_context_create", self.context_id, plugin.root_context_id)
         self.host.drain()
+
+    # -- the context -----------------------------------------------------------------------------
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        """This stream's context id (0 once the filter no longer runs on it)."""
+        return self.context_id or 0
+
+    @property
+    def parent_id(self) -> int:  # type: ignore[override]
+        return self.plugin.root_context_id
+
+    @property
+    def root(self) -> Plugin:  # type: ignore[override]
+        return self.plugin
+
+    @property
+    def stream(self) -> HttpStream:
+        return self
 
     # -- views ---------------------------------------------------------------------------------
     @property
@@ -228,7 +251,7 @@ class HttpStream:
                 side.trailers_created = True
                 return side.trailers
             return None
-        return None
+        return super().header_map(map_type, write=write)
 
     def buffer(self, kind: int) -> Buffer | None:
         """Buffers 0/1: the current chunk, or the accumulated body while buffering; else empty."""
@@ -268,6 +291,28 @@ class HttpStream:
     def close(self) -> None:
         """``proxy_close_stream``: reset the stream after the VM call."""
         self.host.defer(lambda: self._reset("wasm_close_stream"))
+
+    # -- host calls Envoy gives an HTTP stream (emulator.contexts) ---------------------------------
+    def send_local_response(self, reply: LocalResponse) -> Status:
+        self.prepare_local_response(reply)
+        return Status.Ok
+
+    def continue_stream(self, stream_type: StreamType) -> Status:
+        if stream_type in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
+            self.continue_side("request" if stream_type == StreamType.HTTP_REQUEST else "response")
+        return super().continue_stream(stream_type)
+
+    def close_stream(self, stream_type: StreamType) -> Status:
+        if stream_type in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
+            self.close()
+        return Status.Ok
+
+    def clear_route_cache(self) -> Status:
+        self.route_cache_cleared += 1
+        return Status.Ok
+
+    def set_property(self, path: bytes, value: bytes) -> Status:
+        return set_filter_state(self.filter_state, path, value)
 
     # -- request steps -------------------------------------------------------------------------
     def send_request_headers(self, headers: HeadersLike, end_of_stream: bool = False) -> FilterHeadersStatus | None:
@@ -362,7 +407,7 @@ class HttpStream:
             for name in ("proxy_on_done", "proxy_on_delete"):
                 if self.vm.failed is not None:
                     break
-                if name == "proxy_on_delete" and not self.vm.contexts[self.context_id].created_in_vm:
+                if name == "proxy_on_delete" and not self.created_in_vm:
                     continue
                 self._call(name, self.context_id)
         finally:
@@ -866,8 +911,7 @@ class HttpStream:
         """A trap in a stream callback: Envoy's fail policy for this stream and the ones after it."""
         self.error = err
         record.action = "trap"
-        self.plugin.on_failure(err)
-        self.host.record_log_host(LogLevel.ERROR, f"wasm trap in {err.callback}: {err.reason}", self.plugin)
+        self.on_trap(err)
         if self.plugin.fail_policy == FailurePolicy.FAIL_OPEN:
             record.notes.append("fail open: the stream continues without the filter")
             self.mode = "bypass"

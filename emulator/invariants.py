@@ -264,11 +264,11 @@ def contexts_not_deleted(run: RunView) -> list[str]:
         for cid, ctx in sorted(vm.contexts.items()):
             if cid == 0:
                 continue
-            if ctx.is_root and ctx.plugin is not None:
-                why = " (proxy_on_done returned false and the filter never called proxy_done)" if ctx.plugin.pending_done else ""
-                out.append(f"root context {cid} (root_id {ctx.plugin.root_id!r}) was never deleted{why}")
+            if ctx.is_root and ctx.root is not None:
+                why = " (proxy_on_done returned false and the filter never called proxy_done)" if ctx.root.pending_done else ""
+                out.append(f"root context {cid} (root_id {ctx.root.root_id!r}) was never deleted{why}")
             else:
-                out.append(f"context {cid} (parent {ctx.parent}) was never deleted")
+                out.append(f"context {cid} (parent {ctx.parent_id}) was never deleted")
     for s in run.streams:
         if not s.completed:
             out.append(f"{run.stream_label(s)} never completed (no proxy_on_log/proxy_on_done)")

@@ -49,7 +49,7 @@ class HostCallObserver:
             status = _run(vm, name, impl, args, fault)
         if trace is not None:
             results = decode_results(vm, name, args) if status == 0 else {}
-            ctx = vm.current_context_info().id
+            ctx = vm.active.id
             trace.append(TraceEntry(host.next_seq(), name, decoded, status, results, ctx, vm.current_callback, injected is not None))
             if len(trace) > 2 * host.trace_limit:
                 del trace[: len(trace) - host.trace_limit]

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from abi import FailurePolicy
+from abi import FailurePolicy, Status
 
 from .buffer import Buffer
+from .contexts import CallInputs, ContextBase
 from .errors import CallbackError, PluginStartError
 from .headers import HeadersLike
 from .http_types import Request, Response, as_body, chunked
 from .logs import LogRecord
 from .stream_info import ConnectionInfo
-from .vm import Context
 
 if TYPE_CHECKING:
     from .http_stream import HttpStream
@@ -25,8 +25,14 @@ __all__ = ["Plugin"]
 _ENVOY_TRAP = "cpp-host marks the VM failed (FailState::RuntimeError) and Envoy rejects the Wasm configuration; the failed VM never runs again"
 
 
-class Plugin:
-    """One plugin (``root_id``) on a VM: ``on_context_create`` -> ``on_vm_start`` -> ``on_configure``."""
+class Plugin(ContextBase):
+    """One plugin (``root_id``) on a VM: ``on_context_create`` -> ``on_vm_start`` -> ``on_configure``.
+
+    It is the root context: the receiver of the host calls its root callbacks make (see
+    :mod:`emulator.contexts`).
+    """
+
+    parent_id = 0
 
     def __init__(
         self,
@@ -63,13 +69,23 @@ class Plugin:
         self.deleted = False
         self.connections: list[Any] = []
         self.started = False
-        vm.contexts[self.root_context_id] = Context(self.root_context_id, 0, plugin=self)
+        vm.contexts[self.root_context_id] = self
         vm.plugins.append(self)
 
     @property
-    def host(self) -> Any:
+    def host(self) -> Any:  # type: ignore[override]
         """The host this plugin lives in."""
         return self.vm.host
+
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        """The root context id on the current VM."""
+        return self.root_context_id
+
+    @property
+    def root(self) -> Plugin:  # type: ignore[override]
+        """A root context is its own root."""
+        return self
 
     @property
     def logs(self) -> list[LogRecord]:
@@ -79,7 +95,7 @@ class Plugin:
     def start(self) -> None:
         """Create the root context, run ``on_vm_start`` and ``on_configure``; raise on failure."""
         vm, root = self.vm, self.root_context_id
-        self.vm.contexts[root].created_in_vm = vm.has_export("proxy_on_context_create")
+        self.created_in_vm = vm.has_export("proxy_on_context_create")
         self._run("proxy_on_context_create", root, 0, configuring=True)
         ok = self._run("proxy_on_vm_start", root, len(vm.vm_config))
         if ok == 0:
@@ -98,25 +114,22 @@ class Plugin:
         self.started = True
 
     def _run(self, callback: str, *args: int, configuring: bool = False) -> int | None:
-        saved = self.vm.configuring
-        if configuring:
-            self.vm.configuring = self
         try:
-            return self.vm.call(callback, *args, context_id=self.root_context_id)
+            with self.scope(CallInputs(configuring=True) if configuring else None):
+                return self.vm.call(callback, *args, context_id=self.root_context_id)
         except CallbackError as err:
             raise PluginStartError(callback, str(err), envoy=_ENVOY_TRAP, cause=err) from None
-        finally:
-            self.vm.configuring = saved
 
-    def set_tick_period(self, period_ms: int) -> None:
+    def set_tick_period(self, period_ms: int) -> Status:
         """``proxy_set_tick_period_milliseconds`` for this root context (0 disables the timer)."""
         self.tick_period_ms = period_ms
         now = self.vm.host.clock.now_ms
         self.next_tick_ms = now + period_ms if period_ms else None
+        return Status.Ok
 
     def tick(self) -> None:
-        """Deliver one ``proxy_on_tick`` to the root context."""
-        self.vm.call("proxy_on_tick", self.root_context_id, context_id=self.root_context_id)
+        """Deliver one ``proxy_on_tick`` to the root context (a trap is recorded, logged and raised)."""
+        self.run("proxy_on_tick", self.root_context_id, reraise=True)
 
     # -- HTTP ----------------------------------------------------------------------------------
     def http_stream(self, *, connection: ConnectionInfo | None = None, buffer_limit: int | None = None) -> HttpStream:
@@ -194,7 +207,7 @@ class Plugin:
         self.deleted = True
         root = self.root_context_id
         try:
-            if self.vm.contexts.get(root) is not None and self.vm.contexts[root].created_in_vm:
+            if self.vm.contexts.get(root) is self and self.created_in_vm:
                 self.vm.call("proxy_on_delete", root, context_id=root)
         except CallbackError as err:
             self.on_failure(err)
@@ -223,7 +236,7 @@ class Plugin:
         vm = old.host.create_vm(old.program, vm_id=old.vm_id, vm_config=old.vm_config, environment=old.environment)
         self.vm = vm
         self.root_context_id = vm.new_context_id()
-        vm.contexts[self.root_context_id] = Context(self.root_context_id, 0, plugin=self)
+        vm.contexts[self.root_context_id] = self
         vm.plugins.append(self)
         self.streams.clear()
         self.reloads += 1

@@ -16,9 +16,9 @@ from abi import Status, encode_value
 from .attributes import MISSING, WRAPPER, root_attribute, stream_attribute
 
 if TYPE_CHECKING:
-    from .vm import Vm
+    from .contexts import ContextBase
 
-__all__ = ["PropertyResolver", "lookup"]
+__all__ = ["lookup", "resolve_property", "set_filter_state"]
 
 _MISSING = object()
 
@@ -52,47 +52,40 @@ def _encoded(value: Any) -> tuple[int, bytes]:
         return Status.SerializationFailure, b""
 
 
-class PropertyResolver:
-    """The properties one VM sees, resolved against the context that is running."""
-
-    def __init__(self, vm: Vm) -> None:
-        self.vm = vm
-
-    def get(self, path: tuple[bytes, ...]) -> tuple[int, bytes]:
-        """``(status, serialized value)`` for a decoded path."""
-        if not path:
-            return Status.SerializationFailure, b""
-        plugin = self.vm.current_plugin()
-        head = path[0]
-        if head in (b"plugin_name", b"plugin_root_id", b"plugin_vm_id"):
-            if plugin is None or len(path) > 1:
-                return Status.NotFound, b""
-            value = {b"plugin_name": plugin.name, b"plugin_root_id": plugin.root_id, b"plugin_vm_id": self.vm.vm_id}[head]
-            return Status.Ok, value.encode()
-        stream = self.vm.current_stream()
-        if stream is not None:
-            raw = b"\0".join(path)
-            if raw in stream.filter_state:
-                return Status.Ok, stream.filter_state[raw]
-        for tree in (plugin.properties if plugin is not None else None, self.vm.host.properties):
-            if tree is None:
-                continue
-            node = lookup(tree, path)
-            if node is not _MISSING:
-                return _encoded(node)
-        conn = stream.connection if stream is not None else (plugin.connection if plugin is not None and plugin.connection else self.vm.host.connection)
-        value = stream_attribute(stream, path) if stream is not None else root_attribute(conn, path)
-        if value is MISSING:
+def resolve_property(ctx: ContextBase, path: tuple[bytes, ...]) -> tuple[int, bytes]:
+    """``(status, serialized value)`` of a decoded property path, as the context ``ctx`` sees it."""
+    if not path:
+        return Status.SerializationFailure, b""
+    plugin = ctx.root
+    host = ctx.host
+    head = path[0]
+    if head in (b"plugin_name", b"plugin_root_id", b"plugin_vm_id"):
+        if plugin is None or len(path) > 1:
             return Status.NotFound, b""
-        if value is WRAPPER:
-            return Status.SerializationFailure, b""
-        return _encoded(value)
+        value = {b"plugin_name": plugin.name, b"plugin_root_id": plugin.root_id, b"plugin_vm_id": ctx.vm.vm_id}[head]
+        return Status.Ok, value.encode()
+    stream = ctx.stream
+    if stream is not None:
+        raw = b"\0".join(path)
+        if raw in stream.filter_state:
+            return Status.Ok, stream.filter_state[raw]
+    for tree in (plugin.properties if plugin is not None else None, host.properties):
+        if tree is None:
+            continue
+        node = lookup(tree, path)
+        if node is not _MISSING:
+            return _encoded(node)
+    conn = stream.connection if stream is not None else (plugin.connection if plugin is not None and plugin.connection else host.connection)
+    value = stream_attribute(stream, path) if stream is not None else root_attribute(conn, path)
+    if value is MISSING:
+        return Status.NotFound, b""
+    if value is WRAPPER:
+        return Status.SerializationFailure, b""
+    return _encoded(value)
 
-    def set(self, raw_path: bytes, value: bytes) -> int:
-        """Envoy writes filter state ``wasm.<path>``; outside a stream it answers NotFound."""
-        stream = self.vm.current_stream()
-        if stream is None:
-            return Status.NotFound
-        key = b"\0".join(p for p in raw_path.split(b"\0") if p) if raw_path.endswith(b"\0") else raw_path
-        stream.filter_state[key] = value
-        return Status.Ok
+
+def set_filter_state(filter_state: dict[bytes, bytes], raw_path: bytes, value: bytes) -> Status:
+    """``proxy_set_property`` on a stream: Envoy writes the value into the stream's filter state."""
+    key = b"\0".join(p for p in raw_path.split(b"\0") if p) if raw_path.endswith(b"\0") else raw_path
+    filter_state[key] = value
+    return Status.Ok

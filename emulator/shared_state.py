@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from abi import LogLevel, Status
-
-from .errors import CallbackError
+from abi import Status
 
 if TYPE_CHECKING:
     from .vm import Vm
@@ -222,13 +220,8 @@ class SharedQueues:
             self.notifications.append(QueueNotification(queue.vm_id, queue.name, queue.token, context_id, ready))
             if not ready:
                 return
-            try:
-                vm.call("proxy_on_queue_ready", context_id, queue.token, context_id=context_id)
-            except CallbackError as err:
-                plugin = ctx.plugin if ctx is not None else None
-                if plugin is not None:
-                    plugin.on_failure(err)
-                vm.host.record_log_host(LogLevel.ERROR, f"wasm trap in proxy_on_queue_ready: {err.reason}", plugin)
+            assert ctx is not None
+            ctx.run("proxy_on_queue_ready", context_id, queue.token)
 
         return deliver
 

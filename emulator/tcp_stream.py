@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from abi import FailurePolicy, FilterStatus, LogLevel, PeerType, Status, StreamType
+from abi import FailurePolicy, FilterStatus, PeerType, Status, StreamType
 
 from .buffer import Buffer
+from .contexts import ContextBase
 from .errors import CallbackError
 from .http_types import CallbackRecord, as_body
+from .properties import set_filter_state
 from .stream_info import ConnectionInfo
-from .vm import Context
 
 if TYPE_CHECKING:
     from .plugin import Plugin
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["TcpConnection"]
 
 
-class TcpConnection:
+class TcpConnection(ContextBase):
     """A network-filter stream context; see the module docstring."""
 
     is_http = False
@@ -66,17 +67,49 @@ class TcpConnection:
             return
         self.vm = vm
         self.context_id = vm.new_context_id()
-        vm.contexts[self.context_id] = Context(self.context_id, plugin.root_context_id, stream=self, created_in_vm=vm.has_export("proxy_on_context_create"))
+        self.created_in_vm = vm.has_export("proxy_on_context_create")
+        vm.contexts[self.context_id] = self
         self._call("proxy_on_context_create", self.context_id, plugin.root_context_id)
         raw = self._call("proxy_on_new_connection", self.context_id)
         if raw is not _FAILED:
             self.new_connection_action = self.callbacks[-1].action = FilterStatus.Continue.name if not raw else FilterStatus.StopIteration.name
         self.host.drain()
 
-    # -- host-call support ---------------------------------------------------------------------
-    def header_map(self, map_type: int, *, write: bool) -> None:
-        """A network filter has no HTTP maps."""
-        return None
+    # -- the context -----------------------------------------------------------------------------
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        """This connection's context id (0 once the filter no longer runs on it)."""
+        return self.context_id or 0
+
+    @property
+    def parent_id(self) -> int:  # type: ignore[override]
+        return self.plugin.root_context_id
+
+    @property
+    def root(self) -> Plugin:  # type: ignore[override]
+        return self.plugin
+
+    @property
+    def stream(self) -> TcpConnection:
+        return self
+
+    # -- host calls Envoy gives a network filter (emulator.contexts; it has no HTTP maps) -------------
+    def continue_stream(self, stream_type: StreamType) -> Status:
+        if stream_type == StreamType.DOWNSTREAM:
+            return self.continue_downstream()
+        return super().continue_stream(stream_type)
+
+    def close_stream(self, stream_type: StreamType) -> Status:
+        if stream_type in (StreamType.DOWNSTREAM, StreamType.UPSTREAM):
+            self.close_connection(stream_type)
+        return Status.Ok
+
+    def clear_route_cache(self) -> Status:
+        self.route_cache_cleared += 1
+        return Status.Ok
+
+    def set_property(self, path: bytes, value: bytes) -> Status:
+        return set_filter_state(self.filter_state, path, value)
 
     def buffer(self, kind: int) -> Buffer:
         """Buffer 2 is the downstream (read) data, 3 the upstream (write) data; others are empty."""
@@ -187,8 +220,7 @@ class TcpConnection:
     def _trapped(self, err: CallbackError, record: CallbackRecord) -> None:
         self.error = err
         record.action = "trap"
-        self.plugin.on_failure(err)
-        self.host.record_log_host(LogLevel.ERROR, f"wasm trap in {err.callback}: {err.reason}", self.plugin)
+        self.on_trap(err)
         if self.plugin.fail_policy == FailurePolicy.FAIL_OPEN:
             self.mode = "bypass"
             for side in ("downstream", "upstream"):

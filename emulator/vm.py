@@ -13,22 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from abi import BufferType, LogLevel, callbacks_for
+from abi import LogLevel, callbacks_for
 from abi.signatures import INTEGRATION_EXPORTS
 
 from .buffer import Buffer
+from .contexts import ContextBase, VmContext
 from .costs import Cost
 from .engines import GuestMemory, GuestTrap, LinkError
 from .errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
 from .logs import LogRecord
-from .properties import PropertyResolver
 
 if TYPE_CHECKING:
     from .host import Host
     from .plugin import Plugin
     from .program import Program
 
-__all__ = ["ALLOCATOR_IMPORTS", "START_IMPORTS", "Context", "Vm", "VmFailedError"]
+__all__ = ["ALLOCATOR_IMPORTS", "START_IMPORTS", "Vm", "VmFailedError"]
 
 _WASI_START = (
     "fd_write args_sizes_get args_get environ_sizes_get environ_get clock_time_get clock_res_get random_get "
@@ -62,27 +62,11 @@ class VmSnapshot:
 
     memory: bytes
     globals: dict[str, int | float]
-    contexts: dict[int, Context]
+    contexts: dict[int, ContextBase]
     next_id: int
     tokens: dict[str, int]
     console: dict[int, str]
     notes: int
-
-
-@dataclass
-class Context:
-    """A context id known to the VM: 0 is the VM context, roots have parent 0."""
-
-    id: int
-    parent: int
-    plugin: Plugin | None = None
-    stream: Any = None
-    created_in_vm: bool = False
-
-    @property
-    def is_root(self) -> bool:
-        """Whether this is a plugin (root) context."""
-        return self.id != 0 and self.parent == 0
 
 
 class Vm:
@@ -104,15 +88,12 @@ class Vm:
         self.vm_id = vm_id
         self.vm_config = bytes(vm_config)
         self.environment = dict(environment or {})
-        self.contexts: dict[int, Context] = {0: Context(0, 0)}
+        self.contexts: dict[int, ContextBase] = {0: VmContext(self)}
         self.plugins: list[Plugin] = []
-        self.properties = PropertyResolver(self)
         self.failed: CallbackError | None = None
         self.current_context = 0
-        self._stream: Any = None
         self.effective_context: int | None = None
         self.current_callback: str | None = None
-        self.configuring: Plugin | None = None
         self.allowed_imports: frozenset[str] | None = START_IMPORTS
         self.notes: list[str] = []
         self.console: dict[int, str] = {1: "", 2: ""}
@@ -126,13 +107,8 @@ class Vm:
         self._fuel = (host.costs or host.callback_fuel is not None) and "fuel" in host.engine.capabilities and host.engine.config.fuel
         self._budget = host.callback_fuel or _FUEL_BUDGET
         self._next_id = 1
-        self._vm_config_buffer = Buffer(self.vm_config, mutable=False)
-        self.callout_body: Buffer | None = None
-        self.grpc_message: Buffer | None = None
-        self.call_data: Buffer | None = None
-        self.callout_maps: dict[int, Any] = {}
+        self.vm_config_buffer = Buffer(self.vm_config, mutable=False)
         self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
-        self._empty = Buffer(b"", mutable=False)
         program.switch(self)
         self.memory: GuestMemory | None = None
         self.current_callback = "(wasm start function)"
@@ -220,26 +196,20 @@ class Vm:
         self._next_id += 1
         return cid
 
-    def current_context_info(self) -> Context:
-        """The context host calls act on: the effective context if set and alive, else the current one."""
+    @property
+    def active(self) -> ContextBase:
+        """The context host calls act on: the effective context if set and alive, else the running one."""
         eff = self.effective_context
-        if eff is not None and eff in self.contexts:
-            return self.contexts[eff]
+        if eff is not None:
+            ctx = self.contexts.get(eff)
+            if ctx is not None:
+                return ctx
         return self.contexts.get(self.current_context) or self.contexts[0]
 
-    def current_plugin(self) -> Plugin | None:
-        """The plugin owning the running context (``None`` in the VM context)."""
-        ctx = self.current_context_info()
-        if ctx.plugin is not None:
-            return ctx.plugin
-        parent = self.contexts.get(ctx.parent)
-        return parent.plugin if parent is not None else None
-
-    def current_stream(self) -> Any:
-        """The stream (HTTP or TCP) of the running context, if any."""
-        if self.effective_context is None:
-            return self._stream
-        return self.current_context_info().stream
+    @property
+    def running(self) -> ContextBase:
+        """The context whose callback is running (never the effective one)."""
+        return self.contexts.get(self.current_context) or self.contexts[0]
 
     # -- guest entry ---------------------------------------------------------------------------
     def export(self, name: str) -> Any:
@@ -262,10 +232,8 @@ class Vm:
             return None
         if self.failed is not None:
             raise VmFailedError(self.failed)
-        saved = (self.current_context, self.effective_context, self.current_callback, self._stream)
+        saved = (self.current_context, self.effective_context, self.current_callback)
         self.current_context = context_id if context_id is not None else 0
-        ctx = self.contexts.get(self.current_context)
-        self._stream = ctx.stream if ctx is not None else None
         self.effective_context = None
         self.current_callback = export
         self.program.switch(self)
@@ -288,7 +256,7 @@ class Vm:
             self.failed = err
             raise err from None
         finally:
-            self.current_context, self.effective_context, self.current_callback, self._stream = saved
+            self.current_context, self.effective_context, self.current_callback = saved
             if metered:
                 self.last_cost = self._cost_since(before)
 
@@ -343,7 +311,7 @@ class Vm:
         return VmSnapshot(
             memory=self.memory.snapshot(),
             globals={name: self.instance.global_get(name) for name in self.program.snapshot_globals},
-            contexts={cid: Context(c.id, c.parent, c.plugin, None, c.created_in_vm) for cid, c in self.contexts.items()},
+            contexts=dict(self.contexts),
             next_id=self._next_id,
             tokens=dict(self._tokens),
             console=dict(self.console),
@@ -368,58 +336,38 @@ class Vm:
         self.memory.restore(snap.memory)
         for name, value in snap.globals.items():
             self.instance.global_set(name, value)
-        self.contexts = {cid: Context(c.id, c.parent, c.plugin, None, c.created_in_vm) for cid, c in snap.contexts.items()}
+        self.contexts = dict(snap.contexts)
         self._next_id = snap.next_id
         self._tokens = dict(snap.tokens)
         self.console = dict(snap.console)
         del self.notes[snap.notes :]
         self.failed = None
-        self.current_context, self.effective_context, self.current_callback, self._stream = 0, None, None, None
+        self.current_context, self.effective_context, self.current_callback = 0, None, None
 
     def shutdown(self) -> None:
         """Shut the VM down as cpp-host does: every plugin's streams end, then its root context."""
         for plugin in list(self.plugins):
             plugin.shutdown()
 
-    # -- host-side state the glue asks for -----------------------------------------------------
-    def buffer(self, kind: BufferType) -> Buffer | None:
-        """The buffer of ``kind`` as Envoy exposes it right now; ``None`` means NotFound."""
-        if kind == BufferType.VM_CONFIGURATION:
-            return self._vm_config_buffer
-        if kind == BufferType.PLUGIN_CONFIGURATION:
-            return self.configuring.config_buffer if self.configuring is not None else None
-        if kind == BufferType.HTTP_CALL_RESPONSE_BODY:
-            return self.callout_body
-        if kind == BufferType.GRPC_RECEIVE_BUFFER:
-            return self.grpc_message or self._empty
-        if kind == BufferType.CALL_DATA:
-            return self.call_data or self._empty
-        stream = self.current_stream()
-        if stream is not None:
-            return stream.buffer(kind)
-        return self._empty
-
+    # -- host-side state ------------------------------------------------------------------------
     def next_token(self, kind: str) -> int:
         """Callout tokens per VM as cpp-host allocates them: http 4, 8, ...; gRPC calls 5, 9, ...; streams 6, 10, ..."""
         token = self._tokens[kind]
         self._tokens[kind] = token + 4
         return token
 
-    def callout_map(self, map_type: int) -> Any:
-        """The HTTP-call response or gRPC metadata map readable now (``None`` outside its callback)."""
-        return self.callout_maps.get(int(map_type))
-
-    def log(self, level: LogLevel, message: str, *, source: str = "proxy_log") -> None:
-        """Record a guest log line attributed to the running context's plugin."""
+    def log(self, level: LogLevel, message: str, *, source: str = "proxy_log", context_id: int | None = None, plugin: Plugin | None = None) -> None:
+        """Record a guest log line attributed to a context (default: the active one) and its plugin."""
         if level < self.host.log_level:
             return
-        plugin = self.current_plugin()
-        ctx = self.current_context_info()
+        if context_id is None:
+            ctx = self.active
+            context_id, plugin = ctx.id, ctx.root
         self.host.record_log(
             LogRecord(
                 level,
                 message,
-                context_id=ctx.id,
+                context_id=context_id,
                 root_id=plugin.root_id if plugin is not None else "",
                 vm_id=self.vm_id,
                 plugin_name=plugin.name if plugin is not None else "",

@@ -19,15 +19,10 @@ class ContextCalls(Glue):
         return Status.Ok
 
     def proxy_done(self) -> int:
-        plugin = self.vm.current_plugin()
-        if plugin is None or not plugin.pending_done:
-            return Status.NotFound
-        self.vm.host.defer(plugin.finish_delete)  # on_delete runs after the current VM call
-        return Status.Ok
+        return self.vm.active.done()
 
     def proxy_get_status(self, ret_code: int, ret_msg_ptr: int, ret_msg_size: int) -> int:
-        plugin = self.vm.current_plugin()
-        code, message = plugin.status if plugin is not None else (0, b"")
+        code, message = self.vm.active.get_status()
         self.vm.memory.put_u32(ret_code, code)
         return self.copy_out(message, ret_msg_ptr, ret_msg_size)
 

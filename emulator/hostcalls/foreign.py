@@ -10,14 +10,12 @@ __all__ = ["ForeignCalls"]
 
 
 class ForeignCalls(Glue):
-    """``proxy_call_foreign_function``: look the name up in the host's registry and run it."""
+    """``proxy_call_foreign_function``: the active context runs the host-registered function."""
 
     def proxy_call_foreign_function(self, name_ptr: int, name_size: int, args_ptr: int, args_size: int, ret_ptr: int, ret_size: int) -> int:
         name = self.read(name_ptr, name_size)
         args = self.read(args_ptr, args_size)
-        registry = self.vm.host.foreign_functions
-        known = name.decode("utf-8", "surrogateescape") in registry
-        status, result = registry.call(name, args, self.vm)
+        status, result, known = self.vm.active.call_foreign_function(name, args)
         if not known:
             return Status.NotFound  # nothing written
         data = result or b""

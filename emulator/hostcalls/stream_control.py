@@ -12,6 +12,7 @@ from ._glue import Glue
 __all__ = ["StreamControlCalls"]
 
 _WS = re.compile(rb"\s")
+_MAX_GRPC_STATUS = 16
 
 
 class StreamControlCalls(Glue):
@@ -24,53 +25,25 @@ class StreamControlCalls(Glue):
         details = _WS.sub(b"_", self.read(details_ptr, details_size)).decode(errors="replace")
         body = self.read(body_ptr, body_size)
         headers = [(k.lower(), v) for k, v in decode_pairs(self.read(headers_ptr, headers_size))]
-        stream = self.vm.current_stream()
-        if stream is None or not stream.is_http:
-            self.vm.note("send_local_response outside an HTTP stream is a no-op in Envoy (envoy#39797)")
-            return Status.Ok
-        grpc = grpc_status if grpc_status <= 16 else None
-        callback = self.vm.current_callback or "?"
-        stream.prepare_local_response(LocalResponse(status_code, body, headers, details, grpc, callback))
-        return Status.Ok
-
-    def _continue(self, stream_type: int) -> int:
-        if stream_type > StreamType.UPSTREAM:
-            return Status.BadArgument
-        if stream_type == StreamType.UPSTREAM:
-            return Status.Unimplemented
-        stream = self.vm.current_stream()
-        if stream is None:
-            return Status.Ok
-        if stream_type == StreamType.DOWNSTREAM:
-            return stream.continue_downstream() if not stream.is_http else Status.Ok
-        if stream.is_http:
-            stream.continue_side("request" if stream_type == StreamType.HTTP_REQUEST else "response")
-        return Status.Ok
+        grpc = grpc_status if grpc_status <= _MAX_GRPC_STATUS else None  # larger values mean "not gRPC" (-1 as u32)
+        reply = LocalResponse(status_code, body, headers, details, grpc, self.vm.current_callback or "?")
+        return self.vm.active.send_local_response(reply)
 
     def proxy_continue_stream(self, stream_type: int) -> int:
-        return self._continue(stream_type)
+        if stream_type > StreamType.UPSTREAM:
+            return Status.BadArgument
+        return self.vm.active.continue_stream(StreamType(stream_type))
 
     def proxy_continue_request(self) -> int:
-        return self._continue(StreamType.HTTP_REQUEST)
+        return self.vm.active.continue_stream(StreamType.HTTP_REQUEST)
 
     def proxy_continue_response(self) -> int:
-        return self._continue(StreamType.HTTP_RESPONSE)
+        return self.vm.active.continue_stream(StreamType.HTTP_RESPONSE)
 
     def proxy_close_stream(self, stream_type: int) -> int:
         if stream_type > StreamType.UPSTREAM:
             return Status.BadArgument
-        stream = self.vm.current_stream()
-        if stream is None:
-            return Status.Ok
-        if stream_type in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
-            if stream.is_http:
-                stream.close()
-        elif not stream.is_http:
-            stream.close_connection(stream_type)
-        return Status.Ok
+        return self.vm.active.close_stream(StreamType(stream_type))
 
     def proxy_clear_route_cache(self) -> int:
-        stream = self.vm.current_stream()
-        if stream is not None:
-            stream.route_cache_cleared += 1
-        return Status.Ok
+        return self.vm.active.clear_route_cache()

@@ -34,7 +34,16 @@ def test_inspect_reports_version_and_sdk(capsys, path, tag, abi_version):
     _, out, _ = run_cli(capsys, "inspect", FIXTURES / path, "--json")
     data = json.loads(out)
     assert data["abi_version"] == abi_version
-    expected_sdk = {"rust": "Rust", "go": "Go", "assemblyscript": "AssemblyScript", "assemblyscript_current": "AssemblyScript", "c": "C/C++", "cpp": "C/C++", "c_abi010": "C/C++", "wat": "unknown"}[tag]
+    expected_sdk = {
+        "rust": "Rust",
+        "go": "Go",
+        "assemblyscript": "AssemblyScript",
+        "assemblyscript_current": "AssemblyScript",
+        "c": "C/C++",
+        "cpp": "C/C++",
+        "c_abi010": "C/C++",
+        "wat": "unknown",
+    }[tag]
     assert data["sdk"].startswith(expected_sdk)
     assert data["unsupported_imports"] == []
 

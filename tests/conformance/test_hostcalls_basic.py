@@ -8,6 +8,7 @@ import pytest
 
 from abi import BufferType, LogLevel, Status, encode_path
 from emulator import DEFAULT_EPOCH_NS, CallbackError, HostCallNotImplemented
+from emulator.contexts import CallInputs
 from tests.hostcall_harness import RET_LEN, RET_PTR, Harness
 
 
@@ -79,11 +80,11 @@ def test_vm_configuration_buffer_clamps_ranges(h):
 
 def test_plugin_configuration_only_during_configure(h):
     assert h.call("proxy_get_buffer_bytes", BufferType.PLUGIN_CONFIGURATION, 0, 100, RET_PTR, RET_LEN) == Status.NotFound
-    h.vm.configuring = h.plugin
+    h.plugin.inputs = CallInputs(configuring=True)  # as during on_configure
     assert h.call("proxy_get_buffer_bytes", BufferType.PLUGIN_CONFIGURATION, 0, 100, RET_PTR, RET_LEN) == Status.Ok
     assert h.returned() == b"plugin-configuration"
     assert h.call("proxy_get_configuration", RET_PTR, RET_LEN) == Status.Ok and h.returned() == b"plugin-configuration"
-    h.vm.configuring = None
+    h.plugin.inputs = None
     assert h.call("proxy_get_configuration", RET_PTR, RET_LEN) == Status.Ok and h.returned() == b"vm-configuration"
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from types import SimpleNamespace
 
 import pytest
 
 from abi import BufferType, Status
 from emulator import CallbackError
+from emulator.contexts import ContextBase
 from emulator.foreign import ForeignCall, ProtobufError, parse_protobuf
-from emulator.vm import Context
 from tests.conftest import wat_module
 from tests.hostcall_harness import RET_LEN, RET_PTR, Harness
 
@@ -35,10 +34,26 @@ def call(h, name, args=b"", *, ctx=None):
     return status, h.mem.read(ptr, size) if size else b""
 
 
-def with_stream(h):
+class FakeStream(ContextBase):
     """A stream context of the harness plugin, with just what the built-ins touch."""
-    stream = SimpleNamespace(route_cache_cleared=0, filter_state={})
-    h.vm.contexts[STREAM_CTX] = Context(STREAM_CTX, h.plugin.root_context_id, stream=stream)
+
+    def __init__(self, plugin):
+        self.vm, self.host, self.root = plugin.vm, plugin.host, plugin
+        self.id, self.parent_id = STREAM_CTX, plugin.root_context_id
+        self.route_cache_cleared, self.filter_state = 0, {}
+
+    @property
+    def stream(self):
+        return self
+
+    def clear_route_cache(self):
+        self.route_cache_cleared += 1
+        return Status.Ok
+
+
+def with_stream(h):
+    stream = FakeStream(h.plugin)
+    h.vm.contexts[STREAM_CTX] = stream
     return stream
 
 
@@ -244,7 +259,7 @@ def test_builtins_use_the_real_context_not_the_effective_one(h):
     def probe(_):
         # as if the guest had called proxy_set_effective_context(stream) earlier in this callback
         h.vm.effective_context = STREAM_CTX
-        seen.append(h.vm.current_stream() is stream)
+        seen.append(h.vm.active is stream)
         seen.append(ff.call("set_envoy_filter_state", args, h.vm))
         seen.append(ff.call("clear_route_cache", b"", h.vm))
 
@@ -271,8 +286,8 @@ def test_invoke_callback_delivers_call_data(h):
     assert ff.invoke_callback(rx, 7, b"payload") is True
     assert [r.message for r in rx.logs][-1] == "payload"
     assert (rx.vm.export("last_root")(), rx.vm.export("last_function_id")(), rx.vm.export("last_size")()) == (rx.root_context_id, 7, 7)
-    assert rx.vm.call_data is None  # buffer 8 is empty again outside the callback
-    assert rx.vm.buffer(BufferType.CALL_DATA).size == 0
+    assert rx.inputs is None  # buffer 8 is empty again outside the callback
+    assert rx.get_buffer(BufferType.CALL_DATA).size == 0
     assert ff.invoke_callback(rx, 8, "") is True
     assert [r.message for r in rx.logs][-1] == "" and rx.vm.export("last_size")() == 0
 
@@ -287,6 +302,6 @@ def test_invoke_callback_is_skipped_for_abi_0_1_0(h):
 
 
 def test_call_data_is_readable_from_the_guest_only_during_the_callback(h):
-    h.vm.call_data = None
+    assert h.plugin.inputs is None
     assert h.call("proxy_get_buffer_bytes", BufferType.CALL_DATA, 0, 100, RET_PTR, RET_LEN) == Status.Ok
     assert h.returned() == b""

@@ -10,7 +10,7 @@ import pytest
 
 from abi import Status
 from emulator import CallbackError
-from emulator.vm import Context
+from emulator.contexts import ContextBase
 from tests.conftest import wat_module
 from tests.hostcall_harness import RET_LEN, RET_PTR, Harness
 
@@ -58,7 +58,8 @@ def test_register_creates_or_returns_the_token(h):
 
 def test_register_binds_delivery_to_the_root_context(h):
     root = h.plugin.root_context_id
-    h.vm.contexts[99] = Context(99, root)  # a stream context of the plugin
+    stream = h.vm.contexts[99] = ContextBase()  # a stream context of the plugin
+    stream.id, stream.parent_id, stream.vm, stream.host, stream.root = 99, root, h.vm, h.host, h.plugin
     assert register(h, "q", ctx=99) == (Status.Ok, 1)
     queue = h.host.queues.queue("q", vm_id="a")
     assert (queue.vm, queue.context_id, queue.token) == (h.vm, root, 1)
