@@ -237,6 +237,9 @@ class ContextBase:
             return inputs.maps.get(map_type)
         return None
 
+    def on_headers_modified(self, map_type: MapType) -> None:
+        """A host call changed a map (Envoy: ``onHeadersModified``); only HTTP streams react."""
+
     def _missing_map(self) -> Status:
         return Status.NotFound if self.in_log else Status.BadArgument
 
@@ -249,6 +252,7 @@ class ContextBase:
         if m is None:
             return Status.BadArgument
         m.set_pairs(pairs)
+        self.on_headers_modified(map_type)
         return Status.Ok
 
     def get_header_map_value(self, map_type: MapType, key: bytes) -> tuple[Status, bytes | None]:
@@ -263,6 +267,7 @@ class ContextBase:
         if m is None:
             return Status.BadArgument
         m.add(key, value)
+        self.on_headers_modified(map_type)
         return Status.Ok
 
     def replace_header_map_value(self, map_type: MapType, key: bytes, value: bytes) -> Status:
@@ -270,6 +275,7 @@ class ContextBase:
         if m is None:
             return Status.BadArgument
         m.replace(key, value)
+        self.on_headers_modified(map_type)
         return Status.Ok
 
     def remove_header_map_value(self, map_type: MapType, key: bytes) -> Status:
@@ -277,6 +283,7 @@ class ContextBase:
         if m is None:
             return Status.BadArgument
         m.remove(key)
+        self.on_headers_modified(map_type)
         return Status.Ok
 
     def get_header_map_size(self, map_type: MapType) -> tuple[Status, int]:

@@ -123,6 +123,7 @@ class HttpStream(ContextBase):
         self.error: CallbackError | None = None
         self.reset_reason: str | None = None
         self.route_cache_cleared = 0
+        self.close_details: str | None = None
         self.http_calls: list[Any] = []
         self.grpc_calls: list[Any] = []
         self.completed = False
@@ -211,7 +212,9 @@ class HttpStream(ContextBase):
         """``via_upstream``, the local reply's details, or None before a response."""
         if self.local_response is not None:
             return self.local_response.details
-        return "via_upstream" if self.response.received_headers is not None else None
+        if self.response.received_headers is not None:
+            return "via_upstream"
+        return self.close_details
 
     def visible_headers(self, side: str) -> HeaderMap | None:
         """The headers map Envoy would hand to CEL now (live map, or the access-log copy)."""
@@ -289,7 +292,13 @@ class HttpStream(ContextBase):
         self.host.defer(lambda: self._resume(side))
 
     def close(self) -> None:
-        """``proxy_close_stream``: reset the stream after the VM call."""
+        """``proxy_close_stream``: reset the stream after the VM call.
+
+        Envoy first sets the response code details to ``wasm_close_stream`` unless the stream has
+        some already (context.cc ``Context::closeStream``, ``CloseStreamResponseDetails``).
+        """
+        if self.response_code_details() is None:
+            self.close_details = "wasm_close_stream"
         self.host.defer(lambda: self._reset("wasm_close_stream"))
 
     # -- host calls Envoy gives an HTTP stream (emulator.contexts) ---------------------------------
@@ -310,6 +319,13 @@ class HttpStream(ContextBase):
     def clear_route_cache(self) -> Status:
         self.route_cache_cleared += 1
         return Status.Ok
+
+    def on_headers_modified(self, map_type: MapType) -> None:
+        """Envoy's wasm context clears the route cache whenever a filter changes the request headers
+        (source/extensions/common/wasm/context.cc: add/replace/remove/setHeaderMapPairs call
+        ``onHeadersModified(type)``, which clears it for RequestHeaders)."""
+        if map_type == MapType.HTTP_REQUEST_HEADERS:
+            self.route_cache_cleared += 1
 
     def set_property(self, path: bytes, value: bytes) -> Status:
         return set_filter_state(self.filter_state, path, value)
