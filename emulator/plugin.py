@@ -212,6 +212,17 @@ class Plugin(ContextBase):
         except CallbackError as err:
             self.on_failure(err)
         self.vm.contexts.pop(root, None)
+        self._cancel_callouts()
+
+    def _cancel_callouts(self) -> None:
+        """The root context is gone: Envoy's ~Context cancels its pending HTTP and gRPC requests
+        (source/extensions/common/wasm/context.cc ``Context::~Context``/``onDestroy``: ``request_->cancel()``
+        for every ``http_request_``, ``grpc_call_request_`` and ``grpc_stream_`` entry). The calls
+        belong to the root context (cpp-host exports.cc: ``contextOrEffectiveContext()->root_context()``)."""
+        host = self.host
+        for call in [*host.http_calls.calls, *host.grpc_calls.calls]:
+            if call.plugin is self and call.pending:
+                call.state = "cancelled"
 
     def on_failure(self, err: CallbackError) -> None:
         """Remember a VM failure (for fail policies and reporting)."""

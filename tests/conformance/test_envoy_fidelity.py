@@ -57,3 +57,19 @@ def test_close_stream_sets_response_code_details(h, stream_type):
     h.host.drain()
     assert s.reset_reason == "wasm_close_stream"
     assert s.response_code_details() == "wasm_close_stream"
+
+
+def test_pending_callouts_are_cancelled_when_their_root_context_goes_away(h):
+    # context.cc Context::onDestroy / ~Context cancel every pending http_request_, grpc_call_request_
+    # and grpc_stream_ (request_->cancel()); the calls belong to the root context (cpp-host
+    # src/exports.cc http_call: contextOrEffectiveContext()->root_context()).
+    hdrs = encode_pairs([(":method", "GET"), (":path", "/x"), (":authority", "svc")])
+    s = open_stream(h, request=REQ)
+    assert h.call("proxy_http_call", *h.put("svc"), *h.put(hdrs), 0, 0, 0, 0, 1000, 16, context_id=s.context_id) == Status.Ok
+    assert h.call("proxy_grpc_call", *h.put("svc"), *h.put("s"), *h.put("m"), 0, 0, *h.put("msg"), 1000, 16) == Status.Ok
+    assert h.call("proxy_grpc_stream", *h.put("svc"), *h.put("s"), *h.put("m"), 0, 0, 16) == Status.Ok
+    calls = [*h.host.http_calls.calls, *h.host.grpc_calls.calls]
+    assert len(calls) == 3 and all(c.pending for c in calls)
+    h.host.shutdown()
+    assert [c.state for c in calls] == ["cancelled"] * 3
+    assert h.host.http_calls.pending() == [] and h.host.grpc_calls.pending() == []
