@@ -17,7 +17,7 @@ want to know about is appended to ``stream.lints``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, MapType, Status, StreamType
 
@@ -38,6 +38,7 @@ DEFAULT_BUFFER_LIMIT = 1 << 20
 """Envoy's default per-connection buffer limit (1 MiB): buffering past it gives 413 / 500."""
 
 _FAILED = object()
+T = TypeVar("T")
 
 
 class StreamStateError(EmulatorError):
@@ -452,6 +453,12 @@ class HttpStream(ContextBase):
             record.action = "not exported"
         return raw
 
+    def _failed_status(self, fail_open: T, fail_closed: T) -> T:
+        """What Envoy's filter returns from a callback that trapped: cpp-host's
+        ``CHECK_FAIL_HTTP(continue, stop)`` (src/context.cc) gives ``continue`` when the plugin fails
+        open and ``stop`` (after failing the stream) when it fails closed."""
+        return fail_open if self.mode == "bypass" else fail_closed
+
     def _cb(self, side: _Side, what: str) -> str:
         return f"proxy_on_{side.name}_{what}"
 
@@ -462,7 +469,7 @@ class HttpStream(ContextBase):
         args = (self.context_id, n) if self.vm.abi.headers_arity == 2 else (self.context_id, n, int(end_of_stream))
         raw = self._call(self._cb(side, "headers"), *args)  # type: ignore[arg-type]
         if raw is _FAILED:
-            return None
+            return self._failed_status(FilterHeadersStatus.Continue, FilterHeadersStatus.StopAllIterationAndWatermark)
         record = self.callbacks[-1]
         status = self._headers_status(raw, record)
         if self._after_callback(side):
@@ -507,7 +514,7 @@ class HttpStream(ContextBase):
         raw = self._call(self._cb(side, "body"), self.context_id, side.body.size, int(end_of_stream))  # type: ignore[arg-type]
         side.trailers_creatable = False
         if raw is _FAILED:
-            return None
+            return self._failed_status(FilterDataStatus.Continue, FilterDataStatus.StopIterationNoBuffer)
         status = self._data_status(raw, self.callbacks[-1])
         if self._after_callback(side):
             return status
@@ -568,7 +575,7 @@ class HttpStream(ContextBase):
         side.trailers_open = True
         raw = self._call(self._cb(side, "trailers"), self.context_id, len(side.trailers))  # type: ignore[arg-type]
         if raw is _FAILED:
-            return None
+            return self._failed_status(FilterTrailersStatus.Continue, FilterTrailersStatus.StopIteration)
         status = self._trailers_status(raw, self.callbacks[-1])
         if self._after_callback(side):
             return status

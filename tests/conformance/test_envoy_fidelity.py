@@ -73,3 +73,21 @@ def test_pending_callouts_are_cancelled_when_their_root_context_goes_away(h):
     h.host.shutdown()
     assert [c.state for c in calls] == ["cancelled"] * 3
     assert h.host.http_calls.pending() == [] and h.host.grpc_calls.pending() == []
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("FAIL_CLOSED", "StopAllIterationAndWatermark"), ("FAIL_OPEN", "Continue")])
+def test_a_trap_in_request_headers_returns_what_envoys_filter_returns(proxy_wasm_engine, policy, expected):
+    # cpp-host src/context.cc ContextBase::onRequestHeaders:
+    # CHECK_FAIL_HTTP(FilterHeadersStatus::Continue, FilterHeadersStatus::StopAllIterationAndWatermark),
+    # i.e. Continue when the plugin fails open, StopAllIterationAndWatermark (after failStream) when closed.
+    from emulator import Host
+    from tests.conftest import FIXTURES
+
+    host = Host(engine=proxy_wasm_engine)
+    plugin = host.load(FIXTURES / "rust/headers_rust.wasm", fail_policy=policy)
+    s = plugin.http_stream()
+    status = s.send_request_headers({**dict(REQ), "x-trap": "1"}, end_of_stream=True)
+    assert status is not None and status.name == expected
+    assert s.error is not None
+    if policy == "FAIL_CLOSED":
+        assert s.response_code() == 503
