@@ -1,6 +1,6 @@
 """Property-based fuzzing of a compiled filter: generated traffic, host faults, the host lint.
 
-Two front doors:
+Three front doors:
 
 * :func:`fuzz_filter` runs hypothesis over generated scenarios (exchanges with arbitrary headers,
   chunking and trailers, callout answers drawn when the filter makes a call, optional plugin
@@ -23,6 +23,9 @@ Two front doors:
   ``pytest -n`` and HypoFuzz run it like any other property::
 
       test_my_filter = settings(max_examples=500)(fuzz_test("filter.wasm"))
+
+All of them, and ``proxy-wasm-emulator fuzz``, take one :class:`FuzzOptions` (or its fields as
+keyword arguments): ``fuzz_filter(path, FuzzOptions(examples=200, faults=True))``.
 
 Header names come from a dictionary harvested from the module's data segments
 (:func:`harvest_strings`), mixed with random and common names, so the fuzzer reaches the headers a
@@ -52,22 +55,22 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import strategies as st
 
 from .callouts import GrpcCall, HttpCall, Responder
 from .errors import CallbackError, ModuleLoadError, PluginStartError
 from .invariants import Invariant, RunView, Violation, check, memory_growth, resolve_invariants, shutdown_host
+from .messages import Message
 from .observer import HostCallObserver
 from .strategies import (
     CalloutResponse,
     Exchange,
     FaultPlan,
     GrpcResponse,
-    Message,
     callout_responses,
     chunkings,
     exchanges,
@@ -86,9 +89,12 @@ if TYPE_CHECKING:
     from .vm import Vm
 
 __all__ = [
+    "FUZZ_TEST_DEFAULTS",
+    "STATE_MACHINE_DEFAULTS",
     "Execution",
     "FaultInjectingObserver",
     "Finding",
+    "FuzzOptions",
     "FuzzReport",
     "FuzzSetupError",
     "InjectedFault",
@@ -107,6 +113,125 @@ __all__ = [
 
 class FuzzSetupError(ValueError):
     """The fuzzer cannot start: bad scenario, or a plugin that refuses its configuration."""
+
+
+# -- the options -----------------------------------------------------------------------------------
+
+_M = TypeVar("_M", bound=Message)
+
+
+@dataclass(frozen=True)
+class FuzzOptions:
+    """What to fuzz and how: one set of options for every front door.
+
+    :func:`fuzz_filter`, :func:`fuzz_test`, :func:`filter_state_machine` (and
+    :func:`run_filter_state_machine`) and ``proxy-wasm-emulator fuzz`` take a ``FuzzOptions``; the
+    Python front doors also take its fields as keyword arguments, applied over it
+    (``fuzz_filter(path, options, seed=2)``). Without one, a front door starts from its defaults:
+    this class's for :func:`fuzz_filter` and the command line, :data:`FUZZ_TEST_DEFAULTS` for
+    :func:`fuzz_test` (no leak check), :data:`STATE_MACHINE_DEFAULTS` for the state machine
+    (well-formed traffic, 4 open streams, 50 runs). A field a front door has no use for is
+    ignored there, except ``scenario`` and ``properties``, which describe the filter's world:
+    a front door that cannot apply them refuses them (``ValueError``).
+    """
+
+    examples: int = 100
+    """Examples to generate: :func:`fuzz_filter` (shrinking runs more; 0 only checks the seed
+    scenario) and :func:`run_filter_state_machine` (runs). :func:`fuzz_test` leaves the count to
+    hypothesis's ``settings(max_examples=...)``."""
+    seed: int = 0
+    """Seeds the host; :func:`fuzz_filter` seeds hypothesis with it too (the other front doors take
+    hypothesis's seed from its settings)."""
+    engine: str = "wasmtime"
+    """The wasm engine (:data:`emulator.engines.ENGINE_NAMES`)."""
+    root_id: str | None = None
+    """The plugin's root_id (``None``: the seed scenario's, else empty)."""
+    plugin_config: bytes | str | None = None
+    """The plugin configuration (``None``: the seed scenario's, else empty). With ``fuzz_config``
+    it is also the base that generated configurations truncate."""
+    scenario: str | Path | dict[str, Any] | None = None
+    """A seed scenario (file or dict) for :func:`fuzz_filter` and :func:`fuzz_test`: its streams are
+    checked first, then mutated alongside generated ones; its plugins, properties, responders and
+    shared data apply to every example."""
+    properties: dict[str, Any] | None = None
+    """Properties of the state machine's plugin (the scenario-driven front doors take them from
+    the seed scenario)."""
+    invariants: tuple[Invariant | str | Callable[[RunView], Any], ...] | None = None
+    """Invariants to check: names, :class:`~emulator.invariants.Invariant` objects or callables
+    (``None``: the built-in ones plus registered ones)."""
+    exclude: tuple[str, ...] = ()
+    """Names of invariants not to check."""
+    adversarial: bool = True
+    """Odd header maps, bodies and statuses as well as well-formed ones (the command line's
+    ``--well-formed`` turns it off)."""
+    max_streams: int = 3
+    """Exchanges per example; in the state machine, streams open at once."""
+    vocabulary: tuple[str, ...] = ()
+    """Extra words for the header dictionary."""
+    harvest: bool = True
+    """Add the strings of the module's data segments to the dictionary (:func:`module_vocabulary`)."""
+    fuzz_config: bool = False
+    """Fuzz the plugin configuration too (:func:`~emulator.strategies.plugin_configs`)."""
+    config_schema: dict[str, Any] | bool | None = None
+    """Generate configurations valid against this JSON Schema (needs ``hypothesis-jsonschema``);
+    implies ``fuzz_config``."""
+    faults: bool = False
+    """Inject host-call errors (:func:`~emulator.strategies.fault_plans`)."""
+    leak_repeats: int = 24
+    """Replays per example for the ``memory_growth`` invariant (0 turns it off; the state machine
+    has no replays)."""
+    leak_warmup: int = 4
+    """Replays before ``memory_growth`` starts measuring."""
+    find_all: bool = True
+    """:func:`fuzz_filter`: keep fuzzing for other invariants after the first finding."""
+    shrink: bool = True
+    """Shrink a failure to a minimal example (:func:`fuzz_filter` and
+    :func:`run_filter_state_machine`; :func:`fuzz_test` follows hypothesis's settings)."""
+    steps: int = 30
+    """:func:`run_filter_state_machine`: steps per run at most."""
+
+    def __post_init__(self) -> None:
+        for name in ("invariants", "exclude", "vocabulary"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                if isinstance(value, str | bytes):
+                    raise TypeError(f"FuzzOptions.{name} is a list of names, not one string {value!r}")
+                object.__setattr__(self, name, tuple(value))
+        for name, least in (("examples", 0), ("leak_repeats", 0), ("leak_warmup", 0), ("max_streams", 1), ("steps", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"FuzzOptions.{name} must be an integer >= {least}, not {value!r}")
+
+    def replace(self, **changes: Any) -> FuzzOptions:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def plugin_config_bytes(self) -> bytes | None:
+        """:attr:`plugin_config` as bytes (``None`` if unset)."""
+        return self.plugin_config.encode() if isinstance(self.plugin_config, str) else self.plugin_config
+
+
+FUZZ_TEST_DEFAULTS = FuzzOptions(leak_repeats=0)
+"""Where :func:`fuzz_test` starts: no leak check (24 replays of every example would slow a test down)."""
+
+STATE_MACHINE_DEFAULTS = FuzzOptions(examples=50, adversarial=False, max_streams=4)
+"""Where :func:`filter_state_machine` starts: well-formed traffic, 4 open streams, 50 runs."""
+
+_FIELDS = frozenset(f.name for f in fields(FuzzOptions))
+
+
+def _options(door: str, options: FuzzOptions | None, defaults: FuzzOptions, overrides: dict[str, Any], *, refuses: Sequence[str] = ()) -> FuzzOptions:
+    """``options`` (or the front door's ``defaults``) with keyword ``overrides`` applied."""
+    if options is not None and not isinstance(options, FuzzOptions):
+        raise TypeError(f"{door}() takes a FuzzOptions as options, not {type(options).__name__}")
+    unknown = sorted(set(overrides) - _FIELDS)
+    if unknown:
+        raise TypeError(f"{door}() got an unexpected keyword argument {unknown[0]!r} (FuzzOptions fields: {', '.join(sorted(_FIELDS))})")
+    opts = replace(options if options is not None else defaults, **overrides) if overrides else (options if options is not None else defaults)
+    for name in refuses:
+        if getattr(opts, name) is not None:
+            raise ValueError(f"{door}() cannot apply FuzzOptions.{name}" + (": put them in the seed scenario" if name == "properties" else ""))
+    return opts
 
 
 # -- the dictionary: strings from the module's data segments ---------------------------------------
@@ -457,15 +582,16 @@ def _restored_start(module: ModuleSource, engine: str, sc: Any, trace: bool) -> 
 # -- generated scenarios ---------------------------------------------------------------------------
 
 
-def _message_from_spec(spec: Any) -> Message:
-    return Message(list(spec.headers), list(spec.chunks), list(spec.trailers) if spec.trailers is not None else None)
+def _editable(message: _M) -> _M:
+    """A copy of a parsed message whose header list can be edited in place."""
+    return replace(message, headers=message.header_pairs(), trailers=message.trailer_pairs(), chunks=copy.copy(message.chunks))
 
 
 @st.composite
 def _mutated_stream(draw: st.DrawFn, base: Any, names: st.SearchStrategy[str], values: st.SearchStrategy[bytes]) -> dict[str, Any]:
     """A stream of the seed scenario with a few edits: headers added, dropped or changed, body re-cut."""
-    req = _message_from_spec(base.request)
-    resp = _message_from_spec(base.response) if base.response is not None else None
+    req = _editable(base.request)
+    resp = _editable(base.response) if base.response is not None else None
     for _ in range(draw(st.integers(0, 3))):
         target = req if resp is None or draw(st.booleans()) else resp
         op = draw(st.sampled_from(["add", "drop", "change", "rechunk"]))
@@ -481,7 +607,8 @@ def _mutated_stream(draw: st.DrawFn, base: Any, names: st.SearchStrategy[str], v
             if k not in required:
                 target.headers[i] = (k, draw(values))
         elif op == "rechunk":
-            target.chunks = draw(chunkings(target.body))
+            frames = draw(chunkings(target.body_bytes()))
+            target.chunks = [len(f) for f in frames] or None
     ex = Exchange(req, resp, base.advance_ms)
     out = ex.to_scenario(base.name)
     if base.plugin is not None:
@@ -772,41 +899,46 @@ def _with_memory_repeats(invs: list[Invariant], repeats: int, warmup: int) -> li
     return out
 
 
-def _case_space(
-    path: ModuleSource,
-    base: dict[str, Any],
-    parsed: Any,
-    engine: str,
-    adversarial: bool,
-    max_streams: int,
-    vocabulary: Iterable[str],
-    harvest: bool,
-    fuzz_config: bool,
-    config_schema: dict[str, Any] | None,
-    faults: bool,
-) -> _CaseSpace:
+def _case_space(path: ModuleSource, base: dict[str, Any], parsed: Any, opts: FuzzOptions) -> _CaseSpace:
     """What examples are drawn from: the dictionary, the seed scenario, configurations, faults."""
-    from .host import Host
-
-    seen_names: list[str] = list(vocabulary)
+    seen_names: list[str] = list(opts.vocabulary)
     seen_values: list[str] = []
     for spec in parsed.streams:
         for msg in (spec.request, spec.response):
-            for k, v in [*msg.headers, *(msg.trailers or [])] if msg is not None else []:
+            for k, v in [*msg.header_pairs(), *(msg.trailer_pairs() or [])] if msg is not None else []:
                 seen_names.append(k.decode(errors="replace"))
                 if len(v) <= 32:
                     seen_values.append(v.decode(errors="replace"))
-    vocab = (module_vocabulary(path) if harvest else Vocabulary()).merged(Vocabulary(list(dict.fromkeys(seen_names)), list(dict.fromkeys(seen_values))))
+    vocab = (module_vocabulary(path) if opts.harvest else Vocabulary()).merged(Vocabulary(list(dict.fromkeys(seen_names)), list(dict.fromkeys(seen_values))))
     configs = None
-    if config_schema is not None:
-        configs = plugin_configs_from_schema(config_schema)
-    elif fuzz_config:
+    if opts.config_schema is not None:
+        configs = plugin_configs_from_schema(opts.config_schema)
+    elif opts.fuzz_config:
         configs = plugin_configs(vocabulary=vocab.values, base=parsed.plugins[0].configuration if parsed.plugins else None)
     fault_strategy = None
-    if faults:
-        imported = [i.name for i in Host(engine=engine, trace=False).program(path).info.imports if i.module == "env"]
+    if opts.faults:
+        imported = _imported(path, opts.engine)
         fault_strategy = fault_plans(imported, min_rules=1) if imported else None  # minimizing drops the rules a finding does not need
-    return _CaseSpace(base, parsed.streams, vocab, adversarial, max_streams, configs, fault_strategy)
+    return _CaseSpace(base, parsed.streams, vocab, opts.adversarial, opts.max_streams, configs, fault_strategy)
+
+
+def _imported(path: ModuleSource, engine: str) -> list[str]:
+    """The ``env`` functions the module imports (where host faults can be injected)."""
+    from .host import Host
+
+    return [i.name for i in Host(engine=engine, trace=False).program(path).info.imports if i.module == "env"]
+
+
+def _prepare(path: ModuleSource, opts: FuzzOptions) -> tuple[dict[str, Any], Any, list[Invariant]]:
+    """The seed scenario (with the options' overrides), parsed, and the invariants to check."""
+    from .host import Host
+    from .scenario import parse_scenario
+
+    Host(engine=opts.engine, trace=False).program(path)  # ModuleLoadError early; compiled once for every example
+    base = _apply_overrides(_load_base(opts.scenario), root_id=opts.root_id, plugin_config=opts.plugin_config, seed=opts.seed)
+    parsed = parse_scenario(base)
+    invs = _with_memory_repeats(resolve_invariants(opts.invariants, exclude=opts.exclude), opts.leak_repeats, opts.leak_warmup)
+    return base, parsed, invs
 
 
 def _run_drawn(data: Any, path: ModuleSource, sc: dict[str, Any], plan: FaultPlan | None, engine: str, invs: list[Invariant]) -> Execution:
@@ -823,43 +955,22 @@ def _run_drawn(data: Any, path: ModuleSource, sc: dict[str, Any], plan: FaultPla
     )
 
 
-def fuzz_test(
-    path: ModuleSource,
-    *,
-    root_id: str | None = None,
-    plugin_config: bytes | str | None = None,
-    invariants: Sequence[Invariant | str | Callable[[RunView], Any]] | None = None,
-    scenario: str | Path | dict[str, Any] | None = None,
-    engine: str = "wasmtime",
-    exclude: Iterable[str] = (),
-    adversarial: bool = True,
-    max_streams: int = 3,
-    vocabulary: Iterable[str] = (),
-    harvest: bool = True,
-    fuzz_config: bool = False,
-    config_schema: dict[str, Any] | None = None,
-    faults: bool = False,
-    leak_repeats: int = 0,
-    seed: int = 0,
-) -> Callable[[], None]:
+def fuzz_test(path: ModuleSource, options: FuzzOptions | None = None, **overrides: Any) -> Callable[[], None]:
     """The example of :func:`fuzz_filter` as a plain hypothesis test, for pytest, ``pytest -n`` and HypoFuzz::
 
         test_my_filter = settings(max_examples=500)(fuzz_test("filter.wasm"))
 
     A failure raises ``AssertionError`` with the violations and the scenario (JSON) to replay with
-    ``proxy-wasm-emulator run``. Same options as :func:`fuzz_filter`; ``seed`` seeds the host (the
-    hypothesis seed comes from pytest's or HypoFuzz's settings).
+    ``proxy-wasm-emulator run``. ``options`` (default :data:`FUZZ_TEST_DEFAULTS`) and keyword
+    ``overrides`` are :class:`FuzzOptions`; ``seed`` seeds the host (the hypothesis seed, the
+    number of examples and shrinking come from pytest's or HypoFuzz's settings).
     """
     from hypothesis import given
 
-    from .host import Host
-    from .scenario import parse_scenario
-
-    Host(engine=engine, trace=False).program(path)
-    base = _apply_overrides(_load_base(scenario), root_id=root_id, plugin_config=plugin_config, seed=seed)
-    parsed = parse_scenario(base)
-    invs = _with_memory_repeats(resolve_invariants(invariants, exclude=exclude), leak_repeats, 4)
-    cases = _case_space(path, base, parsed, engine, adversarial, max_streams, vocabulary, harvest, fuzz_config, config_schema, faults).strategy()
+    opts = _options("fuzz_test", options, FUZZ_TEST_DEFAULTS, overrides, refuses=("properties",))
+    base, parsed, invs = _prepare(path, opts)
+    engine = opts.engine
+    cases = _case_space(path, base, parsed, opts).strategy()
 
     @given(data=st.data())
     def test_filter_invariants(data: Any) -> None:
@@ -888,43 +999,20 @@ def _with_responders(sc: dict[str, Any], res: Execution) -> dict[str, Any]:
 
 def fuzz_filter(
     path: ModuleSource,
+    options: FuzzOptions | None = None,
     *,
-    examples: int = 100,
-    seed: int = 0,
-    root_id: str | None = None,
-    plugin_config: bytes | str | None = None,
-    invariants: Sequence[Invariant | str | Callable[[RunView], Any]] | None = None,
-    scenario: str | Path | dict[str, Any] | None = None,
-    engine: str = "wasmtime",
-    exclude: Iterable[str] = (),
-    adversarial: bool = True,
-    max_streams: int = 3,
-    vocabulary: Iterable[str] = (),
-    harvest: bool = True,
-    fuzz_config: bool = False,
-    config_schema: dict[str, Any] | None = None,
-    faults: bool = False,
-    leak_repeats: int = 24,
-    leak_warmup: int = 4,
-    find_all: bool = True,
     progress: Callable[[int, int, int], None] | None = None,
+    **overrides: Any,
 ) -> FuzzReport:
     """Fuzz a filter with generated traffic and report every distinct broken invariant, shrunk.
 
-    - ``examples``: generated examples (shrinking runs more); ``seed`` seeds hypothesis and the host.
-    - ``root_id``/``plugin_config`` override the seed ``scenario``'s plugin (file path or dict);
-      the scenario's streams are checked first, then mutated alongside generated ones, and its
-      responders, properties and shared data apply to every example.
-    - ``invariants``: names, :class:`~emulator.invariants.Invariant` objects or callables (default:
-      built-ins plus registered ones); ``exclude`` drops some by name.
-    - ``adversarial``: odd header maps, bodies and statuses as well as well-formed ones.
-    - ``vocabulary``: extra header names for the dictionary; ``harvest`` adds the strings of the
-      module's data segments (:func:`module_vocabulary`) to it.
-    - ``fuzz_config``/``config_schema``: fuzz the plugin configuration too (a JSON Schema needs
-      ``hypothesis-jsonschema``). ``faults``: inject host-call errors (:func:`~emulator.strategies.fault_plans`).
-    - ``leak_repeats``: replays per example for the ``memory_growth`` invariant (0 turns it off).
-    - ``find_all``: keep fuzzing for other invariants after the first finding (within ``examples``).
-    - ``progress(examples_run, examples, findings)`` is called after every example.
+    ``options`` (default ``FuzzOptions()``) and keyword ``overrides`` are :class:`FuzzOptions`:
+    ``examples``, ``seed`` (hypothesis and the host), a seed ``scenario`` (``root_id`` and
+    ``plugin_config`` override its plugin), the ``invariants`` (minus ``exclude``), ``adversarial``
+    traffic, ``max_streams`` per example, the dictionary (``vocabulary``, ``harvest``), fuzzed
+    configurations (``fuzz_config``, ``config_schema``), host ``faults``, the leak check
+    (``leak_repeats``, ``leak_warmup``), ``find_all`` and ``shrink``.
+    ``progress(examples_run, examples, findings)`` is called after every example.
 
     Raises :class:`ModuleLoadError` if the module does not load and :class:`FuzzSetupError` for a
     bad scenario or a plugin that refuses its configuration (without trapping).
@@ -934,15 +1022,11 @@ def fuzz_filter(
     from hypothesis.control import current_build_context
     from hypothesis.errors import Flaky, HypothesisWarning
 
-    from .host import Host
-    from .scenario import parse_scenario
-
+    opts = _options("fuzz_filter", options, FuzzOptions(), overrides, refuses=("properties",))
+    examples, seed, engine = opts.examples, opts.seed, opts.engine
     started = time.perf_counter()
     filter_name = str(path) if not isinstance(path, bytes | bytearray) else "<bytes>"
-    Host(engine=engine, trace=False).program(path)  # ModuleLoadError early; compiled once for every example
-    base = _apply_overrides(_load_base(scenario), root_id=root_id, plugin_config=plugin_config, seed=seed)
-    parsed = parse_scenario(base)
-    invs = _with_memory_repeats(resolve_invariants(invariants, exclude=exclude), leak_repeats, leak_warmup)
+    base, parsed, invs = _prepare(path, opts)
     names = [i.name for i in invs]
     report = FuzzReport(filter_name, seed, 0, [], names, engine=engine, module=path, checked=invs)
 
@@ -954,13 +1038,12 @@ def fuzz_filter(
         report.examples = 1
         report.elapsed_s = time.perf_counter() - started
         return report
-    if first.run is not None and first.run.start_error is not None and not fuzz_config and config_schema is None:
+    if first.run is not None and first.run.start_error is not None and not opts.fuzz_config and opts.config_schema is None:
         err = first.run.start_error
         raise FuzzSetupError(f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration or pass fuzz_config=True")
 
     # 2. generated examples
-    space = _case_space(path, base, parsed, engine, adversarial, max_streams, vocabulary, harvest, fuzz_config, config_schema, faults)
-    case_strategy = space.strategy()
+    case_strategy = _case_space(path, base, parsed, opts).strategy()
 
     found: dict[str, Finding] = {}
     state = {"run": 0, "generated": 0, "in_round_found": False}
@@ -1004,7 +1087,7 @@ def fuzz_filter(
             report_multiple_bugs=True,
             suppress_health_check=list(HealthCheck),
             verbosity=Verbosity.quiet,
-            phases=[Phase.generate, Phase.shrink],
+            phases=[Phase.generate, Phase.shrink] if opts.shrink else [Phase.generate],
             print_blob=False,
         )(hseed(seed + round_no)(given(st.data())(one_example)))
         try:
@@ -1022,14 +1105,17 @@ def fuzz_filter(
         for name in names + sorted(set(pending) - set(names)):
             if name in pending and name not in found:
                 found[name] = pending[name]
-        if not find_all:
+        if not opts.find_all:
             break
         if state["generated"] == 0:
             break
     order = {n: i for i, n in enumerate(names)}
     report.findings = sorted(found.values(), key=lambda f: order.get(f.invariant, len(order)))
     for f in report.findings:
-        _minimize(path, f, engine=engine, invariants=invs, base=base)
+        if opts.shrink:
+            _minimize(path, f, engine=engine, invariants=invs, base=base)
+        else:
+            f.shrunk = False
     _confirm(report, engine)
     report.examples = state["run"] + 1
     report.elapsed_s = time.perf_counter() - started
@@ -1200,22 +1286,7 @@ def _confirm(report: FuzzReport, engine: str) -> None:
 # -- the stateful fuzzer ---------------------------------------------------------------------------
 
 
-def filter_state_machine(
-    path: ModuleSource,
-    *,
-    root_id: str = "",
-    plugin_config: bytes | str | None = None,
-    engine: str = "wasmtime",
-    seed: int = 0,
-    invariants: Sequence[Invariant | str | Callable[[RunView], Any]] | None = None,
-    adversarial: bool = False,
-    vocabulary: Iterable[str] = (),
-    harvest: bool = True,
-    fuzz_config: bool = False,
-    faults: bool = False,
-    max_open_streams: int = 4,
-    properties: dict[str, Any] | None = None,
-) -> type:
+def filter_state_machine(path: ModuleSource, options: FuzzOptions | None = None, **overrides: Any) -> type:
     """A hypothesis ``RuleBasedStateMachine`` class for one filter (use its ``.TestCase`` in pytest).
 
     Rules: open a stream with generated request headers; send request body frames, trailers,
@@ -1226,19 +1297,33 @@ def filter_state_machine(
     Envoy does on a config update). The ``end`` invariants run after every step, ``shutdown`` ones
     at teardown. Header names mix ``vocabulary`` and (``harvest``) the module's strings with random
     ones, as in :func:`fuzz_filter`.
+
+    ``options`` (default :data:`STATE_MACHINE_DEFAULTS`) and keyword ``overrides`` are
+    :class:`FuzzOptions` (``max_open_streams`` is an older name of ``max_streams``): ``root_id``,
+    ``plugin_config``, ``properties``, ``engine``, ``seed`` (the host), ``invariants`` minus
+    ``exclude``, ``adversarial``, ``vocabulary``, ``harvest``, ``fuzz_config``/``config_schema``
+    (the first configuration is drawn too), ``faults`` and ``max_streams`` (open at once).
     """
     from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
     from .host import Host
 
-    invs = [i for i in resolve_invariants(invariants) if i.when != "repeat"]
-    vocab = (module_vocabulary(path) if harvest else Vocabulary()).merged(Vocabulary(list(vocabulary)))
+    if "max_open_streams" in overrides:
+        overrides["max_streams"] = overrides.pop("max_open_streams")
+    opts = _options("filter_state_machine", options, STATE_MACHINE_DEFAULTS, overrides, refuses=("scenario",))
+    engine, seed, root_id, properties, adversarial, faults = opts.engine, opts.seed, opts.root_id or "", opts.properties, opts.adversarial, opts.faults
+    max_open_streams = opts.max_streams
+    invs = [i for i in resolve_invariants(opts.invariants, exclude=opts.exclude) if i.when != "repeat"]
+    vocab = (module_vocabulary(path) if opts.harvest else Vocabulary()).merged(Vocabulary(list(opts.vocabulary)))
     from .strategies import bodies, trailers
     from .strategies import request_headers as req_headers
     from .strategies import response_headers as resp_headers
 
     names_v, values_v = vocab.names, vocab.values
-    config_base = plugin_config.encode() if isinstance(plugin_config, str) else plugin_config
+    config_base = opts.plugin_config_bytes()
+    schema = opts.config_schema
+    configs = plugin_configs_from_schema(schema) if schema is not None else plugin_configs(vocabulary=values_v, base=config_base)
+    draw_first_config = opts.fuzz_config or opts.config_schema is not None
     filter_path = path
 
     def _open(machine: Any) -> list[Any]:
@@ -1265,7 +1350,7 @@ def filter_state_machine(
                 if plan:
                     self.observer = FaultInjectingObserver(host, plan)
                     host.observer = self.observer
-            config = data.draw(plugin_configs(vocabulary=values_v, base=config_base), label="configuration") if fuzz_config else config_base
+            config = data.draw(configs, label="configuration") if draw_first_config else config_base
             try:
                 self.plugin = host.load(filter_path, root_id=root_id, plugin_config=config, properties=properties)
             except PluginStartError as exc:
@@ -1381,7 +1466,7 @@ def filter_state_machine(
         @rule(data=st.data())
         def reconfigure(self, data: Any) -> None:
             assert self.host is not None
-            config = data.draw(plugin_configs(vocabulary=values_v, base=config_base), label="new configuration")
+            config = data.draw(configs, label="new configuration")
             try:
                 new = self.host.add_plugin(self.plugin.vm, root_id=root_id, plugin_config=config, properties=properties)
             except PluginStartError as exc:
@@ -1408,25 +1493,28 @@ def filter_state_machine(
     return FilterStateMachine
 
 
-def run_filter_state_machine(path: ModuleSource, *, examples: int = 50, steps: int = 30, shrink: bool = True, **options: Any) -> None:
+def run_filter_state_machine(path: ModuleSource, options: FuzzOptions | None = None, **overrides: Any) -> None:
     """Run :func:`filter_state_machine` for ``examples`` runs of up to ``steps`` steps (derandomized).
 
     Raises the (with ``shrink``, minimal) failing run's error; hypothesis prints its steps.
-    ``options`` go to :func:`filter_state_machine`.
+    ``options`` (default :data:`STATE_MACHINE_DEFAULTS`) and keyword ``overrides`` are :class:`FuzzOptions`.
     """
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    machine = filter_state_machine(path, **options)
+    if "max_open_streams" in overrides:
+        overrides["max_streams"] = overrides.pop("max_open_streams")
+    opts = _options("run_filter_state_machine", options, STATE_MACHINE_DEFAULTS, overrides, refuses=("scenario",))
+    machine = filter_state_machine(path, opts)
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
+            max_examples=opts.examples,
+            stateful_step_count=opts.steps,
             database=None,
             deadline=None,
             derandomize=True,
             suppress_health_check=list(HealthCheck),
-            phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate],
+            phases=[Phase.generate, Phase.shrink] if opts.shrink else [Phase.generate],
         ),
     )

@@ -11,9 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["add_fuzz_command", "run_fuzz_command"]
+if TYPE_CHECKING:
+    from .fuzz import FuzzOptions
+
+__all__ = ["add_fuzz_command", "fuzz_options", "run_fuzz_command"]
 
 
 def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -77,6 +80,29 @@ def _out_paths(out: Path, n: int) -> list[Path]:
     return [out] + [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(2, n + 1)]
 
 
+def fuzz_options(args: argparse.Namespace, *, plugin_config: bytes | None = None, config_schema: Any = None) -> FuzzOptions:
+    """The :class:`~emulator.fuzz.FuzzOptions` of parsed ``fuzz`` arguments (``--plugin-config`` and
+    ``--config-schema`` name files: pass what they hold)."""
+    from .fuzz import FuzzOptions
+
+    return FuzzOptions(
+        examples=args.examples,
+        seed=args.seed,
+        engine=args.engine,
+        root_id=args.root_id,
+        plugin_config=plugin_config,
+        scenario=args.scenario,
+        invariants=args.invariant,
+        exclude=args.skip or (),
+        adversarial=not args.well_formed,
+        max_streams=args.max_streams,
+        fuzz_config=args.fuzz_config,
+        config_schema=config_schema,
+        faults=args.faults,
+        leak_repeats=args.leak_repeats,
+    )
+
+
 def run_fuzz_command(args: argparse.Namespace) -> int:
     """Run the ``fuzz`` sub-command; returns the exit status."""
     from .errors import ModuleLoadError
@@ -104,24 +130,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"fuzzing {args.filter}: {args.examples} examples, seed {args.seed}, engine {args.engine}", flush=True)
     try:
-        report = fuzz_filter(
-            args.filter,
-            examples=args.examples,
-            seed=args.seed,
-            root_id=args.root_id,
-            plugin_config=plugin_config,
-            invariants=args.invariant,
-            exclude=args.skip or (),
-            scenario=args.scenario,
-            engine=args.engine,
-            adversarial=not args.well_formed,
-            max_streams=args.max_streams,
-            fuzz_config=args.fuzz_config,
-            config_schema=schema,
-            faults=args.faults,
-            leak_repeats=args.leak_repeats,
-            progress=progress,
-        )
+        report = fuzz_filter(args.filter, fuzz_options(args, plugin_config=plugin_config, config_schema=schema), progress=progress)
     except (ModuleLoadError, ModuleFormatError) as exc:
         return _fail(args, f"{args.filter} does not load: {getattr(exc, 'reason', exc)}")
     except (ScenarioError, FuzzSetupError, ValueError, ImportError) as exc:

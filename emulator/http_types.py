@@ -1,4 +1,9 @@
-"""Plain data describing HTTP traffic through a stream: what went where, and what the filter did."""
+"""Plain data describing HTTP traffic through a stream: what went where, and what the filter did.
+
+What goes in (:class:`Request`, :class:`Response`, :func:`as_body`, :func:`chunked`) is defined in
+:mod:`emulator.messages` and re-exported here; what came out is :class:`HttpMessage`,
+:class:`LocalResponse` and :class:`CallbackRecord`.
+"""
 
 from __future__ import annotations
 
@@ -6,55 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .headers import HeadersLike, normalize_headers
+from .messages import Request, Response, as_body, chunked
 
 __all__ = ["CallbackRecord", "HttpMessage", "LocalResponse", "Request", "Response", "as_body", "chunked"]
-
-
-def as_body(body: bytes | str | None) -> bytes:
-    """Body bytes from ``bytes``, UTF-8 ``str`` or ``None``."""
-    if body is None:
-        return b""
-    return body.encode() if isinstance(body, str) else bytes(body)
-
-
-def chunked(body: bytes, chunks: int | list[int] | None) -> list[bytes]:
-    """Split a body: ``None`` one chunk, an int the chunk size, a list explicit chunk sizes."""
-    if not body:
-        return []
-    if chunks is None:
-        return [body]
-    if isinstance(chunks, int):
-        if chunks <= 0:
-            raise ValueError("chunk size must be positive")
-        return [body[i : i + chunks] for i in range(0, len(body), chunks)]
-    out, pos = [], 0
-    for size in chunks:
-        out.append(body[pos : pos + size])
-        pos += size
-    if pos < len(body):
-        out.append(body[pos:])
-    return out
-
-
-@dataclass
-class Request:
-    """A downstream request to feed through a filter."""
-
-    headers: HeadersLike = None
-    body: bytes | str | None = None
-    trailers: HeadersLike = None
-    chunks: int | list[int] | None = None
-    """How to split the body into data frames (see :func:`chunked`)."""
-
-
-@dataclass
-class Response:
-    """An upstream response to feed back through the filter."""
-
-    headers: HeadersLike = None
-    body: bytes | str | None = None
-    trailers: HeadersLike = None
-    chunks: int | list[int] | None = None
 
 
 @dataclass

@@ -12,12 +12,13 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from abi import Status
 
 from .errors import ConfigError
 from .http_stream import HttpStream
+from .messages import Message, Request, Response, feed
 
 __all__ = [
     "Scenario",
@@ -46,6 +47,9 @@ _GRPC_RESPONDER_FIELDS = {"cluster", "service", "method", "response"}
 _CONNECTION_FIELDS = {"name", "plugin", "events"}
 
 
+_M = TypeVar("_M", bound=Message)
+
+
 class ScenarioError(ConfigError):
     """A scenario that cannot run: names the field (``where``) and the problem."""
 
@@ -56,20 +60,12 @@ class ScenarioError(ConfigError):
 
 
 @dataclass
-class MessageSpec:
-    """One side of an exchange: headers, body frames and trailers."""
-
-    headers: list[tuple[bytes, bytes]]
-    chunks: list[bytes]
-    trailers: list[tuple[bytes, bytes]] | None
-
-
-@dataclass
 class StreamSpec:
     """One HTTP exchange of a scenario."""
 
-    request: MessageSpec
-    response: MessageSpec | None = None
+    request: Request
+    """The request, as parsed: headers and trailers as lower-cased bytes pairs, the body as bytes."""
+    response: Response | None = None
     name: str = ""
     advance_ms: float = 0.0
     plugin: str | None = None
@@ -434,7 +430,8 @@ def _headers(value: Any, where: str) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def _message(value: Any, where: str) -> MessageSpec:
+def _message(value: Any, where: str, kind: type[_M]) -> _M:
+    """A scenario's ``request``/``response`` mapping, parsed into ``kind`` (:class:`Request` or :class:`Response`)."""
     if not isinstance(value, dict):
         raise ScenarioError(where, "expected a mapping with headers, body or chunks, trailers")
     _no_extra(value, _MESSAGE_FIELDS, where)
@@ -450,7 +447,7 @@ def _message(value: Any, where: str) -> MessageSpec:
     else:
         chunks = []
     trailers = _headers(value["trailers"], f"{where}.trailers") if value.get("trailers") is not None else None
-    return MessageSpec(_headers(value.get("headers"), f"{where}.headers"), chunks, trailers)
+    return kind.from_frames(_headers(value.get("headers"), f"{where}.headers"), chunks, trailers)
 
 
 def _stream(entry: Any, where: str) -> StreamSpec:
@@ -463,8 +460,8 @@ def _stream(entry: Any, where: str) -> StreamSpec:
     if not isinstance(advance, int | float) or isinstance(advance, bool) or advance < 0:
         raise ScenarioError(f"{where}.advance_ms", "expected a non-negative number of milliseconds")
     return StreamSpec(
-        request=_message(entry["request"], f"{where}.request"),
-        response=_message(entry["response"], f"{where}.response") if entry.get("response") is not None else None,
+        request=_message(entry["request"], f"{where}.request", Request),
+        response=_message(entry["response"], f"{where}.response", Response) if entry.get("response") is not None else None,
         name=_str(entry.get("name", ""), f"{where}.name"),
         advance_ms=float(advance),
         plugin=_str(entry["plugin"], f"{where}.plugin") if "plugin" in entry else None,
@@ -508,17 +505,6 @@ def _value(value: Any, where: str) -> Any:
     if isinstance(value, list):
         return [_value(v, f"{where}[{j}]") for j, v in enumerate(value)]
     raise ScenarioError(where, f"expected a string, integer, boolean, {{'base64': ...}} or mapping, got {type(value).__name__}")
-
-
-def _feed(stream: HttpStream, side: str, msg: MessageSpec) -> None:
-    has_trailers = msg.trailers is not None
-    getattr(stream, f"send_{side}_headers")(msg.headers, end_of_stream=not msg.chunks and not has_trailers)
-    for j, chunk in enumerate(msg.chunks):
-        if stream.completed:
-            return
-        getattr(stream, f"send_{side}_body")(chunk, end_of_stream=j == len(msg.chunks) - 1 and not has_trailers)
-    if has_trailers and not stream.completed:
-        getattr(stream, f"send_{side}_trailers")(msg.trailers)
 
 
 def start_plugins(host: Any, module: Any, scenario: Scenario, *, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -586,7 +572,7 @@ def run_scenario(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | None
     for spec in scenario.streams:
         target = by_root.get(spec.plugin, plugin) if spec.plugin is not None else plugin
         stream = target.http_stream()
-        _feed(stream, "request", spec.request)
+        feed(stream, "request", spec.request)
         if spec.advance_ms:
             target.host.advance(spec.advance_ms)
         _maybe_respond(stream, spec)
@@ -601,7 +587,7 @@ def run_scenario(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | None
 
 def _maybe_respond(stream: HttpStream, spec: StreamSpec) -> None:
     if spec.response is not None and not stream.completed and stream.upstream_request.headers is not None and stream.response.received_headers is None:
-        _feed(stream, "response", spec.response)
+        feed(stream, "response", spec.response)
 
 
 def run_connections(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -684,14 +670,14 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]]) -> str:
         r = stream_result(stream, spec)
         title = f"stream {i + 1}" + (f" ({r['name']})" if r.get("name") else "")
         if spec is not None:
-            req = dict(spec.request.headers)
+            req = dict(spec.request.header_pairs())
             title += f": {req.get(b':method', b'?').decode(errors='replace')} {req.get(b':path', b'?').decode(errors='replace')}"
         out.append(title)
         up = r["upstream_request"]
         out.append(" request headers, as upstream received them:")
-        out += _diff(spec.request.headers if spec else [], [(k.encode(), v.encode()) for k, v in up["headers"]] if up else None)
+        out += _diff(spec.request.header_pairs() if spec else [], [(k.encode(), v.encode()) for k, v in up["headers"]] if up else None)
         if up and spec is not None:
-            sent = b"".join(spec.request.chunks)
+            sent = spec.request.body_bytes()
             got = up["body"] if isinstance(up["body"], str) else ""
             if sent.decode(errors="replace") != got:
                 out.append(f"  body: {sent[:60]!r} -> {got[:60]!r}")
@@ -701,7 +687,7 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]]) -> str:
         down = r["downstream_response"]
         if spec is not None and spec.response is not None and not r["local_response"]:
             out.append(" response headers, as the client received them:")
-            out += _diff(spec.response.headers, [(k.encode(), v.encode()) for k, v in down["headers"]] if down else None)
+            out += _diff(spec.response.header_pairs(), [(k.encode(), v.encode()) for k, v in down["headers"]] if down else None)
         elif down:
             out.append(f" client received :status {dict(down['headers']).get(':status')}")
         out.append(" callbacks: " + ", ".join(f"{c['name'].removeprefix('proxy_on_')}={c['action']}" for c in r["callbacks"] if c["action"]))

@@ -18,9 +18,9 @@ The families:
   maps at cpp-host's pair limits (:func:`header_maps_near_limits`). ``adversarial=True`` adds case
   variants, duplicates, stray pseudo-headers, empty, non-ASCII, control-byte and very long values;
   ``vocabulary`` mixes in names (and values) you know the filter looks at.
-* bodies cut at arbitrary frame boundaries (:func:`bodies`, :func:`chunkings`, :func:`messages`) and
-  whole exchanges (:func:`exchanges` gives :class:`Exchange` with an :class:`emulator.Request` and
-  :class:`emulator.Response`).
+* bodies cut at arbitrary frame boundaries (:func:`bodies`, :func:`chunkings`), whole messages
+  (:func:`messages` gives an :class:`emulator.Request` or :class:`emulator.Response`, the model the
+  API and scenario files use) and whole exchanges (:func:`exchanges` gives an :class:`Exchange`).
 * callout answers (:func:`callout_responses`, :func:`grpc_responses`): success, failure, timeout,
   connect failure, odd statuses, or no answer at all.
 * property values that :func:`abi.encode_value` serializes (:func:`property_values`).
@@ -32,7 +32,6 @@ The families:
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import functools
 import itertools
@@ -46,7 +45,7 @@ from hypothesis import strategies as st
 from abi import PAIRS_MAX_BYTES, PAIRS_MAX_COUNT, Status
 from abi.properties import UInt64
 
-from .http_types import Request, Response
+from .messages import Request, Response, scenario_bytes, scenario_headers
 
 __all__ = [
     "COMMON_HEADER_NAMES",
@@ -56,7 +55,6 @@ __all__ = [
     "FaultPlan",
     "FaultRule",
     "GrpcResponse",
-    "Message",
     "bodies",
     "callout_responses",
     "chunkings",
@@ -436,45 +434,6 @@ def chunkings(draw: st.DrawFn, body: bytes, *, max_chunks: int = 6, empty_chunks
     return [body[a:b] for a, b in itertools.pairwise(points)]
 
 
-@dataclass
-class Message:
-    """One side of an exchange: headers, data frames (``chunks``) and optional trailers.
-
-    ``end_of_stream`` goes where Envoy puts it: on the headers when there are neither frames nor
-    trailers, else on the last frame (which may be empty), else on the trailers.
-    """
-
-    headers: Pairs
-    chunks: list[bytes] = field(default_factory=list)
-    trailers: Pairs | None = None
-
-    @property
-    def body(self) -> bytes:
-        """The frames joined."""
-        return b"".join(self.chunks)
-
-    def chunk_sizes(self) -> list[int]:
-        """Frame sizes, as :class:`emulator.Request` ``chunks`` takes them."""
-        return [len(c) for c in self.chunks]
-
-    def to_request(self) -> Request:
-        """As an :class:`emulator.Request` (an all-empty body loses its empty frame)."""
-        return Request(self.headers, self.body, self.trailers, self.chunk_sizes() or None)
-
-    def to_response(self) -> Response:
-        """As an :class:`emulator.Response`."""
-        return Response(self.headers, self.body, self.trailers, self.chunk_sizes() or None)
-
-    def to_scenario(self) -> dict[str, Any]:
-        """The scenario-file form of this message."""
-        out: dict[str, Any] = {"headers": scenario_headers(self.headers)}
-        if self.chunks:
-            out["chunks"] = [scenario_bytes(c) for c in self.chunks]
-        if self.trailers is not None:
-            out["trailers"] = scenario_headers(self.trailers)
-        return out
-
-
 @_cached
 def messages(
     kind: str = "request",
@@ -484,18 +443,20 @@ def messages(
     adversarial: bool = False,
     max_body: int = 128,
     max_chunks: int = 6,
-) -> st.SearchStrategy[Message]:
-    """A request (``kind="request"``) or response message with body frames and maybe trailers."""
+) -> st.SearchStrategy[Request | Response]:
+    """A :class:`emulator.Request` (``kind="request"``) or :class:`emulator.Response` with body
+    frames cut at arbitrary boundaries (empty ones too) and maybe trailers."""
     heads = request_headers if kind == "request" else response_headers
     headers = heads(vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial)
     body = bodies(max_size=max_body, adversarial=adversarial, vocabulary=value_vocabulary)
     tr = st.one_of(st.none(), trailers(vocabulary=vocabulary, adversarial=adversarial))
+    cls = Request if kind == "request" else Response
 
     @st.composite
-    def draw_message(draw: st.DrawFn) -> Message:
+    def draw_message(draw: st.DrawFn) -> Request | Response:
         h = draw(headers)
-        chunks = draw(chunkings(draw(body), max_chunks=max_chunks))
-        return Message(h, chunks, draw(tr))
+        frames = draw(chunkings(draw(body), max_chunks=max_chunks))
+        return cls.from_frames(h, frames, draw(tr))
 
     return draw_message()
 
@@ -504,31 +465,31 @@ def messages(
 class Exchange:
     """One generated HTTP exchange: the request, the upstream response (or ``None``), and a pause."""
 
-    request_message: Message
-    response_message: Message | None = None
+    request: Request
+    response: Response | None = None
     advance_ms: float = 0.0
     """Virtual time to let pass after the request (ticks and callout timeouts fire)."""
 
     @property
-    def request(self) -> Request:
-        """The request as an :class:`emulator.Request`."""
-        return self.request_message.to_request()
+    def request_message(self) -> Request:
+        """The same as :attr:`request` (its older name)."""
+        return self.request
 
     @property
-    def response(self) -> Response | None:
-        """The response as an :class:`emulator.Response`, or ``None``."""
-        return self.response_message.to_response() if self.response_message is not None else None
+    def response_message(self) -> Response | None:
+        """The same as :attr:`response` (its older name)."""
+        return self.response
 
     def to_scenario(self, name: str = "") -> dict[str, Any]:
         """One entry of a scenario file's ``streams``."""
         out: dict[str, Any] = {}
         if name:
             out["name"] = name
-        out["request"] = self.request_message.to_scenario()
+        out["request"] = self.request.to_scenario()
         if self.advance_ms:
             out["advance_ms"] = self.advance_ms
-        if self.response_message is not None:
-            out["response"] = self.response_message.to_scenario()
+        if self.response is not None:
+            out["response"] = self.response.to_scenario()
         return out
 
 
@@ -905,24 +866,3 @@ def fault_plans(functions: Iterable[str] | None = None, *, max_rules: int = 3, m
     """Host fault plans: up to ``max_rules`` :class:`FaultRule` (shrinks toward no faults)."""
     fns = list(functions) if functions is not None else None
     return st.lists(fault_rules(fns), min_size=min_rules, max_size=max_rules).map(lambda rules: FaultPlan(tuple(rules)))
-
-
-# -- scenario-file encoding ------------------------------------------------------------------------
-
-
-def scenario_bytes(data: bytes) -> Any:
-    """Bytes as a scenario file spells them: text if valid UTF-8, else ``{"base64": ...}``."""
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return {"base64": base64.b64encode(data).decode()}
-
-
-def scenario_headers(pairs: Iterable[tuple[bytes | str, bytes | str]]) -> list[list[Any]]:
-    """Header pairs as a scenario file's ``[[name, value], ...]`` (duplicates and order kept)."""
-    out = []
-    for k, v in pairs:
-        name = k.decode(errors="surrogateescape") if isinstance(k, bytes | bytearray) else k
-        value = v.encode() if isinstance(v, str) else bytes(v)
-        out.append([name, scenario_bytes(value)])
-    return out
