@@ -16,7 +16,8 @@ from typing import Any
 
 from .headers import HeadersLike
 from .http_stream import HttpStream
-from .http_types import HttpMessage, LocalResponse, Request, Response, as_body, chunked
+from .http_types import HttpMessage, LocalResponse, Request, Response
+from .messages import feed
 from .plugin import Plugin
 
 __all__ = ["ChainedStream", "FilterChain"]
@@ -36,11 +37,10 @@ class FilterChain:
 
     def http_exchange(self, request: Request | HeadersLike = None, response: Response | HeadersLike = None) -> ChainedStream:
         """One whole exchange through the chain (see :meth:`Plugin.http_exchange`)."""
-        req = request if isinstance(request, Request) else Request(headers=request)
         stream = self.http_stream()
-        _feed(stream, "request", req)
+        feed(stream, "request", request)
         if response is not None and not stream.completed and stream.upstream_request.headers is not None:
-            _feed(stream, "response", response if isinstance(response, Response) else Response(headers=response))
+            feed(stream, "response", response)
         stream.complete()
         return stream
 
@@ -117,15 +117,3 @@ class ChainedStream:
             s.finish_phase("log")
         for s in self.streams:
             s.finish_phase("destroy")
-
-
-def _feed(stream: ChainedStream, side: str, msg: Request | Response) -> None:
-    parts = chunked(as_body(msg.body), msg.chunks)
-    has_trailers = msg.trailers is not None
-    getattr(stream, f"send_{side}_headers")(msg.headers, end_of_stream=not parts and not has_trailers)
-    for i, part in enumerate(parts):
-        if stream.completed:
-            return
-        getattr(stream, f"send_{side}_body")(part, end_of_stream=i == len(parts) - 1 and not has_trailers)
-    if has_trailers and not stream.completed:
-        getattr(stream, f"send_{side}_trailers")(msg.trailers)

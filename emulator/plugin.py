@@ -11,8 +11,8 @@ from .buffer import Buffer
 from .contexts import CallInputs, ContextBase
 from .errors import CallbackError, PluginStartError
 from .headers import HeadersLike
-from .http_types import Request, Response, as_body, chunked
 from .logs import LogRecord
+from .messages import Request, Response, feed
 from .stream_info import ConnectionInfo
 
 if TYPE_CHECKING:
@@ -156,12 +156,10 @@ class Plugin(ContextBase):
         ``request``/``response`` are :class:`Request`/:class:`Response` or just headers. Bodies are
         split by their ``chunks`` setting; ``end_of_stream`` is set where Envoy would set it.
         """
-        req = request if isinstance(request, Request) else Request(headers=request)
         stream = self.http_stream(connection=connection)
-        _feed(stream, "request", req.headers, as_body(req.body), req.trailers, req.chunks)
+        feed(stream, "request", request)
         if response is not None and not stream.completed and stream.upstream_request.headers is not None:
-            resp = response if isinstance(response, Response) else Response(headers=response)
-            _feed(stream, "response", resp.headers, as_body(resp.body), resp.trailers, resp.chunks)
+            feed(stream, "response", response)
         stream.complete()
         return stream
 
@@ -268,17 +266,3 @@ def _policy(value: FailurePolicy | str) -> FailurePolicy:
         return FailurePolicy[name]
     except KeyError:
         raise ValueError(f"unknown fail policy {value!r}: use FAIL_CLOSED, FAIL_OPEN or FAIL_RELOAD") from None
-
-
-def _feed(stream: HttpStream, side: str, headers: HeadersLike, body: bytes, trailers: HeadersLike, chunks: int | list[int] | None) -> None:
-    parts = chunked(body, chunks)
-    has_trailers = trailers is not None
-    send_headers = getattr(stream, f"send_{side}_headers")
-    send_body = getattr(stream, f"send_{side}_body")
-    send_headers(headers, end_of_stream=not parts and not has_trailers)
-    for i, part in enumerate(parts):
-        if stream.completed:
-            return
-        send_body(part, end_of_stream=i == len(parts) - 1 and not has_trailers)
-    if has_trailers and not stream.completed:
-        getattr(stream, f"send_{side}_trailers")(trailers)
