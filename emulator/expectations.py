@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from abi import HOST_FUNCTIONS, Status
+
 from .errors import EmulatorError
 
 __all__ = ["ANY", "ExpectationError", "Expectations", "ExpectedCall"]
@@ -48,9 +50,15 @@ class ExpectedCall:
     seen: int = 0
 
     def returns(self, status: int | None = None, *, data: bytes | str | None = None) -> ExpectedCall:
-        """Answer with ``status`` (and, for ``ptr**`` calls, ``data``) instead of the real host."""
-        from abi import Status
+        """Answer with ``status`` (and, for ``ptr**`` calls, ``data``) instead of the real host.
 
+        ``data`` needs a function that returns data through a ``ptr**`` out-parameter (a copy-out
+        pair of the ABI table, e.g. ``proxy_get_property``); for any other it raises ValueError.
+        """
+        sig = HOST_FUNCTIONS.get(self.function)
+        if data is not None and sig is not None and not sig.copy_outs:
+            returning = ", ".join(n for n, s in HOST_FUNCTIONS.items() if s.copy_outs)
+            raise ValueError(f"{self.function} returns no data through a ptr** out-parameter, so returns(data=...) cannot apply; these do: {returning}")
         self.status = int(status) if status is not None else (Status.Ok if data is not None else None)
         self.data = data.encode() if isinstance(data, str) else data
         return self

@@ -49,21 +49,19 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from abi import (
+    ALLOCATOR_IMPORTS,
     HOST_FUNCTIONS,
+    START_IMPORTS,
     WASI_FUNCTIONS,
-    BufferType,
-    LogLevel,
-    MapType,
-    MetricType,
     Status,
-    StreamType,
     WasiErrno,
     callbacks_for,
     encode_pairs,
     encode_path,
+    roles,
 )
 from abi.signatures import Signature
 
@@ -73,7 +71,6 @@ from .host import Host
 from .http_types import Request, Response
 from .leb128 import encode_uleb
 from .program import Program
-from .vm import ALLOCATOR_IMPORTS, START_IMPORTS
 
 __all__ = [
     "ALLOCATORS",
@@ -128,56 +125,18 @@ COUNTER_VALUE = 5
 GAUGE_VALUE = 42
 CLUSTER = b"hardening-cluster"
 
-_STATUSES = frozenset(int(s) for s in Status)
-_ERRNOS = frozenset(int(e) for e in WasiErrno)
-_ENUM_LIMITS = {
-    "map_type": max(MapType),
-    "buffer_type": max(BufferType),
-    "stream_type": max(StreamType),
-    "metric_type": max(MetricType),
-    "level": max(LogLevel),
+_ENUM_LIMITS: dict[tuple[str, str], int] = {
+    (name, p.name): p.enum_max for name, sig in HOST_FUNCTIONS.items() for p in sig.parameters if p.enum_max is not None
 }
-_COPY_OUT = frozenset(
-    {
-        "proxy_get_configuration",
-        "proxy_get_status",
-        "proxy_get_property",
-        "proxy_get_buffer_bytes",
-        "proxy_get_header_map_pairs",
-        "proxy_get_header_map_value",
-        "proxy_get_shared_data",
-        "proxy_dequeue_shared_queue",
-        "proxy_call_foreign_function",
-    }
-)
+"""``(function, parameter) -> largest valid value`` of every enum the host checks (from the ABI table)."""
+_KNOWN = {Status: frozenset(map(int, Status)), WasiErrno: frozenset(map(int, WasiErrno))}
+"""Every value of a status type, whatever the function."""
+_COPY_OUT = frozenset(name for name, sig in HOST_FUNCTIONS.items() if sig.allocates)
 """Host functions that may call the guest allocator (they return data through ``ptr**``)."""
-_READS_FIRST = frozenset(
-    {
-        "proxy_log",
-        "proxy_get_property",
-        "proxy_set_property",
-        "proxy_set_buffer_bytes",
-        "proxy_set_header_map_pairs",
-        "proxy_get_header_map_value",
-        "proxy_add_header_map_value",
-        "proxy_replace_header_map_value",
-        "proxy_remove_header_map_value",
-        "proxy_send_local_response",
-        "proxy_http_call",
-        "proxy_grpc_call",
-        "proxy_grpc_stream",
-        "proxy_grpc_send",
-        "proxy_get_shared_data",
-        "proxy_set_shared_data",
-        "proxy_register_shared_queue",
-        "proxy_resolve_shared_queue",
-        "proxy_enqueue_shared_queue",
-        "proxy_define_metric",
-        "proxy_call_foreign_function",
-    }
-)
-"""Host functions that read every input buffer before anything else but the enum check (cpp-host's
-``getMemory`` at the top of the call): a buffer outside memory must give InvalidMemoryAccess."""
+_READS_FIRST = frozenset(name for name, sig in HOST_FUNCTIONS.items() if any(p.role == roles.IN for p in sig.parameters))
+"""Host functions with an input range (``in`` in the ABI table): each reads every input buffer before
+anything else but the enum check (cpp-host's ``getMemory`` at the top of the call), so a buffer
+outside memory must give InvalidMemoryAccess."""
 
 
 # ================================================================================================
@@ -372,21 +331,17 @@ def _payload_catalog() -> dict[str, list[bytes]]:
     }
 
 
-_ROLE = {
+_ROLE = {  # by input name; pairs and property paths come from the ABI table (see _FORMATS)
     "msg": "bytes",
-    "path": "path",
+    "path": "path",  # also WASI path arguments
     "value": "bytes",
     "data": "bytes",
-    "pairs": "pairs",
     "key": "string",
     "details": "bytes",
     "body": "bytes",
-    "headers": "pairs",
     "upstream": "string",
-    "trailers": "pairs",
     "service": "string",
     "method": "string",
-    "initial_md": "pairs",
     "name": "string",
     "vm_id": "vm_id",
     "args": "bytes",
@@ -394,8 +349,6 @@ _ROLE = {
     "old_path": "string",
     "new_path": "string",
     "buf": "bytes",
-    "ri_data": "bytes",
-    "si_data": "bytes",
 }
 
 
@@ -760,8 +713,8 @@ def _scalar(ch: Chooser, name: str, function: str, hostile: bool, phase: str) ->
             return ch.choice(sane)
         return ch.integer(0, U32) if ch.integer(0, 4) == 0 else ch.choice(nasty)
 
-    if name in _ENUM_LIMITS:
-        limit = int(_ENUM_LIMITS[name])
+    limit = _ENUM_LIMITS.get((function, name))
+    if limit is not None:
         if not hostile:
             if name == "map_type" and phase in _PHASE_MAP and ch.integer(0, 3):
                 return ch.choice(_PHASE_MAP[phase])
@@ -834,37 +787,51 @@ def _function_weight(name: str, phase: str) -> float:
     return 1.0
 
 
+_FORMATS = {(name, p.name.removesuffix("_ptr")): p.format for name, sig in HOST_FUNCTIONS.items() for p in sig.parameters if p.format is not None}
+"""``(function, input) -> wire format`` (``pairs`` or ``path``, from the ABI table): the payloads of that name."""
+
+
 def _role(function: str, base: str) -> str:
     if "header_map" in function and base == "key":
         return "header_key"
-    return _ROLE_BY_CALL.get((function, base)) or _ROLE.get(base, "bytes")
+    return _ROLE_BY_CALL.get((function, base)) or _FORMATS.get((function, base)) or _ROLE.get(base, "bytes")
 
 
-_OUT_NAMES = frozenset({"environ_ptrs", "environ_buf", "argv", "argv_buf", "subs", "events", "buf", "path"})
-_U64_OUT = frozenset({"ret_time", "ret_value", "ret_newoffset", "ret_offset", "ret_res"})
+class _Slot(NamedTuple):
+    """How one argument (or pointer/size pair) of a call is drawn, from its role in the ABI table."""
+
+    kind: str
+    """``i64``, ``in`` (a ptr/size pair), ``iovecs`` (ptr/count), ``out`` (an out-pointer) or ``scalar``."""
+    name: str
+    """The parameter's name (a pair with a ``_ptr`` pointer is named without it)."""
+    count: int
+    """How many parameters it takes (2 for a pair)."""
+    width: int = 4
+    """For ``out``: how many bytes the host writes there."""
 
 
-def _param_kinds(sig: Signature) -> list[tuple[str, str, int]]:
-    """How each parameter is drawn: ``(kind, name, count)`` with kind ``i64``, ``in`` (a ptr/size
-    pair), ``iovecs`` (ptr/count), ``out`` (an out-pointer) or ``scalar``."""
-    names, types = sig.param_names, sig.params
+_OUT_ROLES = frozenset({roles.OUT, roles.COPY_OUT, roles.SIZE_OUT, roles.MEM})
+"""Drawn as out-pointers: copy-out slots are two u32 out-pointers; ``mem`` arrays get a 4-byte one."""
+
+
+def _param_kinds(sig: Signature) -> list[_Slot]:
+    """How each parameter of ``sig`` is drawn (see :class:`_Slot`)."""
     out = []
     i = 0
-    while i < len(names):
-        name, ty = names[i], types[i]
-        nxt = names[i + 1] if i + 1 < len(names) else ""
-        base = name[:-4] if name.endswith("_ptr") else name
-        if ty == "i64":
-            out.append(("i64", name, 1))
-        elif name == "iovs":
-            out.append(("iovecs", name, 2))
-        elif ((name.endswith("_ptr") and nxt == base + "_size") or nxt == name + "_len") and not name.startswith("ret"):
-            out.append(("in", base, 2))
-        elif name.startswith("ret") or name in _OUT_NAMES:
-            out.append(("out", name, 1))
+    params = sig.parameters
+    while i < len(params):
+        p = params[i]
+        if p.type == "i64":
+            out.append(_Slot("i64", p.name, 1))
+        elif p.role == roles.IOV:
+            out.append(_Slot("iovecs", p.name, 2))
+        elif p.role in (roles.IN, roles.BUF):  # a buffer the host fills is drawn like an input: a range that may be hostile
+            out.append(_Slot("in", p.name.removesuffix("_ptr"), 2))
+        elif p.role in _OUT_ROLES:
+            out.append(_Slot("out", p.name, 1, p.width or 4))
         else:
-            out.append(("scalar", name, 1))
-        i += out[-1][2]
+            out.append(_Slot("scalar", p.name, 1))
+        i += out[-1].count
     return out
 
 
@@ -872,7 +839,7 @@ def _tags(sig: Signature, args: Sequence[int], mem: int = MEM) -> frozenset[str]
     """What is hostile about ``args`` for a linear memory of ``mem`` bytes (the initial size by default)."""
     tags: set[str] = set()
     pos = 0
-    for kind, name, count in _param_kinds(sig):
+    for kind, name, count, width in _param_kinds(sig):
         a = args[pos : pos + count]
         pos += count
         if kind == "in":
@@ -882,10 +849,11 @@ def _tags(sig: Signature, args: Sequence[int], mem: int = MEM) -> frozenset[str]
         elif kind == "iovecs":
             tags.add("iovecs")
         elif kind == "out":
-            width = 8 if name in _U64_OUT else 4
             tags.add("out_valid" if a[0] + width <= mem else "out_oob")
-        elif kind == "scalar" and name in _ENUM_LIMITS and a[0] > _ENUM_LIMITS[name]:
-            tags.add("bad_enum")
+        elif kind == "scalar":
+            limit = _ENUM_LIMITS.get((sig.name, name))
+            if limit is not None and a[0] > limit:
+                tags.add("bad_enum")
     return frozenset(tags)
 
 
@@ -902,7 +870,7 @@ def draw_call(ch: Chooser, *, module: str | None = None, function: str | None = 
     def hostile() -> bool:
         return ch.integer(0, 99) < hostility
 
-    for kind, name, _ in _param_kinds(sig):
+    for kind, name, _, width in _param_kinds(sig):
         if kind == "i64":
             if hostile():
                 args.append(ch.choice(_I64_POOL) if ch.integer(0, 3) else ch.integer(-(1 << 63), (1 << 63) - 1))
@@ -917,7 +885,7 @@ def draw_call(ch: Chooser, *, module: str | None = None, function: str | None = 
             else:
                 args += list(_LAYOUT.iovecs[0])
         elif kind == "out":
-            args.append(_out_ptr(ch, 8 if name in _U64_OUT else 4, hostile())[0])
+            args.append(_out_ptr(ch, width, hostile())[0])
         else:
             args.append(_scalar(ch, name, function, hostile(), phase))
     return HostCall(module, function, tuple(args), _tags(sig, args))
@@ -1421,16 +1389,15 @@ def _check_statuses(plan: GuestPlan, result: PlanResult) -> None:
         sig = call.signature
         if not sig.results:
             continue
-        if call.module != "env":
-            if status not in _ERRNOS:
-                result.problems.append(f"{where}: returned {status}, not a WASI errno the host uses")
+        if sig.status_type is not None and status not in _KNOWN[sig.status_type]:
+            kind = "a proxy-wasm status" if sig.status_type is Status else "a WASI errno the host uses"
+            result.problems.append(f"{where}: returned {status}, not {kind}")
             continue
-        if call.function == "pthread_equal":
-            if status not in (0, 1):
-                result.problems.append(f"{where}: pthread_equal returned {status}")
+        if status not in sig.answers:  # Ok, the table's statuses, and the bad-pointer status for pointer calls
+            expected = ", ".join(_status_name(call, a) for a in sorted(sig.answers))
+            result.problems.append(f"{where}: returned {_status_name(call, status)}, which the ABI table does not list (expected {expected})")
             continue
-        if status not in _STATUSES:
-            result.problems.append(f"{where}: returned {status}, not a proxy-wasm status")
+        if sig.status_type is not Status:
             continue
         if "bad_enum" in tags:
             allowed = {Status.BadArgument}
@@ -1579,7 +1546,7 @@ def run_plan(plan: GuestPlan, *, engine: str = "wasmtime", wasm: bytes | None = 
 
 
 def _status_name(call: HostCall, status: int) -> str:
-    if call.module == "env" and call.signature.results and call.function != "pthread_equal":
+    if call.module == "env" and call.signature.results and call.signature.status_type is not None:
         try:
             return Status(status).name
         except ValueError:

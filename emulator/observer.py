@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from abi import HOST_FUNCTIONS, Status
+
 from .engines import MemoryAccessError
 from .trace import TraceEntry, decode_call, decode_results
 
@@ -65,11 +67,10 @@ def _run(vm: Vm, name: str, impl: Callable[..., Any], args: tuple[int, ...], fau
 
 
 def _answer(vm: Vm, name: str, args: tuple[int, ...], data: bytes) -> int:
-    """Return injected data through the call's ``ret_ptr``/``ret_size`` out-pointers."""
-    from abi import HOST_FUNCTIONS, Status
-
-    names = HOST_FUNCTIONS[name].param_names
-    ptr_i = next((i for i, n in enumerate(names) if n.startswith("ret") and n.endswith("_ptr")), None)
-    if ptr_i is None or ptr_i + 1 >= len(names):
+    """Return injected data through the call's ``ptr**``/``size*`` out-pointers (the first copy-out
+    pair of the ABI table; a call without one just answers Ok)."""
+    pairs = HOST_FUNCTIONS[name].copy_outs
+    if not pairs:
         return Status.Ok
-    return vm.program.calls.copy_out(data, args[ptr_i], args[ptr_i + 1])
+    ptr_i, size_i = pairs[0]
+    return vm.program.calls.copy_out(data, args[ptr_i], args[size_i])

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from abi import LogLevel, Status, WasiErrno, detect_abi, import_table
+from abi import LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
 
 from .engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
 from .engines._codegen import build
@@ -170,12 +170,7 @@ def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int,
 
 
 def _restricted(vm: Vm, name: str) -> RestrictedHostCall:
-    from .vm import ALLOCATOR_IMPORTS
-
-    if vm.allowed_imports == ALLOCATOR_IMPORTS:
-        allowed = "proxy_log, fd_write, clock_time_get and poll_oneoff"
-    else:
-        allowed = "proxy_log, emscripten_notify_memory_growth and WASI calls other than fd_read, fd_seek, fd_close, sched_yield, proc_exit and path_open"
+    allowed = allowed_imports_text(vm.allowed_imports)
     return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {allowed} (the call traps in Envoy)")
 
 

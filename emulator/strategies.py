@@ -42,7 +42,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from abi import PAIRS_MAX_BYTES, PAIRS_MAX_COUNT, Status
+from abi import PAIRS_MAX_BYTES, PAIRS_MAX_COUNT, Status, fault_statuses
 from abi.properties import UInt64
 
 from .messages import Request, Response, scenario_bytes, scenario_headers
@@ -723,52 +723,8 @@ def plugin_configs_from_schema(schema: dict[str, Any] | bool, **kwargs: Any) -> 
 
 # -- host fault plans ------------------------------------------------------------------------------
 
-_GENERIC = (Status.InternalFailure, Status.BadArgument)
-FAULT_STATUSES: dict[str, tuple[Status, ...]] = {
-    "proxy_log": (Status.BadArgument,),
-    "proxy_get_log_level": (Status.InternalFailure,),
-    "proxy_get_current_time_nanoseconds": (Status.InternalFailure,),
-    "proxy_set_tick_period_milliseconds": _GENERIC,
-    "proxy_get_configuration": (Status.NotFound, Status.InternalFailure),
-    "proxy_get_status": (Status.NotFound,),
-    "proxy_get_property": (Status.NotFound, Status.SerializationFailure, Status.InternalFailure),
-    "proxy_set_property": (Status.NotFound, Status.BadArgument, Status.SerializationFailure),
-    "proxy_get_buffer_bytes": (Status.NotFound, Status.BadArgument),
-    "proxy_get_buffer_status": (Status.NotFound, Status.BadArgument),
-    "proxy_set_buffer_bytes": (Status.NotFound, Status.BadArgument),
-    "proxy_get_header_map_pairs": (Status.NotFound, Status.BadArgument),
-    "proxy_set_header_map_pairs": (Status.NotFound, Status.BadArgument),
-    "proxy_get_header_map_value": (Status.NotFound, Status.BadArgument),
-    "proxy_add_header_map_value": (Status.NotFound, Status.BadArgument),
-    "proxy_replace_header_map_value": (Status.NotFound, Status.BadArgument),
-    "proxy_remove_header_map_value": (Status.NotFound, Status.BadArgument),
-    "proxy_get_header_map_size": (Status.NotFound, Status.BadArgument),
-    "proxy_send_local_response": _GENERIC,
-    "proxy_continue_request": (Status.NotFound, Status.Unimplemented),
-    "proxy_continue_response": (Status.NotFound, Status.Unimplemented),
-    "proxy_continue_stream": (Status.NotFound, Status.BadArgument, Status.Unimplemented),
-    "proxy_close_stream": (Status.NotFound, Status.BadArgument, Status.Unimplemented),
-    "proxy_clear_route_cache": (Status.NotFound,),
-    "proxy_http_call": (Status.BadArgument, Status.InternalFailure),
-    "proxy_grpc_call": (Status.BadArgument, Status.InternalFailure, Status.ParseFailure),
-    "proxy_grpc_stream": (Status.BadArgument, Status.InternalFailure, Status.ParseFailure),
-    "proxy_grpc_send": (Status.NotFound, Status.BadArgument),
-    "proxy_grpc_cancel": (Status.NotFound,),
-    "proxy_grpc_close": (Status.NotFound,),
-    "proxy_get_shared_data": (Status.NotFound,),
-    "proxy_set_shared_data": (Status.CasMismatch, Status.InternalFailure),
-    "proxy_register_shared_queue": _GENERIC,
-    "proxy_resolve_shared_queue": (Status.NotFound,),
-    "proxy_enqueue_shared_queue": (Status.NotFound,),
-    "proxy_dequeue_shared_queue": (Status.Empty, Status.NotFound),
-    "proxy_define_metric": _GENERIC,
-    "proxy_increment_metric": (Status.NotFound, Status.BadArgument),
-    "proxy_record_metric": (Status.NotFound, Status.BadArgument),
-    "proxy_get_metric": (Status.NotFound, Status.BadArgument),
-    "proxy_set_effective_context": (Status.BadArgument,),
-    "proxy_done": (Status.NotFound,),
-    "proxy_call_foreign_function": (Status.NotFound, Status.BadArgument, Status.InternalFailure),
-}
+FAULT_STATUSES: dict[str, tuple[Status, ...]] = {name: tuple(Status(int(v)) for v in statuses) for name, statuses in fault_statuses().items()}
+"""The error statuses each host call can answer in Envoy (abi/signatures.py ``!`` column): what fault injection draws."""
 """Plausible error statuses per host function (what Envoy and cpp-host can actually return)."""
 
 

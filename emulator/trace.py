@@ -9,19 +9,18 @@ failure reports), exports as JSON, and compares with another trace for golden te
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from abi import HOST_FUNCTIONS, BufferType, LogLevel, MapType, MetricType, Status, StreamType, decode_pairs, decode_path
+from abi import HOST_FUNCTIONS, Signature, Status, decode_pairs, decode_path
+from abi.roles import COPY_OUT, ENUM, IN, OUT
 
 if TYPE_CHECKING:
     from .vm import Vm
 
 __all__ = ["Trace", "TraceEntry", "decode_call"]
-
-_PAIR_ARGS = {"headers", "trailers", "pairs", "initial_md"}
-_ENUMS = {"map_type": MapType, "buffer_type": BufferType, "level": LogLevel, "stream_type": StreamType, "metric_type": MetricType}
-_U64_OUT = {"ret_time", "ret_value"}
 
 
 def _text(raw: bytes) -> Any:
@@ -31,82 +30,91 @@ def _text(raw: bytes) -> Any:
         return raw
 
 
-def _value(name: str, raw: bytes) -> Any:
-    if name in _PAIR_ARGS:
+def _value(fmt: str | None, raw: bytes) -> Any:
+    if fmt == "pairs":
         return [(_text(k), _text(v)) for k, v in decode_pairs(raw)]
-    if name == "path":
+    if fmt == "path":
         return [_text(s) for s in decode_path(raw)]
     return _text(raw)
 
 
-def _plan(function: str) -> list[tuple[str, int, int | None]]:
-    """How to decode each argument: ``(name, index, size index or None)``."""
-    sig = HOST_FUNCTIONS[function]
-    names = sig.param_names
+@dataclass(frozen=True)
+class _Arg:
+    """How one argument of a call is decoded, from its role in the ABI table."""
+
+    name: str
+    """The argument's name in a trace (a pair is named after its pointer without ``_ptr``)."""
+    index: int
+    size_index: int | None
+    role: str
+    enum: Any = None
+    width: int | None = None
+    format: str | None = None
+
+    @property
+    def result_key(self) -> str:
+        """The key of an out-parameter in :attr:`TraceEntry.results` (``ret_ptr`` gives ``data``)."""
+        return "data" if self.name == "ret" else self.name.removeprefix("ret_")
+
+
+def _plan(sig: Signature) -> tuple[_Arg, ...]:
+    """How to decode each argument of ``sig``: a pair is one argument, its size is not another."""
     plan = []
-    skip = set()
-    for i, name in enumerate(names):
-        if i in skip:
-            continue
-        if name.endswith("_ptr") and i + 1 < len(names) and names[i + 1] == name[:-4] + "_size":
-            plan.append((name[:-4], i, i + 1))
-            skip.add(i + 1)
-        else:
-            plan.append((name, i, None))
-    return plan
+    for i, p in enumerate(sig.parameters):
+        if p.role in (IN, COPY_OUT):
+            plan.append(_Arg(p.name.removesuffix("_ptr"), i, p.pair, p.role, format=p.format))
+        elif p.pair is None:
+            plan.append(_Arg(p.name, i, None, p.role, p.enum, p.width))
+    return tuple(plan)
 
 
-_PLANS: dict[str, list[tuple[str, int, int | None]]] = {}
+_PLANS: Mapping[str, tuple[_Arg, ...]] = MappingProxyType({name: _plan(sig) for name, sig in HOST_FUNCTIONS.items()})
+"""Every ``env`` function's decoding plan, built once from the ABI table (read-only)."""
 
 
 def decode_call(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
     """The arguments of a host call as a filter author reads them (before the call runs)."""
-    plan = _PLANS.get(function)
-    if plan is None:
-        plan = _PLANS[function] = _plan(function)
     out: dict[str, Any] = {}
     mem = vm.memory
-    for name, i, size_i in plan:
-        if name.startswith("ret"):
+    for a in _PLANS[function]:
+        if a.role in (OUT, COPY_OUT):
             continue
-        if size_i is None:
-            enum = _ENUMS.get(name)
-            value = args[i]
-            if enum is not None:
+        if a.size_index is None:
+            value = args[a.index]
+            if a.role == ENUM:
                 try:
-                    value = enum(value).name
+                    value = a.enum(value).name
                 except ValueError:
                     pass
-            out[name] = value
+            out[a.name] = value
             continue
-        ptr, size = args[i], args[size_i]
+        ptr, size = args[a.index], args[a.size_index]
         try:
             raw = mem.read(ptr, size) if size else b""
         except Exception:
-            out[name] = f"<invalid pointer {ptr}+{size}>"
+            out[a.name] = f"<invalid pointer {ptr}+{size}>"
             continue
-        out[name] = _value(name, raw)
+        out[a.name] = _value(a.format, raw)
     return out
 
 
 def decode_results(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
     """What the host wrote through the out-pointers (after an Ok call)."""
-    plan = _PLANS.get(function) or _plan(function)
     out: dict[str, Any] = {}
     mem = vm.memory
-    for name, i, size_i in plan:
-        if not name.startswith("ret"):
+    for a in _PLANS[function]:
+        if a.role not in (OUT, COPY_OUT):
             continue
         try:
-            if size_i is not None:
-                ptr, size = mem.u32(args[i]), mem.u32(args[size_i])
-                out["data" if name == "ret" else name.removeprefix("ret_")] = _text(mem.read(ptr, size)) if size else ""
-            elif name in _U64_OUT:
-                out[name.removeprefix("ret_")] = mem.u64(args[i])
+            if a.role == COPY_OUT:
+                ptr, size = mem.u32(args[a.index]), mem.u32(args[a.size_index])
+                out[a.result_key] = _text(mem.read(ptr, size)) if size else ""
+            elif a.width == 8:
+                out[a.result_key] = mem.u64(args[a.index])
             else:
-                out[name.removeprefix("ret_")] = mem.u32(args[i])
+                out[a.result_key] = mem.u32(args[a.index])
         except Exception:
-            out[name] = "<unreadable>"
+            out[a.name] = "<unreadable>"
     return out
 
 

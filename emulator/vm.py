@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from abi import LogLevel, callbacks_for
+from abi import ALLOCATOR_IMPORTS, START_IMPORTS, LogLevel, callbacks_for
 from abi.signatures import INTEGRATION_EXPORTS
 
 from .buffer import Buffer
@@ -30,20 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ALLOCATOR_IMPORTS", "START_IMPORTS", "Vm", "VmFailedError"]
 
-_WASI_START = (
-    "fd_write args_sizes_get args_get environ_sizes_get environ_get clock_time_get clock_res_get random_get "
-    "poll_oneoff fd_fdstat_get fd_fdstat_set_flags fd_advise fd_allocate fd_datasync fd_fdstat_set_rights "
-    "fd_filestat_get fd_filestat_set_size fd_filestat_set_times fd_pread fd_prestat_dir_name fd_prestat_get "
-    "fd_pwrite fd_readdir fd_renumber fd_sync fd_tell path_create_directory path_filestat_get "
-    "path_filestat_set_times path_link path_readlink path_remove_directory path_rename path_symlink "
-    "path_unlink_file sock_accept sock_recv sock_send sock_shutdown"
-)
-START_IMPORTS = frozenset({"proxy_log", "emscripten_notify_memory_growth", *_WASI_START.split()})
-"""Imports cpp-host allows during ``_initialize``/``_start``/``main`` (abi-spec.md §2.1)."""
 _CONSOLE_TAIL = 4096
 _FUEL_BUDGET = 1 << 60
-ALLOCATOR_IMPORTS = frozenset({"proxy_log", "fd_write", "clock_time_get", "poll_oneoff"})
-"""Imports cpp-host allows while the guest allocator runs."""
 
 
 class VmFailedError(EmulatorError):
