@@ -137,9 +137,42 @@ class Wasi:
     def _notsup(self, *_: int) -> int:
         return E.NOTSUP
 
-    path_create_directory = path_remove_directory = path_unlink_file = _notsup
-    path_filestat_get = path_filestat_set_times = path_link = path_rename = path_symlink = _notsup
-    sock_accept = sock_recv = sock_send = sock_shutdown = _notsup
+    # no file system and no sockets: each answers NOTSUP, with the parameters the ABI table names
+    def path_create_directory(self, fd: int, path: int, path_len: int) -> int:
+        return self._notsup()
+
+    def path_remove_directory(self, fd: int, path: int, path_len: int) -> int:
+        return self._notsup()
+
+    def path_unlink_file(self, fd: int, path: int, path_len: int) -> int:
+        return self._notsup()
+
+    def path_filestat_get(self, fd: int, flags: int, path: int, path_len: int, ret_stat: int) -> int:
+        return self._notsup()
+
+    def path_filestat_set_times(self, fd: int, flags: int, path: int, path_len: int, atim: int, mtim: int, fst_flags: int) -> int:
+        return self._notsup()
+
+    def path_link(self, old_fd: int, old_flags: int, old_path: int, old_path_len: int, new_fd: int, new_path: int, new_path_len: int) -> int:
+        return self._notsup()
+
+    def path_rename(self, fd: int, old_path: int, old_path_len: int, new_fd: int, new_path: int, new_path_len: int) -> int:
+        return self._notsup()
+
+    def path_symlink(self, old_path: int, old_path_len: int, fd: int, new_path: int, new_path_len: int) -> int:
+        return self._notsup()
+
+    def sock_accept(self, fd: int, flags: int, ret_fd: int) -> int:
+        return self._notsup()
+
+    def sock_recv(self, fd: int, ri_data: int, ri_data_len: int, ri_flags: int, ret_datalen: int, ret_flags: int) -> int:
+        return self._notsup()
+
+    def sock_send(self, fd: int, si_data: int, si_data_len: int, si_flags: int, ret_datalen: int) -> int:
+        return self._notsup()
+
+    def sock_shutdown(self, fd: int, how: int) -> int:
+        return self._notsup()
 
     def path_readlink(self, fd: int, path: int, path_len: int, buf: int, buf_len: int, ret_bufused: int) -> int:
         self.vm.memory.put_u32(ret_bufused, 0)
