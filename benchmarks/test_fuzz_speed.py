@@ -16,8 +16,8 @@ import pytest
 
 from benchmarks.conftest import FIXTURES
 from emulator import Host
-from emulator.fuzz import execute_scenario, fuzz_filter
-from emulator.invariants import resolve_invariants
+from emulator.fuzz.invariants import resolve_invariants
+from emulator.fuzz.runner import execute_scenario, fuzz_filter
 
 RUST = FIXTURES / "rust/headers_rust.wasm"
 EXAMPLES = 40

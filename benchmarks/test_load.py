@@ -8,8 +8,8 @@ import pytest
 from benchmarks.conftest import FIXTURES
 from emulator import Host
 from emulator.engines import get_engine
-from emulator.module_cache import ModuleCache
-from emulator.program import Program
+from emulator.vm.cache import ModuleCache
+from emulator.vm.program import Program
 
 GO = FIXTURES / "go/headers_go.wasm"
 

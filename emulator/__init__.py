@@ -15,16 +15,16 @@ from .errors import (
     RestrictedHostCall,
     UnknownImportsError,
 )
-from .filter_chain import ChainedStream, FilterChain
-from .headers import HeaderMap
 from .host import Host
-from .http_stream import HttpStream, StreamStateError
-from .http_types import CallbackRecord, HttpMessage, LocalResponse, Request, Response
+from .http.chain import ChainedStream, FilterChain
+from .http.headers import HeaderMap
+from .http.stream import HttpStream, StreamStateError
+from .http.types import CallbackRecord, HttpMessage, LocalResponse, Request, Response
 from .logs import LogRecord
-from .module_cache import ModuleCache
 from .plugin import Plugin
 from .stream_info import ConnectionInfo
-from .vm import Vm, VmFailedError
+from .vm.cache import ModuleCache
+from .vm.instance import Vm, VmFailedError
 
 __all__ = [
     "DEFAULT_EPOCH_NS",

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from abi import UInt64
 
-from .headers import HeaderMap
+from .http.headers import HeaderMap
 
 if TYPE_CHECKING:
-    from .http_stream import HttpStream
+    from .http.stream import HttpStream
     from .stream_info import ConnectionInfo
 
 __all__ = ["MISSING", "WRAPPER", "root_attribute", "stream_attribute"]

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abi import BufferType, GrpcStatus, MapType, Status
+from abi.leb128 import decode_uleb
 
 from .buffer import Buffer
 from .contexts import CallInputs
 from .errors import EmulatorError
-from .headers import HeaderMap, HeadersLike, normalize_headers
-from .leb128 import decode_uleb
+from .http.headers import HeaderMap, HeadersLike, normalize_headers
 
 if TYPE_CHECKING:
     from .contexts import ContextBase
@@ -161,7 +161,7 @@ class HttpCall(_Call):
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready description of the call (and its answer)."""
-        from .http_types import _body_json, _pairs_json
+        from .http.types import _body_json, _pairs_json
 
         return {
             "token": self.token,

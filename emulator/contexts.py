@@ -27,11 +27,11 @@ from .buffer import Buffer
 from .errors import CallbackError
 
 if TYPE_CHECKING:
-    from .headers import HeaderMap
     from .host import Host
-    from .http_types import LocalResponse
+    from .http.headers import HeaderMap
+    from .http.types import LocalResponse
     from .plugin import Plugin
-    from .vm import Vm
+    from .vm.instance import Vm
 
 __all__ = [
     "Buffers",

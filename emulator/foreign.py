@@ -28,7 +28,7 @@ from .contexts import CallInputs
 
 if TYPE_CHECKING:
     from .plugin import Plugin
-    from .vm import Vm
+    from .vm.instance import Vm
 
 __all__ = ["FilterStateWrite", "ForeignCall", "ForeignFunctions", "PropertyDeclaration", "ProtobufError", "parse_protobuf"]
 

@@ -30,14 +30,14 @@ from .expectations import Expectations
 from .foreign import ForeignFunctions
 from .logs import LogRecord
 from .metrics import Metrics
-from .module_cache import ModuleCache
 from .observer import HostCallObserver
 from .plugin import Plugin
-from .program import Program
 from .shared_state import SharedData, SharedQueues
 from .stream_info import ConnectionInfo
 from .trace import Trace
-from .vm import Vm
+from .vm.cache import ModuleCache
+from .vm.instance import Vm
+from .vm.program import Program
 
 __all__ = ["Host", "ModuleSource"]
 

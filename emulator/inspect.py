@@ -13,8 +13,8 @@ from typing import Any
 from abi import import_table
 
 from .engines import CompileError, Engine, get_engine
-from .program import implemented_functions
-from .wasm_module import ModuleFormatError, ModuleInfo, parse_module
+from .vm.module import ModuleFormatError, ModuleInfo, parse_module
+from .vm.program import implemented_functions
 
 __all__ = ["Inspection", "guess_sdk", "inspect_module"]
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from abi import MetricType, Status
 
 if TYPE_CHECKING:
-    from .vm import Vm
+    from .vm.instance import Vm
 
 __all__ = ["ENVOY_PREFIX", "Metric", "Metrics"]
 

@@ -19,7 +19,7 @@ from .trace import TraceEntry, decode_call, decode_results
 
 if TYPE_CHECKING:
     from .host import Host
-    from .vm import Vm
+    from .vm.instance import Vm
 
 __all__ = ["HostCallObserver"]
 

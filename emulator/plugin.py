@@ -10,15 +10,15 @@ from abi import FailurePolicy, Status
 from .buffer import Buffer
 from .contexts import CallInputs, ContextBase
 from .errors import CallbackError, PluginStartError
-from .headers import HeadersLike
+from .http.headers import HeadersLike
+from .http.messages import Request, Response, feed
 from .logs import LogRecord
-from .messages import Request, Response, feed
 from .stream_info import ConnectionInfo
 
 if TYPE_CHECKING:
-    from .http_stream import HttpStream
-    from .tcp_stream import TcpConnection
-    from .vm import Vm
+    from .http.stream import HttpStream
+    from .tcp import TcpConnection
+    from .vm.instance import Vm
 
 __all__ = ["Plugin"]
 
@@ -139,7 +139,7 @@ class Plugin(ContextBase):
         VM, FAIL_OPEN streams skip the filter, FAIL_RELOAD streams get a fresh VM once the reload
         backoff has passed on the virtual clock.
         """
-        from .http_stream import DEFAULT_BUFFER_LIMIT, HttpStream
+        from .http.stream import DEFAULT_BUFFER_LIMIT, HttpStream
 
         self._reload_if_due()
         return HttpStream(self, connection=connection, buffer_limit=buffer_limit or DEFAULT_BUFFER_LIMIT)
@@ -165,7 +165,7 @@ class Plugin(ContextBase):
 
     def tcp_connection(self, *, connection: ConnectionInfo | None = None) -> TcpConnection:
         """A new network-filter connection (``on_context_create``, ``on_new_connection``)."""
-        from .tcp_stream import TcpConnection
+        from .tcp import TcpConnection
 
         self._reload_if_due()
         conn = TcpConnection(self, connection=connection)

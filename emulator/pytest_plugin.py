@@ -21,8 +21,8 @@ import pytest
 
 from .engines import ENGINE_NAMES, available_engines
 from .host import Host
-from .module_cache import ModuleCache
 from .plugin import Plugin
+from .vm.cache import ModuleCache
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -118,8 +118,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | None:
     """Readable diffs when a header map or an HTTP message is compared with ``==``."""
-    from .headers import HeaderMap
-    from .http_types import HttpMessage
+    from .http.headers import HeaderMap
+    from .http.types import HttpMessage
     from .testing import format_headers, headers_diff
 
     if op != "==" or not any(isinstance(x, HeaderMap | HttpMessage) for x in (left, right)):
@@ -148,7 +148,7 @@ def proxy_wasm_benchmark(benchmark: Any, proxy_wasm_engine: str, proxy_wasm_cach
     bytes copied, allocator use) into ``benchmark.extra_info["cost"]``, then times it. All of
     pytest-benchmark's options apply (``--benchmark-json``, ``--benchmark-compare``...).
     """
-    from .http_types import Request, Response
+    from .http.types import Request, Response
 
     cache = proxy_wasm_cache if proxy_wasm_cache is not None else False
 

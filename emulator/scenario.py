@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from abi import Status
 
 from .errors import ConfigError
-from .http_stream import HttpStream
-from .messages import Message, Request, Response, feed
+from .http.messages import Message, Request, Response, feed
+from .http.stream import HttpStream
 
 __all__ = [
     "Scenario",
@@ -605,7 +605,7 @@ def run_connections(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | N
                 conn.send_downstream(data, end_of_stream=eos)
             else:
                 conn.send_upstream(data, end_of_stream=eos)
-        from .http_types import _body_json
+        from .http.types import _body_json
 
         out.append(
             {
@@ -622,7 +622,7 @@ def run_connections(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | N
 
 def world_state(host: Any) -> dict[str, Any]:
     """Metrics, shared data and queue contents of a host, JSON-ready."""
-    from .http_types import _body_json
+    from .http.types import _body_json
 
     return {
         "metrics": host.metrics.all(),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from abi import Status
 
 if TYPE_CHECKING:
-    from .vm import Vm
+    from .vm.instance import Vm
 
 __all__ = ["QueueNotification", "SharedData", "SharedQueue", "SharedQueues", "as_key"]
 

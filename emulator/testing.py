@@ -18,8 +18,8 @@ from typing import Any
 
 from abi import LogLevel
 
-from .headers import HeaderMap, HeadersLike, normalize_headers
-from .http_types import HttpMessage
+from .http.headers import HeaderMap, HeadersLike, normalize_headers
+from .http.types import HttpMessage
 
 __all__ = [
     "assert_actions",

@@ -18,7 +18,7 @@ from abi import HOST_FUNCTIONS, Signature, Status, decode_pairs, decode_path
 from abi.roles import COPY_OUT, ENUM, IN, OUT
 
 if TYPE_CHECKING:
-    from .vm import Vm
+    from .vm.instance import Vm
 
 __all__ = ["Trace", "TraceEntry", "decode_call"]
 

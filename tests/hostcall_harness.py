@@ -45,7 +45,7 @@ class Harness:
 
 def open_stream(h: Harness, *, request=None, response=None, request_trailers=None, response_trailers=None):
     """A stream of the harness plugin whose maps are open as inside the matching callbacks."""
-    from emulator.headers import HeaderMap
+    from emulator.http.headers import HeaderMap
 
     stream = h.plugin.http_stream()
     if request is not None:

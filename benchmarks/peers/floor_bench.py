@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from timing import parser, time_rounds  # noqa: E402
 
 from emulator.engines import HostFunction, get_engine  # noqa: E402
-from emulator.module_cache import ModuleCache  # noqa: E402
-from emulator.wasm_module import parse_module  # noqa: E402
+from emulator.vm.cache import ModuleCache  # noqa: E402
+from emulator.vm.module import parse_module  # noqa: E402
 
 REQUEST_HEADERS = {
     b":method": b"GET",

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli.main import main
 from tests.conftest import FIXTURES, SDK_FIXTURES, wat_module
 
 ALL_MODULES = [FIXTURES / p for p, _, _ in SDK_FIXTURES] + sorted((FIXTURES / "wat").glob("*.wasm"))

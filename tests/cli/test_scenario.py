@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli.main import main
 from emulator.scenario import ScenarioError, parse_scenario
 from tests.conftest import FIXTURES, ROOT, SDK_FIXTURES, wat_module
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emulator import Host
-from emulator.http_types import Request
+from emulator.http.types import Request
 from tests.conftest import FIXTURES, wat_module
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulator.engines import CompileError, EngineConfig, GuestTrap, HostFunction, LinkError, MemoryAccessError, get_engine
-from emulator.module_cache import ModuleCache
+from emulator.vm.cache import ModuleCache
 from tests.conftest import wat_module
 
 I32, I64 = ("i32",), ("i64",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from abi import Status, encode_pairs
-from emulator.headers import HeaderMap
+from emulator.http.headers import HeaderMap
 from tests.hostcall_harness import Harness, open_stream
 
 REQ = [(":method", "GET"), (":path", "/"), (":authority", "a")]

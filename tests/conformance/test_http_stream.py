@@ -6,8 +6,8 @@ import pytest
 
 from abi import FilterHeadersStatus
 from emulator import Host
-from emulator.http_stream import StreamStateError
-from emulator.http_types import Request, Response
+from emulator.http.stream import StreamStateError
+from emulator.http.types import Request, Response
 from tests.conftest import FIXTURES, wat_module
 
 REQ = {":method": "GET", ":path": "/", ":authority": "a.example"}

@@ -14,7 +14,7 @@ import wasmtime
 
 from emulator import Host
 from emulator.errors import UnsupportedProposalError
-from emulator.wasm_module import parse_module
+from emulator.vm.module import parse_module
 
 HEADERS_FILTER = """
 (module

@@ -108,7 +108,7 @@ def test_tls_only_fields_and_upstream_after_forwarding(h):
 def test_response_attributes_once_known(h):
     s = open_stream(h, request=REQ)
     assert prop(h, "response.code", s.context_id)[0] == Status.NotFound
-    from emulator.headers import HeaderMap
+    from emulator.http.headers import HeaderMap
 
     s.response.received_headers = HeaderMap([(":status", "201"), ("grpc-status", "3")], kind="response")
     s.response.out.headers = s.response.received_headers.pairs()

@@ -6,8 +6,8 @@ import pytest
 
 from emulator import Host, Request, Response
 from emulator.errors import EmulatorError
-from emulator.wasm_module import parse_module
-from emulator.wasm_rewrite import export_mutable_globals
+from emulator.vm.module import parse_module
+from emulator.vm.rewrite import export_mutable_globals
 from tests.conftest import FIXTURES, SDK_FIXTURES, wat_module
 
 REQ = Request({":method": "POST", ":path": "/a", ":authority": "x", "x-body-mode": "append"}, body="hello", chunks=2)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from emulator import Host, cli
-from emulator.fuzz import (
+from emulator.fuzz.invariants import Invariant
+from emulator.fuzz.runner import (
     FuzzSetupError,
     execute_scenario,
     filter_state_machine,
@@ -19,7 +20,6 @@ from emulator.fuzz import (
     module_vocabulary,
     run_filter_state_machine,
 )
-from emulator.invariants import Invariant
 from tests.conftest import FIXTURES, ROOT, wat_module
 from tests.fuzz.modules import LEAK_ON_CHUNKING, compile_wat
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from emulator import cli
-from emulator.fuzz_cli import add_fuzz_command
+from emulator.cli.fuzz import add_fuzz_command
 from tests.conftest import FIXTURES, ROOT, wat_module
 
 PITFALLS = str(wat_module("pitfalls"))

@@ -8,16 +8,8 @@ import dataclasses
 import pytest
 from hypothesis import HealthCheck, settings
 
-from emulator.fuzz import (
-    FUZZ_TEST_DEFAULTS,
-    STATE_MACHINE_DEFAULTS,
-    FuzzOptions,
-    filter_state_machine,
-    fuzz_filter,
-    fuzz_test,
-    run_filter_state_machine,
-)
-from emulator.fuzz_cli import add_fuzz_command, fuzz_options
+from emulator.cli.fuzz import add_fuzz_command, fuzz_options
+from emulator.fuzz.runner import FUZZ_TEST_DEFAULTS, STATE_MACHINE_DEFAULTS, FuzzOptions, filter_state_machine, fuzz_filter, fuzz_test, run_filter_state_machine
 from tests.conftest import FIXTURES, wat_module
 
 PITFALLS = wat_module("pitfalls")

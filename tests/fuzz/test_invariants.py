@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 
 from abi import MapType
 from emulator import Host, PluginStartError, Request, Response
-from emulator import strategies as pst
-from emulator.invariants import (
+from emulator.fuzz import strategies as pst
+from emulator.fuzz.invariants import (
     BUILTIN_INVARIANTS,
     Invariant,
     RunView,

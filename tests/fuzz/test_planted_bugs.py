@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from emulator.cli import main
-from emulator.fuzz import fuzz_filter
+from emulator.cli.main import main
+from emulator.fuzz.runner import fuzz_filter
 from tests.conftest import FIXTURES
 
 BUGS = FIXTURES / "bugs"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from abi import PAIRS_MAX_BYTES, PAIRS_MAX_COUNT, Status, decode_pairs, encode_pairs, encode_value
 from abi.pairs import encoded_size
 from emulator import Host
-from emulator import strategies as pst
+from emulator.fuzz import strategies as pst
 from emulator.scenario import parse_scenario
 from tests.conftest import FIXTURES, wat_module
 
@@ -299,7 +299,7 @@ def test_fault_plans_aim_at_the_functions_given_with_their_plausible_statuses(pl
 
 
 def test_a_fault_plan_changes_what_the_filter_sees(proxy_wasm_engine):
-    from emulator.fuzz import FaultInjectingObserver
+    from emulator.fuzz.runner import FaultInjectingObserver
 
     host = Host(engine=proxy_wasm_engine)
     plan = pst.FaultPlan((pst.FaultRule("proxy_get_header_map_value", int(Status.NotFound), nth=1, count=None, callback="proxy_on_request_headers"),))

@@ -1,7 +1,7 @@
 """Hostile guests (issue #8): whatever a guest passes to the host, the emulator answers with a proper
 status or a clean trap, never lets a Python exception escape, and keeps its state intact.
 
-The generated modules and every property checked are in ``emulator/hostile.py``; ``run_plan``
+The generated modules and every property checked are in ``emulator/hardening/hostile.py``; ``run_plan``
 returns ``escaped`` (Python exceptions that were not emulator errors) and ``problems`` (statuses
 that are not what cpp-host returns, corrupted state, broken reports). Every test here runs on each
 engine given with ``--proxy-wasm-engine``.
@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abi import Status
-from emulator import hostile
-from emulator.hostile import (
+from emulator.hardening import hostile
+from emulator.hardening.hostile import (
     ALLOCATORS,
     MEM,
     PHASES,
@@ -191,7 +191,7 @@ def test_ci_sized_campaign(proxy_wasm_engine):
 
 
 def test_it_reports_a_python_exception_raised_by_a_host_function(proxy_wasm_engine, monkeypatch):
-    from emulator.hostcalls.logging_time import LoggingTimeCalls
+    from emulator.glue.logging_time import LoggingTimeCalls
 
     def broken(self, level, ptr, size):
         raise KeyError("planted")
@@ -219,7 +219,7 @@ def test_it_reports_corrupted_shared_state(proxy_wasm_engine, monkeypatch):
 
 
 def test_it_reports_a_wrong_status(proxy_wasm_engine, monkeypatch):
-    from emulator.hostcalls.logging_time import LoggingTimeCalls
+    from emulator.glue.logging_time import LoggingTimeCalls
 
     monkeypatch.setattr(LoggingTimeCalls, "proxy_get_log_level", lambda self, ret: 77)
     result = run_plan(GuestPlan("root", "bump", [C("proxy_get_log_level", slot(0))]), engine=proxy_wasm_engine)
@@ -231,7 +231,7 @@ def test_it_reports_a_wrong_status(proxy_wasm_engine, monkeypatch):
 
 def test_command_line_campaign():
     out = subprocess.run(
-        [sys.executable, "-m", "emulator.hostile", "hostile", "--count", "40", "--seed", "3", "--json"], capture_output=True, text=True, cwd=ROOT, check=True
+        [sys.executable, "-m", "emulator.hardening", "hostile", "--count", "40", "--seed", "3", "--json"], capture_output=True, text=True, cwd=ROOT, check=True
     )
     res = json.loads(out.stdout)
     assert res["calls"] >= 40 and res["escaped_exceptions"] == 0 and res["crashes"] == 0

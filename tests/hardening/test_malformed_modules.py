@@ -2,7 +2,7 @@
 wrong signatures give a clear ModuleLoadError or PluginStartError, never a crash or another
 exception; a mutant that still starts survives an HTTP exchange and ticks (a trap is fine).
 
-The mutators and the loader are in ``emulator/hostile.py``. Every test runs on each engine given
+The mutators and the loader are in ``emulator/hardening/hostile.py``. Every test runs on each engine given
 with ``--proxy-wasm-engine``; on wasmer, mutants are screened on wasmtime first because wasmer
 cannot interrupt a guest that loops forever.
 """
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator import Host, ModuleLoadError, PluginStartError, UnknownImportsError
-from emulator.hostile import (
+from emulator.hardening.hostile import (
     MUTATION_STRATEGIES,
     DataChooser,
     Mutant,

@@ -8,9 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import emulator
-from emulator import Host, http_types, messages
-from emulator import strategies as pst
-from emulator.messages import Request, Response, chunked, feed
+from emulator import Host
+from emulator.fuzz import strategies as pst
+from emulator.http import messages
+from emulator.http import types as http_types
+from emulator.http.messages import Request, Response, chunked, feed
 from emulator.scenario import parse_scenario
 from tests.conftest import FIXTURES
 

@@ -12,7 +12,7 @@ import inspect
 import pytest
 
 from abi import HOST_FUNCTIONS, WASI_FUNCTIONS
-from emulator.hostcalls import ImportCalls
+from emulator.glue import ImportCalls
 
 NOT_IMPLEMENTED = {
     "envoy_resolve_dns": "Envoy-only DNS extension: the loader links a stub that raises HostCallNotImplemented",

@@ -1,6 +1,6 @@
 """Host-call mixins must not shadow each other's helpers (a shadowed helper silently breaks a family)."""
 
-from emulator.hostcalls import ImportCalls
+from emulator.glue import ImportCalls
 
 
 def test_no_mixin_attribute_is_defined_twice():

@@ -3,7 +3,7 @@
 import re
 
 from abi import HOST_FUNCTIONS
-from emulator.program import implemented_functions
+from emulator.vm.program import implemented_functions
 from tests.conftest import ROOT
 
 

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from abi import Status, encode_pairs, encode_path
-from emulator import hostile
 from emulator.expectations import ExpectedCall
-from emulator.hostile import MEM, GuestPlan, HostCall, PlanResult
+from emulator.hardening import hostile
+from emulator.hardening.hostile import MEM, GuestPlan, HostCall, PlanResult
 from emulator.observer import _answer
 from emulator.trace import decode_call, decode_results
 

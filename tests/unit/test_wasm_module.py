@@ -1,7 +1,7 @@
 import pytest
 import wasmtime
 
-from emulator.wasm_module import ModuleFormatError, parse_module
+from emulator.vm.module import ModuleFormatError, parse_module
 from tests.conftest import FIXTURES
 
 

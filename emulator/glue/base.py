@@ -1,0 +1,52 @@
+"""Shared glue for host calls: reading guest arguments and returning data the cpp-host way."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from abi import Status
+
+if TYPE_CHECKING:
+    from ..vm.instance import Vm
+
+__all__ = ["Glue"]
+
+
+class Glue:
+    """Base of every host-call family: ``vm`` is the instance currently running."""
+
+    vm: Vm
+
+    def read(self, ptr: int, size: int) -> bytes:
+        """Guest bytes at ``(ptr, size)``; ``(0, 0)`` is the empty string, as SDKs pass it.
+
+        An empty range must still start inside memory (cpp-host: InvalidMemoryAccess otherwise).
+        """
+        if size == 0:
+            if ptr:
+                self.vm.memory._check(ptr, 0)
+            return b""
+        vm = self.vm
+        vm.bytes_from_guest += size
+        return vm.memory.read(ptr, size)
+
+    def copy_out(self, data: bytes, ret_ptr: int, ret_size: int) -> int:
+        """Return ``data`` through the ``ptr**``/``size*`` out-params (abi-spec.md §4.1).
+
+        Empty data writes ptr=0, size=0 and never calls the allocator. A zero address from the
+        guest allocator gives InvalidMemoryAccess.
+        """
+        mem = self.vm.memory
+        mem.put_u32(ret_ptr, 0)
+        mem.put_u32(ret_size, 0)
+        n = len(data)
+        if n == 0:
+            return Status.Ok
+        ptr = self.vm.alloc(n)
+        if ptr == 0:
+            return Status.InvalidMemoryAccess
+        mem.write(ptr, data)
+        self.vm.bytes_to_guest += n
+        mem.put_u32(ret_ptr, ptr)
+        mem.put_u32(ret_size, n)
+        return Status.Ok

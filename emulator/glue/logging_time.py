@@ -1,0 +1,30 @@
+"""Logging, time and timers (abi-spec.md §1.3)."""
+
+from __future__ import annotations
+
+from abi import LogLevel, Status
+
+from .base import Glue
+
+__all__ = ["LoggingTimeCalls"]
+
+
+class LoggingTimeCalls(Glue):
+    """``proxy_log``, ``proxy_get_log_level``, the time and the tick period."""
+
+    def proxy_log(self, level: int, msg_ptr: int, msg_size: int) -> int:
+        if level > LogLevel.CRITICAL:
+            return Status.BadArgument
+        self.vm.active.log(LogLevel(level), self.read(msg_ptr, msg_size).decode(errors="replace"))
+        return Status.Ok
+
+    def proxy_get_log_level(self, ret_level: int) -> int:
+        self.vm.memory.put_u32(ret_level, self.vm.active.log_level())
+        return Status.Ok
+
+    def proxy_get_current_time_nanoseconds(self, ret_time: int) -> int:
+        self.vm.memory.put_u64(ret_time, self.vm.active.current_time_ns())
+        return Status.Ok
+
+    def proxy_set_tick_period_milliseconds(self, period_ms: int) -> int:
+        return self.vm.active.set_tick_period(period_ms)

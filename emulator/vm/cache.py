@@ -1,0 +1,99 @@
+"""An on-disk cache of compiled modules, so the second load of a filter costs milliseconds.
+
+Key: sha256 of the wasm bytes + engine name and version + engine configuration. Entries are written
+atomically (safe under pytest-xdist); an entry the engine cannot load is deleted and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..engines.base import CompileError, Engine
+
+__all__ = ["ModuleCache", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    """``$PROXY_WASM_EMULATOR_CACHE``, else ``$XDG_CACHE_HOME/proxy-wasm-emulator``, else ``~/.cache/...``."""
+    env = os.environ.get("PROXY_WASM_EMULATOR_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "proxy-wasm-emulator"
+
+
+class ModuleCache:
+    """Compile through the cache: ``cache.compile(engine, wasm)``; ``hits``/``misses`` count use."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.hits = 0
+        self.misses = 0
+        self.rebuilt = 0
+
+    def path_for(self, engine: Engine, wasm: bytes | None = None, *, digest: str | None = None, variant: str = "") -> Path:
+        """Where the artifact for this module (or its sha256 ``digest``) and engine lives."""
+        if digest is None:
+            digest = hashlib.sha256(wasm or b"").hexdigest()
+        key = hashlib.sha256((engine.cache_key() + variant).encode()).hexdigest()[:16]
+        return self.directory / engine.name / f"{digest}-{key}.bin"
+
+    def compile(self, engine: Engine, wasm: bytes | Callable[[], bytes], *, digest: str | None = None, variant: str = "") -> Any:
+        """A compiled module, from the cache when possible.
+
+        ``wasm`` may be a callable producing the bytes, so a warm load never builds them;
+        ``digest``/``variant`` name the entry without hashing the bytes again.
+        """
+        if digest is None:
+            wasm = wasm() if callable(wasm) else wasm
+            digest = hashlib.sha256(wasm).hexdigest()
+        path = self.path_for(engine, digest=digest, variant=variant)
+        if path.exists():
+            try:
+                module = engine.deserialize_file(str(path))
+                self.hits += 1
+                return module
+            except CompileError:
+                self.rebuilt += 1
+                path.unlink(missing_ok=True)
+        self.misses += 1
+        module = engine.compile(wasm() if callable(wasm) else wasm)
+        try:
+            self._store(path, engine.serialize(module))
+        except OSError:
+            pass  # a read-only or full cache directory must not break loading
+        return module
+
+    def load_meta(self, digest: str) -> Any:
+        """What the loader learned about a module earlier (its outline), or ``None``."""
+        path = self.directory / "meta" / f"{digest}.pickle"
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return None
+
+    def store_meta(self, digest: str, meta: Any) -> None:
+        """Remember the outline of a module for the next load."""
+        try:
+            self._store(self.directory / "meta" / f"{digest}.pickle", pickle.dumps(meta))
+        except OSError:
+            pass
+
+    @staticmethod
+    def _store(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,378 @@
+"""One VM: an instance of a program, its contexts, and Envoy/cpp-host's start sequence.
+
+A VM is what cpp-host calls a ``WasmBase``: one wasm instance that can host several plugins (root
+contexts) and their streams. It enters the guest only through :meth:`Vm.call` (top-level
+callbacks) and :meth:`Vm.alloc` (the guest allocator, re-entrantly from host calls), so it always
+knows which callback and context are running, which imports cpp-host allows right now, and turns
+every trap into a :class:`CallbackError` that names the callback and carries the guest backtrace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from abi import ALLOCATOR_IMPORTS, START_IMPORTS, LogLevel, callbacks_for
+from abi.signatures import INTEGRATION_EXPORTS
+
+from ..buffer import Buffer
+from ..contexts import ContextBase, VmContext
+from ..engines import GuestMemory, GuestTrap, LinkError
+from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
+from ..logs import LogRecord
+from .costs import Cost
+
+if TYPE_CHECKING:
+    from ..host import Host
+    from ..plugin import Plugin
+    from .program import Program
+
+__all__ = ["ALLOCATOR_IMPORTS", "START_IMPORTS", "Vm", "VmFailedError"]
+
+_CONSOLE_TAIL = 4096
+_FUEL_BUDGET = 1 << 60
+
+
+class VmFailedError(EmulatorError):
+    """The VM trapped earlier; like cpp-host, a failed VM never runs the guest again."""
+
+    def __init__(self, first: CallbackError) -> None:
+        super().__init__(
+            f"the VM failed earlier and cannot run the guest again (cpp-host FailState::RuntimeError); first failure: {first.callback}: {first.reason}"
+        )
+        self.first = first
+
+
+@dataclass
+class VmSnapshot:
+    """What :meth:`Vm.snapshot` captured."""
+
+    memory: bytes
+    globals: dict[str, int | float]
+    contexts: dict[int, ContextBase]
+    next_id: int
+    tokens: dict[str, int]
+    console: dict[int, str]
+    notes: int
+
+
+class Vm:
+    """One wasm instance hosting plugins, as cpp-host's ``WasmBase``."""
+
+    def __init__(
+        self,
+        host: Host,
+        program: Program,
+        *,
+        vm_id: str = "",
+        vm_config: bytes = b"",
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.program = program
+        self.abi = program.abi
+        self.abi_010 = program.abi.version == "0.1.0"
+        self.vm_id = vm_id
+        self.vm_config = bytes(vm_config)
+        self.environment = dict(environment or {})
+        self.contexts: dict[int, ContextBase] = {0: VmContext(self)}
+        self.plugins: list[Plugin] = []
+        self.failed: CallbackError | None = None
+        self.current_context = 0
+        self.effective_context: int | None = None
+        self.current_callback: str | None = None
+        self.allowed_imports: frozenset[str] | None = START_IMPORTS
+        self.notes: list[str] = []
+        self.console: dict[int, str] = {1: "", 2: ""}
+        self.bytes_to_guest = 0
+        self.bytes_from_guest = 0
+        self.alloc_calls = 0
+        self.alloc_bytes = 0
+        self.instructions = 0
+        self.memory_high_water = 0
+        self.last_cost: Cost | None = None
+        self._fuel = (host.costs or host.callback_fuel is not None) and "fuel" in host.engine.capabilities and host.engine.config.fuel
+        self._budget = host.callback_fuel or _FUEL_BUDGET
+        self._next_id = 1
+        self.vm_config_buffer = Buffer(self.vm_config, mutable=False)
+        self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
+        program.switch(self)
+        self.memory: GuestMemory | None = None
+        self.current_callback = "(wasm start function)"
+        try:
+            self.instance = program.linked.instantiate(deadline_s=host.callback_deadline_s)
+        except GuestTrap as trap:
+            raise PluginStartError(
+                "the wasm start function",
+                str(CallbackError("(wasm start function)", None, trap)),
+                envoy="cpp-host cannot create the VM (FailState::UnableToCreateVm); the plugin is not created",
+            ) from None
+        except LinkError as exc:
+            raise ModuleLoadError(f"{program.source}: {exc}") from None
+        finally:
+            self.current_callback = None
+        if self.instance.memory is None:
+            raise ModuleLoadError(f"{program.source}: the module exports no memory", envoy="cpp-host cannot use a module without an exported memory")
+        self.memory = self.instance.memory
+        self._alloc, self.allocator = self._choose_allocator()
+        self._check_exports()
+        self.allowed_imports = None
+
+    # -- start ---------------------------------------------------------------------------------
+    def _choose_allocator(self) -> tuple[Any, str]:
+        for name in ("malloc", "proxy_on_memory_allocate"):
+            fn = self.instance.export(name)
+            if fn is not None:
+                return fn, name
+        raise ModuleLoadError(
+            f"{self.program.source}: exports neither malloc nor proxy_on_memory_allocate, so the host cannot return data to it",
+            envoy="cpp-host fails the VM with FailState::MissingFunction",
+        )
+
+    def _check_exports(self) -> None:
+        expected = dict(callbacks_for(self.abi.version))
+        expected.update(INTEGRATION_EXPORTS)
+        bad = []
+        for exp in self.program.info.exports:
+            sig = expected.get(exp.name)
+            if sig is None or exp.type is None:
+                continue
+            params, results = exp.type
+            if exp.name in ("proxy_on_request_headers", "proxy_on_response_headers"):
+                ok = len(params) in (2, 3) and len(params) == self.abi.headers_arity and params == ("i32",) * len(params) and results == ("i32",)
+            else:
+                ok = (params, results) == sig.wasm_type
+            if not ok:
+                bad.append(f"{exp.name}: exported as ({', '.join(params)}) -> ({', '.join(results)}), expected {sig.describe()}")
+        if bad:
+            raise ModuleLoadError(
+                f"{self.program.source}: bad function signature(s):\n  " + "\n  ".join(bad),
+                envoy="cpp-host refuses the module ('Bad function signature')",
+            )
+
+    def initialize(self) -> None:
+        """Run ``_initialize`` (+ ``main``/``__main_void``) or ``_start``, with cpp-host's import limits."""
+        entries = ["_initialize"] if self.instance.export("_initialize") else ["_start"]
+        if entries == ["_initialize"]:
+            if self.instance.export("main"):
+                entries.append("main")
+            elif self.instance.export("__main_void"):
+                entries.append("__main_void")
+        for name in entries:
+            fn = self.instance.export(name)
+            if fn is None:
+                continue
+            args = (0, 0) if name == "main" else ()
+            self.allowed_imports = START_IMPORTS
+            try:
+                self.call(name, *args)
+            except CallbackError as err:
+                raise PluginStartError(
+                    name,
+                    str(err),
+                    envoy="cpp-host fails the VM (FailState::UnableToInitializeCode); Envoy rejects the Wasm configuration",
+                    cause=err,
+                ) from None
+            finally:
+                self.allowed_imports = None
+
+    # -- contexts ------------------------------------------------------------------------------
+    def new_context_id(self) -> int:
+        """The next context id: one counter per VM, shared by roots and streams, never reused."""
+        cid = self._next_id
+        self._next_id += 1
+        return cid
+
+    @property
+    def active(self) -> ContextBase:
+        """The context host calls act on: the effective context if set and alive, else the running one."""
+        eff = self.effective_context
+        if eff is not None:
+            ctx = self.contexts.get(eff)
+            if ctx is not None:
+                return ctx
+        return self.contexts.get(self.current_context) or self.contexts[0]
+
+    @property
+    def running(self) -> ContextBase:
+        """The context whose callback is running (never the effective one)."""
+        return self.contexts.get(self.current_context) or self.contexts[0]
+
+    # -- guest entry ---------------------------------------------------------------------------
+    def export(self, name: str) -> Any:
+        """Raw caller of an export, ``None`` if the module does not export it."""
+        return self.instance.export(name)
+
+    def has_export(self, name: str) -> bool:
+        """Whether the module exports a function ``name``."""
+        return self.instance.export(name) is not None
+
+    def call(self, export: str, *args: int, context_id: int | None = None) -> int | None:
+        """Run a top-level callback; ``None`` if the module does not export it.
+
+        A trap, a panic, ``proc_exit`` or a host-side exception raises :class:`CallbackError`
+        and marks the VM failed, as cpp-host does.
+        """
+        fn = self.instance.export(export)
+        if fn is None:
+            self.last_cost = None
+            return None
+        if self.failed is not None:
+            raise VmFailedError(self.failed)
+        saved = (self.current_context, self.effective_context, self.current_callback)
+        self.current_context = context_id if context_id is not None else 0
+        self.effective_context = None
+        self.current_callback = export
+        self.program.switch(self)
+        top = saved[2] is None
+        metered = self.host.costs and top
+        if metered:
+            before = self._meter()
+        elif top and self._fuel:
+            self.instance.set_fuel(self._budget)
+        if top and self.host.callback_deadline_s is not None:
+            self.instance.set_deadline(self.host.callback_deadline_s)
+        try:
+            return fn(*args)
+        except GuestTrap as trap:
+            if trap.kind == "interrupt":
+                trap.message = f"the callback ran past its deadline of {self.host.callback_deadline_s} s and was interrupted"
+            elif trap.kind == "fuel" and self.host.callback_fuel is not None:
+                trap.message = f"the callback executed more than its budget of {self.host.callback_fuel} instructions (callback_fuel) and was stopped"
+            err = CallbackError(export, context_id, trap, logs=self.recent_output())
+            self.failed = err
+            raise err from None
+        finally:
+            self.current_context, self.effective_context, self.current_callback = saved
+            if metered:
+                self.last_cost = self._cost_since(before)
+
+    def _meter(self) -> tuple[int, ...]:
+        if self._fuel:
+            self.instance.set_fuel(self._budget)
+        observer = self.host.observer
+        calls = observer.total if observer is not None else 0
+        return (calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
+
+    def _cost_since(self, before: tuple[int, ...]) -> Cost:
+        after = self._meter_counts()
+        instructions: int | None = None
+        if self._fuel:
+            instructions = self._budget - self.instance.get_fuel()
+            self.instructions += instructions
+        if self.memory is not None:
+            self.memory_high_water = max(self.memory_high_water, self.memory.size)
+        delta = [a - b for a, b in zip(after, before, strict=True)]
+        return Cost(instructions, *delta)
+
+    def _meter_counts(self) -> tuple[int, ...]:
+        observer = self.host.observer
+        calls = observer.total if observer is not None else 0
+        return (calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
+
+    def alloc(self, size: int) -> int:
+        """Allocate guest memory with the module's allocator (never with size 0)."""
+        saved = self.allowed_imports
+        self.allowed_imports = ALLOCATOR_IMPORTS
+        self.alloc_calls += 1
+        self.alloc_bytes += size
+        try:
+            return self._alloc(size)
+        finally:
+            self.allowed_imports = saved
+
+    def phase_name(self) -> str:
+        """Human name of what is running, for errors."""
+        return self.current_callback or "host code"
+
+    def snapshot(self) -> VmSnapshot:
+        """Linear memory, mutable globals and the host-side VM state, between streams.
+
+        Every mutable global of the module is exported by the loader (``__snap_g<n>``), so a
+        restore puts the guest back exactly: stack pointers, Go's registers, allocator roots.
+        """
+        if any(c.stream is not None for c in self.contexts.values()):
+            raise EmulatorError("a VM can only be snapshotted between streams: complete or close the open ones first")
+        if self.memory is None:
+            raise EmulatorError("the module has no memory to snapshot")
+        return VmSnapshot(
+            memory=self.memory.snapshot(),
+            globals={name: self.instance.global_get(name) for name in self.program.snapshot_globals},
+            contexts=dict(self.contexts),
+            next_id=self._next_id,
+            tokens=dict(self._tokens),
+            console=dict(self.console),
+            notes=len(self.notes),
+        )
+
+    def restore(self, snap: VmSnapshot) -> None:
+        """Put the VM back to ``snap`` (memory that grew since means a fresh instance first, without ``_initialize``)."""
+        size = len(snap.memory)
+        if self.memory is None or self.memory.size > size or self.failed is not None:
+            self.program.switch(self)
+            self.allowed_imports = START_IMPORTS
+            try:
+                self.instance = self.program.linked.instantiate()
+            finally:
+                self.allowed_imports = None
+            self.memory = self.instance.memory
+            self._alloc = self.instance.export(self.allocator)
+        assert self.memory is not None
+        if self.memory.size < size:
+            self.instance.grow_memory((size - self.memory.size) // 65536)
+        self.memory.restore(snap.memory)
+        for name, value in snap.globals.items():
+            self.instance.global_set(name, value)
+        self.contexts = dict(snap.contexts)
+        self._next_id = snap.next_id
+        self._tokens = dict(snap.tokens)
+        self.console = dict(snap.console)
+        del self.notes[snap.notes :]
+        self.failed = None
+        self.current_context, self.effective_context, self.current_callback = 0, None, None
+
+    def shutdown(self) -> None:
+        """Shut the VM down as cpp-host does: every plugin's streams end, then its root context."""
+        for plugin in list(self.plugins):
+            plugin.shutdown()
+
+    # -- host-side state ------------------------------------------------------------------------
+    def next_token(self, kind: str) -> int:
+        """Callout tokens per VM as cpp-host allocates them: http 4, 8, ...; gRPC calls 5, 9, ...; streams 6, 10, ..."""
+        token = self._tokens[kind]
+        self._tokens[kind] = token + 4
+        return token
+
+    def log(self, level: LogLevel, message: str, *, source: str = "proxy_log", context_id: int | None = None, plugin: Plugin | None = None) -> None:
+        """Record a guest log line attributed to a context (default: the active one) and its plugin."""
+        if level < self.host.log_level:
+            return
+        if context_id is None:
+            ctx = self.active
+            context_id, plugin = ctx.id, ctx.root
+        self.host.record_log(
+            LogRecord(
+                level,
+                message,
+                context_id=context_id,
+                root_id=plugin.root_id if plugin is not None else "",
+                vm_id=self.vm_id,
+                plugin_name=plugin.name if plugin is not None else "",
+                source=source,
+            )
+        )
+
+    def note(self, message: str) -> None:
+        """An emulator diagnostic about what the guest did (e.g. a bad pointer)."""
+        self.notes.append(f"{self.phase_name()}: {message}")
+
+    def console_write(self, fd: int, data: bytes) -> None:
+        """Keep the raw tail of stdout/stderr: runtimes write panics in many small pieces."""
+        self.console[fd] = (self.console[fd] + data.decode(errors="replace"))[-_CONSOLE_TAIL:]
+
+    def recent_output(self, n: int = 8) -> list[str]:
+        """The last ``proxy_log`` lines and the tail of stderr of this VM, for error messages."""
+        logged = [str(r) for r in self.host.logs if r.vm_id == self.vm_id and r.source == "proxy_log"][-n:]
+        stderr = [f"[stderr] {line}" for line in self.console[2].splitlines()[-n:] if line.strip()]
+        return logged + stderr

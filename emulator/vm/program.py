@@ -1,0 +1,205 @@
+"""A Program is a compiled and linked module, shared by every VM made from the same bytes.
+
+Loading goes: parse the outline (clear error for a malformed file) -> detect the ABI -> compile
+through the module cache -> build the import table (ours, plus stubs for unknown imports if asked)
+-> link. Host functions reach the VM being run through ``calls.vm``, which each VM sets when it
+enters the guest, so one linked program serves many VMs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from abi import LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
+
+from ..engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
+from ..engines._codegen import build
+from ..engines.base import Outline
+from ..errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError, UnsupportedProposalError
+from ..glue import ImportCalls
+from .cache import ModuleCache
+from .module import OUTLINE_VERSION, ModuleFormatError, ModuleInfo, parse_module
+from .rewrite import export_mutable_globals
+
+if TYPE_CHECKING:
+    from .instance import Vm
+
+__all__ = ["Program", "implemented_functions"]
+
+
+def implemented_functions() -> set[str]:
+    """Names of the ABI and WASI functions the emulator implements (the rest raise when called)."""
+    return {name for _, name in import_table() if callable(getattr(ImportCalls, name, None))}
+
+
+class Program:
+    """Compiled module + import implementations + link, ready to instantiate VMs."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        wasm: bytes,
+        *,
+        cache: ModuleCache | None = None,
+        stub_unknown_imports: bool = False,
+        source: str = "<bytes>",
+        allowed_capabilities: frozenset[str] | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        self.source = source
+        self.engine = engine
+        self.sha256 = sha256 or hashlib.sha256(wasm).hexdigest()
+        meta_key = f"{self.sha256}.outline{OUTLINE_VERSION}"
+        meta = cache.load_meta(meta_key) if cache is not None else None
+        if meta is not None:
+            self.info, self.snapshot_globals = meta
+        else:
+            try:
+                self.info = parse_module(wasm)
+            except ModuleFormatError as exc:
+                raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+            self.snapshot_globals = export_mutable_globals(wasm, self.info)[1]
+        self.abi = detect_abi(self.info.export_types(), self.info.import_names())
+        self.calls = ImportCalls()
+        self.stubbed: list[str] = []
+        self.allowed_capabilities = allowed_capabilities
+        self.restricted: list[str] = []
+
+        def code() -> bytes:
+            return export_mutable_globals(wasm, self.info)[0]
+
+        lacking = sorted(self.info.proposals & engine.unsupported_proposals)
+        if lacking:  # before compiling: wasmer panics on some of them
+            raise UnsupportedProposalError(source, lacking, f"{engine.name} {engine.version}")
+        try:
+            compiled = cache.compile(engine, code, digest=self.sha256, variant="+snapshot-globals") if cache is not None else engine.compile(code())
+        except CompileError as exc:
+            raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
+        # after compiling, as Envoy does: an invalid module is reported as invalid, not as unlinkable
+        _check_memory(self.info, source)
+        imports = self._import_table(stub_unknown_imports)
+        if cache is not None and meta is None:
+            cache.store_meta(meta_key, (self.info, self.snapshot_globals))
+        info = self.info
+        outline = Outline(
+            imports=tuple((i.module, i.name, *(i.type if i.type is not None else (None, None))) for i in info.imports),
+            exports={e.name: e.type for e in info.exports if e.kind == "func"},
+            memory_export=next((e.name for e in info.exports if e.kind == "memory"), None),
+        )
+        try:
+            self.linked = engine.link(compiled, imports, outline)
+        except LinkError as exc:
+            raise ModuleLoadError(f"{source}: {exc}", envoy="cpp-host fails to link the module ('import type mismatch' or 'missing import')") from None
+
+    def _import_table(self, stub_unknown: bool) -> dict[tuple[str, str], HostFunction]:
+        known = import_table()
+        table: dict[tuple[str, str], HostFunction] = {}
+        unknown: list[str] = []
+        for imp in self.info.imports:
+            key = (imp.module, imp.name)
+            if imp.kind != "func" or key in table:
+                continue
+            sig = known.get(key)
+            if sig is None:
+                if not stub_unknown:
+                    unknown.append(f"{imp.module}.{imp.name} {_sig(imp.type)}")
+                    continue
+                self.stubbed.append(f"{imp.module}.{imp.name}")
+                params, results = imp.type or ((), ())
+                table[key] = HostFunction(_stub(self.calls, f"{imp.module}.{imp.name}", results), params, results)
+                continue
+            wasi = imp.module != "env"
+            impl = getattr(self.calls, sig.name, None)
+            caps = self.allowed_capabilities
+            if caps is not None and sig.name not in caps and sig.name not in _ALWAYS_ALLOWED:
+                self.restricted.append(f"{imp.module}.{imp.name}")
+                table[key] = HostFunction(_capability_stub(self.calls, sig.name, sig.results, wasi), sig.params, sig.results)
+                continue
+            fn = _wrap(self.calls, sig.name, impl, len(sig.params), wasi) if impl is not None else _not_implemented(sig.name)
+            table[key] = HostFunction(fn, sig.params, sig.results)
+        if unknown:
+            raise UnknownImportsError(unknown)
+        return table
+
+    def switch(self, vm: Vm) -> None:
+        """Point every host function at ``vm`` (called on each entry into the guest)."""
+        self.calls.vm = vm
+
+
+def _check_memory(info: ModuleInfo, source: str) -> None:
+    """The proxy-wasm rule on the exported memory: 32-bit, since every ABI pointer is an i32."""
+    memory = info.exported_memory()
+    if memory is not None and memory.is64:
+        raise ModuleLoadError(
+            f"{source}: the exported memory is 64-bit (memory64), but proxy-wasm passes every guest pointer as an i32 into a 32-bit memory",
+            envoy="Envoy's runtimes do not run proxy-wasm modules with a 64-bit memory; the plugin is not created",
+        )
+
+
+def _sig(ty: Any) -> str:
+    if ty is None:
+        return ""
+    return f"({', '.join(ty[0])}) -> ({', '.join(ty[1])})"
+
+
+def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int, wasi: bool) -> Callable[..., Any]:
+    """A per-arity wrapper: phase restrictions, the observer (trace, expectations), bad pointers."""
+    args = ", ".join(f"a{i}" for i in range(nparams))
+    fault = int(WasiErrno.FAULT if wasi else Status.InvalidMemoryAccess)
+    observe = (
+        ""
+        if wasi
+        else (f"    obs = vm.host.observer\n    if obs is not None:\n        return obs(vm, name, impl, ({args}{',' if nparams == 1 else ''}), {fault})\n")
+    )
+    src = (
+        f"def host({args}):\n"
+        "    vm = calls.vm\n"
+        "    allowed = vm.allowed_imports\n"
+        "    if allowed is not None and name not in allowed:\n"
+        "        raise restricted(vm, name)\n"
+        f"{observe}"
+        "    try:\n"
+        f"        return impl({args})\n"
+        "    except MemoryAccessError as exc:\n"
+        "        vm.note(f'{name}: {exc}')\n"
+        f"        return {fault}\n"
+    )
+    return build("host", src, {"calls": calls, "name": name, "impl": impl, "restricted": _restricted, "MemoryAccessError": MemoryAccessError})
+
+
+def _restricted(vm: Vm, name: str) -> RestrictedHostCall:
+    allowed = allowed_imports_text(vm.allowed_imports)
+    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {allowed} (the call traps in Envoy)")
+
+
+def _not_implemented(name: str) -> Callable[..., Any]:
+    def host(*_: int) -> int:
+        raise HostCallNotImplemented(name)
+
+    return host
+
+
+_ALWAYS_ALLOWED = frozenset({"emscripten_notify_memory_growth", "pthread_equal"})
+
+
+def _capability_stub(calls: ImportCalls, name: str, results: tuple[str, ...], wasi: bool) -> Callable[..., Any]:
+    """cpp-host's restricted-capability stub: log, then InternalFailure (WASI: ENOTCAPABLE)."""
+    ret = None if not results else int(WasiErrno.NOTCAPABLE if wasi else Status.InternalFailure)
+
+    def host(*_: int) -> int | None:
+        calls.vm.log(LogLevel.WARN, f"{name} is not in allowed_capabilities: returning {ret}", source="host")
+        return ret
+
+    return host
+
+
+def _stub(calls: ImportCalls, name: str, results: tuple[str, ...]) -> Callable[..., Any]:
+    ret = None if not results else int(Status.InternalFailure) if results[0] == "i32" else 0
+
+    def host(*_: int) -> int | None:
+        calls.vm.log(LogLevel.WARN, f"call to unknown import {name}: stubbed, returns {ret}", source="host")
+        return ret
+
+    return host
