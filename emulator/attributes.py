@@ -8,6 +8,7 @@ contexts only see ``xds.node``. A value that does not exist yet is NotFound, as 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from abi import UInt64
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from .http.stream import HttpStream
     from .stream_info import ConnectionInfo
 
-__all__ = ["MISSING", "WRAPPER", "root_attribute", "stream_attribute"]
+__all__ = ["MISSING", "WRAPPER", "lookup", "root_attribute", "stream_attribute"]
 
 MISSING = object()
 """The attribute does not exist (NotFound)."""
@@ -48,17 +49,32 @@ def _port(addr: str) -> int:
 def root_attribute(conn: ConnectionInfo, path: tuple[bytes, ...]) -> Any:
     """Attributes a root context can read: only ``xds.node`` (and the legacy ``node``)."""
     if path[:2] == (b"xds", b"node"):
-        return _walk(conn.node, path[2:])
+        return lookup(conn.node, path[2:])
     if path[0] == b"node":
-        return _walk(conn.node, path[1:])
+        return lookup(conn.node, path[1:])
     return MISSING
 
 
-def _walk(tree: Any, rest: tuple[bytes, ...]) -> Any:
-    from .properties import _MISSING, lookup
-
-    value = lookup(tree, rest)
-    return MISSING if value is _MISSING else value
+def lookup(tree: Any, path: tuple[bytes, ...]) -> Any:
+    """Walk ``tree`` (nested mappings and lists) along ``path``; ``MISSING`` when absent."""
+    node = tree
+    for seg in path:
+        if isinstance(node, Mapping):
+            key = seg.decode(errors="surrogateescape")
+            if key in node:
+                node = node[key]
+            elif seg in node:
+                node = node[seg]
+            else:
+                return MISSING
+        elif isinstance(node, list | tuple) and seg.isdigit():
+            idx = int(seg)
+            if idx >= len(node):
+                return MISSING
+            node = node[idx]
+        else:
+            return MISSING
+    return node
 
 
 def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
@@ -93,7 +109,7 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
         )
     if head == b"xds":
         if rest[:1] == (b"node",):
-            return _walk(conn.node, rest[1:])
+            return lookup(conn.node, rest[1:])
         return _pick(
             rest,
             {
@@ -105,9 +121,9 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
             },
         )
     if head == b"node":
-        return _walk(conn.node, rest)
+        return lookup(conn.node, rest)
     if head == b"metadata":
-        return _walk(conn.metadata, rest) if rest else (conn.metadata or MISSING)
+        return lookup(conn.metadata, rest) if rest else (conn.metadata or MISSING)
     if head == b"filter_state" and rest:
         value = stream.filter_state.get(b"\0".join(rest))
         return MISSING if value is None else value

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .costs import DETERMINISTIC, total
 from .host import Host
 from .scenario import Scenario, run_scenario, start_plugins
-from .vm.costs import DETERMINISTIC, total
 
 __all__ = ["compare", "measure"]
 

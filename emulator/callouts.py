@@ -254,6 +254,12 @@ class HttpCalls:
                 self.host.defer(lambda r=responder, c=call: c.pending and r.answer(c))
                 break
 
+    def start(
+        self, ctx: ContextBase, cluster: str, headers: list[tuple[bytes, bytes]], body: bytes, trailers: list[tuple[bytes, bytes]], timeout_ms: int
+    ) -> tuple[Status, int]:
+        """``proxy_http_call`` from ``ctx``: Envoy's checks, then the call is recorded."""
+        return start_http_call(ctx, cluster, headers, body, trailers, timeout_ms)
+
     def expire(self, now_ms: float) -> None:
         """Time out every pending call whose deadline has passed."""
         for call in self.calls:
@@ -394,6 +400,24 @@ class GrpcCalls:
     def streams(self) -> list[GrpcStream]:
         """Every gRPC stream."""
         return [c for c in self.calls if isinstance(c, GrpcStream)]
+
+    def start(
+        self, ctx: ContextBase, kind: str, upstream: bytes, service: bytes, method: bytes, metadata: list[tuple[bytes, bytes]], message: bytes, timeout_ms: int
+    ) -> tuple[Status, int]:
+        """``proxy_grpc_call`` (``kind`` ``grpc_call``) or ``proxy_grpc_stream`` (``grpc_stream``) from ``ctx``."""
+        return start_grpc_call(ctx, kind, upstream, service, method, metadata, message, timeout_ms)
+
+    def send(self, ctx: ContextBase, token: int, message: bytes, end_stream: bool) -> Status:
+        """``proxy_grpc_send``."""
+        return grpc_send(ctx, token, message, end_stream)
+
+    def cancel(self, ctx: ContextBase, token: int) -> Status:
+        """``proxy_grpc_cancel``."""
+        return grpc_cancel(ctx, token)
+
+    def close(self, ctx: ContextBase, token: int) -> Status:
+        """``proxy_grpc_close``."""
+        return grpc_close(ctx, token)
 
     def by_token(self, vm: Any, token: int) -> GrpcCall | GrpcStream | None:
         """The call or stream with ``token`` on ``vm``."""

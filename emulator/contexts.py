@@ -25,6 +25,8 @@ from abi import BufferType, LogLevel, MapType, Status, StreamType
 
 from .buffer import Buffer
 from .errors import CallbackError
+from .logs import LogRecord
+from .properties import resolve_property
 
 if TYPE_CHECKING:
     from .host import Host
@@ -298,7 +300,7 @@ class ContextBase:
     def get_buffer(self, kind: BufferType) -> Buffer | None:
         """The buffer of ``kind`` as Envoy exposes it now; ``None`` means NotFound."""
         if kind == BufferType.VM_CONFIGURATION:
-            return self.vm.vm_config_buffer
+            return Buffer(self.vm.vm_config, mutable=False)
         inputs = self.callback_inputs()
         if kind == BufferType.PLUGIN_CONFIGURATION:
             root = self.root
@@ -318,8 +320,6 @@ class ContextBase:
 
     # -- properties -----------------------------------------------------------------------------------
     def get_property(self, path: tuple[bytes, ...]) -> tuple[Status, bytes]:
-        from .properties import resolve_property
-
         return resolve_property(self, path)
 
     def set_property(self, path: bytes, value: bytes) -> Status:
@@ -328,29 +328,19 @@ class ContextBase:
 
     # -- callouts ---------------------------------------------------------------------------------
     def http_call(self, cluster: str, headers: Pairs, body: bytes, trailers: Pairs, timeout_ms: int) -> tuple[Status, int]:
-        from .callouts import start_http_call
-
-        return start_http_call(self, cluster, headers, body, trailers, timeout_ms)
+        return self.host.http_calls.start(self, cluster, headers, body, trailers, timeout_ms)
 
     def grpc_call(self, kind: str, upstream: bytes, service: bytes, method: bytes, metadata: Pairs, message: bytes, timeout_ms: int) -> tuple[Status, int]:
-        from .callouts import start_grpc_call
-
-        return start_grpc_call(self, kind, upstream, service, method, metadata, message, timeout_ms)
+        return self.host.grpc_calls.start(self, kind, upstream, service, method, metadata, message, timeout_ms)
 
     def grpc_send(self, token: int, message: bytes, end_stream: bool) -> Status:
-        from .callouts import grpc_send
-
-        return grpc_send(self, token, message, end_stream)
+        return self.host.grpc_calls.send(self, token, message, end_stream)
 
     def grpc_cancel(self, token: int) -> Status:
-        from .callouts import grpc_cancel
-
-        return grpc_cancel(self, token)
+        return self.host.grpc_calls.cancel(self, token)
 
     def grpc_close(self, token: int) -> Status:
-        from .callouts import grpc_close
-
-        return grpc_close(self, token)
+        return self.host.grpc_calls.close(self, token)
 
     # -- metrics ------------------------------------------------------------------------------------
     def define_metric(self, metric_type: int, name: bytes) -> tuple[Status, int]:
@@ -403,7 +393,21 @@ class ContextBase:
 
     def log(self, level: LogLevel, message: str, *, source: str = "proxy_log") -> None:
         """A guest log line attributed to this context and its plugin."""
-        self.vm.log(level, message, source=source, context_id=self.id, plugin=self.root)
+        host = self.host
+        if level < host.log_level:
+            return
+        root = self.root
+        host.record_log(
+            LogRecord(
+                level,
+                message,
+                context_id=self.id,
+                root_id=root.root_id if root is not None else "",
+                vm_id=self.vm.vm_id,
+                plugin_name=root.name if root is not None else "",
+                source=source,
+            )
+        )
 
     # -- stream control -------------------------------------------------------------------------------
     def send_local_response(self, reply: LocalResponse) -> Status:

@@ -24,6 +24,7 @@ from abi import LogLevel
 
 from .callouts import GrpcCalls, HttpCalls
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
+from .contexts import VmContext
 from .engines import Engine, EngineConfig, get_engine
 from .errors import ConfigError, ModuleLoadError
 from .expectations import Expectations
@@ -190,7 +191,7 @@ class Host:
             if isinstance(module, Program)
             else self.program(module, stub_unknown_imports=stub_unknown_imports, allowed_capabilities=allowed_capabilities)
         )
-        vm = Vm(self, prog, vm_id=vm_id, vm_config=_to_bytes(vm_config, "vm_config"), environment=environment)
+        vm = Vm(self, prog, vm_id=vm_id, vm_config=_to_bytes(vm_config, "vm_config"), environment=environment, vm_context=VmContext)
         self.vms.append(vm)
         vm.initialize()
         return vm

@@ -8,41 +8,16 @@ path segment (map key, or decimal list index). Values are serialized as Envoy do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from abi import Status, encode_value
 
-from .attributes import MISSING, WRAPPER, root_attribute, stream_attribute
+from .attributes import MISSING, WRAPPER, lookup, root_attribute, stream_attribute
 
 if TYPE_CHECKING:
     from .contexts import ContextBase
 
-__all__ = ["lookup", "resolve_property", "set_filter_state"]
-
-_MISSING = object()
-
-
-def lookup(tree: Any, path: tuple[bytes, ...]) -> Any:
-    """Walk ``tree`` (nested mappings and lists) along ``path``; ``_MISSING`` when absent."""
-    node = tree
-    for seg in path:
-        if isinstance(node, Mapping):
-            key = seg.decode(errors="surrogateescape")
-            if key in node:
-                node = node[key]
-            elif seg in node:
-                node = node[seg]
-            else:
-                return _MISSING
-        elif isinstance(node, list | tuple) and seg.isdigit():
-            idx = int(seg)
-            if idx >= len(node):
-                return _MISSING
-            node = node[idx]
-        else:
-            return _MISSING
-    return node
+__all__ = ["resolve_property", "set_filter_state"]
 
 
 def _encoded(value: Any) -> tuple[int, bytes]:
@@ -73,7 +48,7 @@ def resolve_property(ctx: ContextBase, path: tuple[bytes, ...]) -> tuple[int, by
         if tree is None:
             continue
         node = lookup(tree, path)
-        if node is not _MISSING:
+        if node is not MISSING:
             return _encoded(node)
     conn = stream.connection if stream is not None else (plugin.connection if plugin is not None and plugin.connection else host.connection)
     value = stream_attribute(stream, path) if stream is not None else root_attribute(conn, path)

@@ -39,6 +39,7 @@ __all__ = [
     "MemoryAccessError",
     "available_engines",
     "get_engine",
+    "wat2wasm",
 ]
 
 ENGINE_NAMES = ("wasmtime", "wasmtime-stock", "wasmer")
@@ -79,3 +80,10 @@ def available_engines() -> dict[str, str | None]:
     from .wasmer_engine import wasmer_available
 
     return {"wasmtime": None, "wasmtime-stock": None, "wasmer": wasmer_available()}
+
+
+def wat2wasm(text: str) -> bytes:
+    """WebAssembly text compiled to a binary module (wasmtime's parser); for generated guests and tests."""
+    import wasmtime
+
+    return bytes(wasmtime.wat2wasm(text))

@@ -69,6 +69,37 @@ class _CApi:
 
 _C = _CApi()
 FAST_PATH_AVAILABLE: bool = _C.ok
+
+PRIVATE_API = (
+    "wasmtime._ffi.wasmtime_instance_export_get",
+    "wasmtime._ffi.wasmtime_error_wasm_trace",
+    "wasmtime._ffi.wasm_trap_t",
+    "wasmtime._ffi.wasmtime_error_t",
+    "wasmtime._extern.wrap_extern",
+    "wasmtime.Trap._from_ptr",
+    "wasmtime.WasmtimeError._from_ptr",
+    "wasmtime.Store._context",
+)
+"""The private names of wasmtime-py this module uses (all of them, and no other module uses any):
+a new wasmtime-py that renames one fails tests/unit/test_architecture.py, naming it."""
+
+
+def missing_private_api() -> list[str]:
+    """The entries of :data:`PRIVATE_API` this wasmtime-py does not have."""
+    import importlib
+
+    missing = []
+    for dotted in PRIVATE_API:
+        parts = dotted.split(".")
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:2])) if parts[1].startswith("_") else importlib.import_module(parts[0])
+            for attr in parts[2 if parts[1].startswith("_") else 1 :]:
+                obj = getattr(obj, attr)
+        except (ImportError, AttributeError):
+            missing.append(dotted)
+    return missing
+
+
 """Whether this wasmtime-py exposes every C function the fast path needs."""
 
 _VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64, "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}

@@ -49,7 +49,7 @@ class Wasi:
         if data:
             self.vm.console_write(fd, data)
             text = data[:-1] if data.endswith(b"\n") else data
-            self.vm.log(LogLevel.INFO if fd == 1 else LogLevel.ERROR, text.decode(errors="replace"), source="stdout" if fd == 1 else "stderr")
+            self.vm.active.log(LogLevel.INFO if fd == 1 else LogLevel.ERROR, text.decode(errors="replace"), source="stdout" if fd == 1 else "stderr")
         return E.SUCCESS
 
     def fd_write(self, fd: int, iovs: int, iovs_len: int, ret_nwritten: int) -> int:

@@ -55,7 +55,7 @@ from abi import ALLOCATOR_IMPORTS, HOST_FUNCTIONS, START_IMPORTS, WASI_FUNCTIONS
 from abi.leb128 import encode_uleb
 from abi.signatures import Signature
 
-from ..engines import EngineConfig, get_engine
+from ..engines import EngineConfig, get_engine, wat2wasm
 from ..errors import CallbackError, EmulatorError, HostCallNotImplemented, ModuleLoadError, PluginStartError, ProcExit, RestrictedHostCall
 from ..host import Host
 from ..http.types import Request, Response
@@ -573,10 +573,8 @@ class GuestPlan:
         return _plan_wat(self)
 
     def wasm(self) -> bytes:
-        """The module, compiled with ``wasmtime.wat2wasm``."""
-        import wasmtime
-
-        return bytes(wasmtime.wat2wasm(self.wat()))
+        """The module, compiled with :func:`emulator.engines.wat2wasm`."""
+        return wat2wasm(self.wat())
 
     def describe(self) -> str:
         """A short human description (for failure reports)."""
@@ -1207,9 +1205,7 @@ def _probe_program(host: Host) -> Program:
     key = host.engine.cache_key() + host.engine.name
     prog = _PROBE_PROGRAMS.get(key)
     if prog is None:
-        import wasmtime
-
-        prog = _PROBE_PROGRAMS[key] = Program(host.engine, bytes(wasmtime.wat2wasm(_PROBE_WAT)), cache=None, source="<hardening probe>")
+        prog = _PROBE_PROGRAMS[key] = Program(host.engine, wat2wasm(_PROBE_WAT), cache=None, source="<hardening probe>")
     return prog
 
 
@@ -1863,9 +1859,7 @@ def _signature_mutant(ch: Chooser) -> Mutant:
     exports.setdefault("proxy_on_context_create", '(func (export "proxy_on_context_create") (param i32 i32))')
     exports.setdefault("proxy_abi_version_0_2_1", '(func (export "proxy_abi_version_0_2_1"))')
     wat = "(module\n  " + "\n  ".join([*imports, memory, *exports.values()]) + "\n)"
-    import wasmtime
-
-    return Mutant(bytes(wasmtime.wat2wasm(wat)), "signature", "<generated>", detail, expect_refused=expect)
+    return Mutant(wat2wasm(wat), "signature", "<generated>", detail, expect_refused=expect)
 
 
 @dataclass

@@ -197,7 +197,7 @@ class HttpStream(ContextBase):
 
     def cost(self) -> Any:
         """The summed :class:`~emulator.costs.Cost` of every callback of this stream (costs on)."""
-        from ..vm.costs import total
+        from ..costs import total
 
         return total([c.cost for c in self.callbacks])
 

@@ -9,21 +9,19 @@ every trap into a :class:`CallbackError` that names the callback and carries the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from abi import ALLOCATOR_IMPORTS, START_IMPORTS, LogLevel, callbacks_for
+from abi import ALLOCATOR_IMPORTS, START_IMPORTS, callbacks_for
 from abi.signatures import INTEGRATION_EXPORTS
 
-from ..buffer import Buffer
-from ..contexts import ContextBase, VmContext
+from ..costs import Cost
 from ..engines import GuestMemory, GuestTrap, LinkError
 from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
-from ..logs import LogRecord
-from .costs import Cost
 
 if TYPE_CHECKING:
+    from ..contexts import ContextBase
     from ..host import Host
     from ..plugin import Plugin
     from .program import Program
@@ -50,7 +48,7 @@ class VmSnapshot:
 
     memory: bytes
     globals: dict[str, int | float]
-    contexts: dict[int, ContextBase]
+    contexts: dict[int, Any]
     next_id: int
     tokens: dict[str, int]
     console: dict[int, str]
@@ -68,7 +66,9 @@ class Vm:
         vm_id: str = "",
         vm_config: bytes = b"",
         environment: Mapping[str, str] | None = None,
+        vm_context: Callable[[Vm], Any],
     ) -> None:
+        """``vm_context`` makes the receiver of host calls made outside any plugin (context 0)."""
         self.host = host
         self.program = program
         self.abi = program.abi
@@ -76,7 +76,7 @@ class Vm:
         self.vm_id = vm_id
         self.vm_config = bytes(vm_config)
         self.environment = dict(environment or {})
-        self.contexts: dict[int, ContextBase] = {0: VmContext(self)}
+        self.contexts: dict[int, ContextBase] = {0: vm_context(self)}
         self.plugins: list[Plugin] = []
         self.failed: CallbackError | None = None
         self.current_context = 0
@@ -95,7 +95,6 @@ class Vm:
         self._fuel = (host.costs or host.callback_fuel is not None) and "fuel" in host.engine.capabilities and host.engine.config.fuel
         self._budget = host.callback_fuel or _FUEL_BUDGET
         self._next_id = 1
-        self.vm_config_buffer = Buffer(self.vm_config, mutable=False)
         self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
         program.switch(self)
         self.memory: GuestMemory | None = None
@@ -343,25 +342,6 @@ class Vm:
         token = self._tokens[kind]
         self._tokens[kind] = token + 4
         return token
-
-    def log(self, level: LogLevel, message: str, *, source: str = "proxy_log", context_id: int | None = None, plugin: Plugin | None = None) -> None:
-        """Record a guest log line attributed to a context (default: the active one) and its plugin."""
-        if level < self.host.log_level:
-            return
-        if context_id is None:
-            ctx = self.active
-            context_id, plugin = ctx.id, ctx.root
-        self.host.record_log(
-            LogRecord(
-                level,
-                message,
-                context_id=context_id,
-                root_id=plugin.root_id if plugin is not None else "",
-                vm_id=self.vm_id,
-                plugin_name=plugin.name if plugin is not None else "",
-                source=source,
-            )
-        )
 
     def note(self, message: str) -> None:
         """An emulator diagnostic about what the guest did (e.g. a bad pointer)."""

@@ -189,7 +189,7 @@ def _capability_stub(calls: ImportCalls, name: str, results: tuple[str, ...], wa
     ret = None if not results else int(WasiErrno.NOTCAPABLE if wasi else Status.InternalFailure)
 
     def host(*_: int) -> int | None:
-        calls.vm.log(LogLevel.WARN, f"{name} is not in allowed_capabilities: returning {ret}", source="host")
+        calls.vm.active.log(LogLevel.WARN, f"{name} is not in allowed_capabilities: returning {ret}", source="host")
         return ret
 
     return host
@@ -199,7 +199,7 @@ def _stub(calls: ImportCalls, name: str, results: tuple[str, ...]) -> Callable[.
     ret = None if not results else int(Status.InternalFailure) if results[0] == "i32" else 0
 
     def host(*_: int) -> int | None:
-        calls.vm.log(LogLevel.WARN, f"call to unknown import {name}: stubbed, returns {ret}", source="host")
+        calls.vm.active.log(LogLevel.WARN, f"call to unknown import {name}: stubbed, returns {ret}", source="host")
         return ret
 
     return host

@@ -9,8 +9,8 @@ import sys
 from emulator import Host, Request, Response
 from emulator.bench import measure
 from emulator.cli.main import main
+from emulator.costs import DETERMINISTIC
 from emulator.scenario import load_scenario
-from emulator.vm.costs import DETERMINISTIC
 from tests.conftest import FIXTURES, ROOT, wat_module
 
 SCENARIO = FIXTURES / "scenarios/bench.yaml"
