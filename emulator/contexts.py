@@ -1,12 +1,12 @@
 """Contexts are the receivers of host calls: one small semantic interface per host-call family.
 
 This is cpp-host's ``ContextBase`` (include/proxy-wasm/context_interface.h): the glue in
-:mod:`emulator.hostcalls` finds the active context, checks enums, reads its arguments from guest
+:mod:`emulator.glue` finds the active context, checks enums, reads its arguments from guest
 memory, calls *one* method here and writes the results back. Everything Envoy decides lives on
 this side. :class:`ContextBase` gives every call the answer Envoy gives where a context does not
 support it, in one place; the root context (:class:`~emulator.plugin.Plugin`), the HTTP stream
-(:class:`~emulator.http_stream.HttpStream`), the TCP connection
-(:class:`~emulator.tcp_stream.TcpConnection`) and the VM context (:class:`VmContext`) override
+(:class:`~emulator.http.stream.HttpStream`), the TCP connection
+(:class:`~emulator.tcp.TcpConnection`) and the VM context (:class:`VmContext`) override
 what Envoy gives them. No method here sees guest memory or the running instance.
 
 Per-callback inputs (an HTTP callout's response, a gRPC message, foreign-call data, the plugin

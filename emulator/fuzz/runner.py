@@ -4,7 +4,7 @@ Three front doors:
 
 * :func:`fuzz_filter` runs hypothesis over generated scenarios (exchanges with arbitrary headers,
   chunking and trailers, callout answers drawn when the filter makes a call, optional plugin
-  configurations and host faults), checks the invariants of :mod:`emulator.invariants` after each,
+  configurations and host faults), checks the invariants of :mod:`emulator.fuzz.invariants` after each,
   shrinks every distinct violation to a minimal example and returns it as a scenario file that
   ``proxy-wasm-emulator run`` replays::
 
@@ -157,7 +157,7 @@ class FuzzOptions:
     """Properties of the state machine's plugin (the scenario-driven front doors take them from
     the seed scenario)."""
     invariants: tuple[Invariant | str | Callable[[RunView], Any], ...] | None = None
-    """Invariants to check: names, :class:`~emulator.invariants.Invariant` objects or callables
+    """Invariants to check: names, :class:`~emulator.fuzz.invariants.Invariant` objects or callables
     (``None``: the built-in ones plus registered ones)."""
     exclude: tuple[str, ...] = ()
     """Names of invariants not to check."""
@@ -171,12 +171,12 @@ class FuzzOptions:
     harvest: bool = True
     """Add the strings of the module's data segments to the dictionary (:func:`module_vocabulary`)."""
     fuzz_config: bool = False
-    """Fuzz the plugin configuration too (:func:`~emulator.strategies.plugin_configs`)."""
+    """Fuzz the plugin configuration too (:func:`~emulator.fuzz.strategies.plugin_configs`)."""
     config_schema: dict[str, Any] | bool | None = None
     """Generate configurations valid against this JSON Schema (needs ``hypothesis-jsonschema``);
     implies ``fuzz_config``."""
     faults: bool = False
-    """Inject host-call errors (:func:`~emulator.strategies.fault_plans`)."""
+    """Inject host-call errors (:func:`~emulator.fuzz.strategies.fault_plans`)."""
     leak_repeats: int = 24
     """Replays per example for the ``memory_growth`` invariant (0 turns it off; the state machine
     has no replays)."""
@@ -318,7 +318,7 @@ class InjectedFault:
 
 
 class FaultInjectingObserver(HostCallObserver):
-    """A host-call observer that applies a :class:`~emulator.strategies.FaultPlan`.
+    """A host-call observer that applies a :class:`~emulator.fuzz.strategies.FaultPlan`.
 
     Install it with ``host.observer = FaultInjectingObserver(host, plan)`` before loading: a call a
     rule covers returns the rule's status without running; every other call goes through the

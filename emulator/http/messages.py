@@ -7,12 +7,12 @@ Every part of the emulator speaks them:
 * the API: ``Plugin.http_exchange(Request(...), Response(...))``;
 * scenario files: each stream's ``request`` and ``response`` parse into them
   (:func:`emulator.scenario.parse_scenario`), and :meth:`Message.to_scenario` writes one back;
-* the fuzzing strategies generate them (:func:`emulator.strategies.messages`,
-  :func:`emulator.strategies.exchanges`);
+* the fuzzing strategies generate them (:func:`emulator.fuzz.strategies.messages`,
+  :func:`emulator.fuzz.strategies.exchanges`);
 * the hardening campaigns replay them.
 
 :func:`feed` sends a message into a stream with ``end_of_stream`` where Envoy puts it.
-(:class:`emulator.http_types.HttpMessage` is the other direction: what reached one side of the
+(:class:`emulator.http.types.HttpMessage` is the other direction: what reached one side of the
 filter after it ran.)
 """
 

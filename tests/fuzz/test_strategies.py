@@ -1,4 +1,4 @@
-"""The strategies of emulator.strategies generate what they promise, and compose with the host."""
+"""The strategies of emulator.fuzz.strategies generate what they promise, and compose with the host."""
 
 from __future__ import annotations
 

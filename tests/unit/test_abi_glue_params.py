@@ -1,7 +1,7 @@
 """Every glue method takes exactly the parameters the ABI table names, for ``env`` and WASI alike.
 
 The table in ``abi/signatures.py`` is the one place that says what each parameter is; the glue
-(``emulator.hostcalls.ImportCalls``, whose WASI methods live in ``emulator/wasi.py``) must not
+(``emulator.glue.ImportCalls``, whose WASI methods live in ``emulator/wasi.py``) must not
 disagree with it, or a trace, the hostile fuzzer and a reader of the glue see different calls.
 """
 
