@@ -10,7 +10,6 @@ compiled-module cache, and it loads filters::
 
 from __future__ import annotations
 
-import atexit
 import copy
 import os
 import random
@@ -33,6 +32,7 @@ from .logs import LogRecord
 from .metrics import Metrics
 from .observer import HostCallObserver
 from .plugin import Plugin
+from .session import Session, default_session
 from .shared_state import SharedData, SharedQueues
 from .stream_info import ConnectionInfo
 from .trace import Trace
@@ -67,11 +67,6 @@ class HostSnapshot:
     seq: int
 
 
-_PROGRAMS: dict[tuple[str, str, bool], Program] = {}
-"""Linked programs by (engine key, sha256, stubbed): immutable once built, shared by every Host."""
-atexit.register(_PROGRAMS.clear)
-
-
 def _to_bytes(value: bytes | str | None, what: str) -> bytes:
     if value is None:
         return b""
@@ -102,7 +97,11 @@ class Host:
         max_memory_pages: int | None = 16384,
         callback_deadline_s: float | None = None,
         callback_fuel: int | None = None,
+        session: Session | None = None,
     ) -> None:
+        """``session`` is the group of hosts that share linked programs and warm starts (by
+        default every host of the process: :func:`emulator.session.default_session`)."""
+        self.session = session or default_session()
         if callback_fuel is not None and callback_fuel <= 0:
             raise ConfigError(f"callback_fuel must be a positive number of instructions, not {callback_fuel!r}")
         if not isinstance(engine, Engine) and engine_config is None:
@@ -167,12 +166,13 @@ class Host:
         caps = frozenset(allowed_capabilities) if allowed_capabilities is not None else None
         digest = hashlib.sha256(wasm).hexdigest()
         key = (self.engine.cache_key() + self.engine.name, digest, stub_unknown_imports, caps)
-        prog = _PROGRAMS.get(key)
+        programs = self.session.programs
+        prog = programs.get(key)
         if prog is None:
             prog = Program(
                 self.engine, wasm, cache=self.cache, stub_unknown_imports=stub_unknown_imports, source=source, allowed_capabilities=caps, sha256=digest
             )
-            _PROGRAMS[key] = prog
+            programs[key] = prog
         return prog
 
     def create_vm(

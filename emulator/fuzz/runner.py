@@ -53,7 +53,6 @@ import os
 import re
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -65,6 +64,7 @@ from ..callouts import GrpcCall, HttpCall, Responder
 from ..errors import CallbackError, ModuleLoadError, PluginStartError
 from ..http.messages import Message
 from ..observer import HostCallObserver
+from ..session import default_session
 from ..trace import TraceEntry, decode_call
 from .invariants import Invariant, RunView, Violation, check, memory_growth, resolve_invariants, shutdown_host
 from .strategies import (
@@ -85,7 +85,7 @@ from .strategies import (
 )
 
 if TYPE_CHECKING:
-    from ..host import Host, HostSnapshot, ModuleSource
+    from ..host import Host, ModuleSource
     from ..vm.instance import Vm
 
 __all__ = [
@@ -512,9 +512,6 @@ def execute_scenario(
 
 # -- the start of a run, fresh or restored ---------------------------------------------------------
 
-_START_POOL: OrderedDict[tuple[Any, ...], tuple[Host, HostSnapshot, dict[str, Any], list[Any], list[Any]]] = OrderedDict()
-_START_POOL_SIZE = 8
-
 
 def _fresh_host(module: ModuleSource, engine: str, sc: Any, trace: bool, faults: FaultPlan | None) -> tuple[Host, FaultInjectingObserver | None]:
     """A new seeded host with the scenario's responders, clusters and shared data installed."""
@@ -557,7 +554,8 @@ def _start_key(module: ModuleSource, engine: str, sc: Any, trace: bool) -> tuple
 def _restored_start(module: ModuleSource, engine: str, sc: Any, trace: bool) -> tuple[Host, dict[str, Any]] | None:
     """A host rewound to the plugins' post-configure state, or ``None`` when it cannot be reused."""
     key = _start_key(module, engine, sc, trace)
-    entry = _START_POOL.get(key)
+    session = default_session()
+    entry = session.start(key)
     if entry is None:
         host, _ = _fresh_host(module, engine, sc, trace, None)
         try:
@@ -567,11 +565,7 @@ def _restored_start(module: ModuleSource, engine: str, sc: Any, trace: bool) -> 
         if host.http_calls.calls or host.grpc_calls.calls:
             return None  # a start that made callouts depends on how they are answered
         entry = (host, host.snapshot(), plugins, list(host.http_calls.responders), list(host.grpc_calls.responders))
-        _START_POOL[key] = entry
-        while len(_START_POOL) > _START_POOL_SIZE:
-            _START_POOL.popitem(last=False)
-    else:
-        _START_POOL.move_to_end(key)
+        session.remember_start(key, entry)
     host, snap, plugins, http, grpc = entry
     host.restore(snap)
     host.http_calls.responders = list(http)

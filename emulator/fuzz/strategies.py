@@ -46,6 +46,7 @@ from abi import PAIRS_MAX_BYTES, PAIRS_MAX_COUNT, Status, fault_statuses
 from abi.properties import UInt64
 
 from ..http.messages import Request, Response, scenario_bytes, scenario_headers
+from ..session import default_session
 
 __all__ = [
     "COMMON_HEADER_NAMES",
@@ -109,8 +110,6 @@ _LONG_SIZES = (256, 4096, 8192, 60 * 1024, 64 * 1024 + 1)
 
 # -- names and values ------------------------------------------------------------------------------
 
-_CACHE: dict[Any, st.SearchStrategy[Any]] = {}
-
 
 def _freeze(v: Any) -> Any:
     if isinstance(v, str | bytes | int | float | bool | None):
@@ -133,14 +132,15 @@ def _cached(fn: Any) -> Any:
         fargs = tuple(_freeze(a) for a in args)
         fkw = {k: _freeze(v) for k, v in kwargs.items()}
         key = (fn.__qualname__, fargs, tuple(sorted(fkw.items())))
+        cache = default_session().cache("fuzz.strategies")
         try:
-            hit = _CACHE.get(key)
+            hit = cache.get(key)
         except TypeError:  # an unhashable argument (a dict schema...): no caching
             return fn(*fargs, **fkw)
         if hit is None:
-            if len(_CACHE) > 512:
-                _CACHE.clear()
-            hit = _CACHE[key] = fn(*fargs, **fkw)
+            if len(cache) > 512:
+                cache.clear()
+            hit = cache[key] = fn(*fargs, **fkw)
         return hit
 
     return wrapper

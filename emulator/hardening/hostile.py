@@ -1198,14 +1198,12 @@ class PlanResult:
         return "\n".join([self.plan.describe(), *self.escaped, *self.problems, "--- WAT ---", self.plan.wat()])
 
 
-_PROBE_PROGRAMS: dict[str, Program] = {}
-
-
 def _probe_program(host: Host) -> Program:
     key = host.engine.cache_key() + host.engine.name
-    prog = _PROBE_PROGRAMS.get(key)
+    programs = host.session.cache("hardening.probe")
+    prog = programs.get(key)
     if prog is None:
-        prog = _PROBE_PROGRAMS[key] = Program(host.engine, wat2wasm(_PROBE_WAT), cache=None, source="<hardening probe>")
+        prog = programs[key] = Program(host.engine, wat2wasm(_PROBE_WAT), cache=None, source="<hardening probe>")
     return prog
 
 
