@@ -385,8 +385,14 @@ class ContextBase:
             root.set_tick_period(period_ms)
         return Status.Ok
 
-    def current_time_ns(self) -> int:
-        return self.host.clock.realtime_ns
+    def current_time_ns(self, *, monotonic: bool = False) -> int:
+        """The virtual clock: wall-clock time, or (``monotonic``) time since the host started."""
+        clock = self.host.clock
+        return clock.monotonic_ns if monotonic else clock.realtime_ns
+
+    def random_bytes(self, n: int) -> bytes:
+        """``n`` bytes of the host's seeded randomness (WASI ``random_get``)."""
+        return self.host.random.randbytes(n)
 
     def log_level(self) -> int:
         return int(self.host.log_level)

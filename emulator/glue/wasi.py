@@ -204,13 +204,9 @@ class Wasi:
         return E.SUCCESS
 
     def clock_time_get(self, clock_id: int, precision: int, ret_time: int) -> int:
-        clock = self.vm.host.clock
-        if clock_id == WasiClock.REALTIME:
-            self.vm.memory.put_u64(ret_time, clock.realtime_ns)
-        elif clock_id == WasiClock.MONOTONIC:
-            self.vm.memory.put_u64(ret_time, clock.monotonic_ns)
-        else:
+        if clock_id not in (WasiClock.REALTIME, WasiClock.MONOTONIC):
             return E.NOTSUP
+        self.vm.memory.put_u64(ret_time, self.vm.active.current_time_ns(monotonic=clock_id == WasiClock.MONOTONIC))
         return E.SUCCESS
 
     def clock_res_get(self, clock_id: int, ret_res: int) -> int:
@@ -223,7 +219,7 @@ class Wasi:
         if buf_len > RANDOM_GET_MAX:
             return E.INVAL
         if buf_len:
-            self.vm.memory.write(buf, self.vm.host.random.randbytes(buf_len))
+            self.vm.memory.write(buf, self.vm.active.random_bytes(buf_len))
         return E.SUCCESS
 
     def sched_yield(self) -> int:
