@@ -229,9 +229,12 @@ class GuestMemory(ABC):
 
     def read(self, ptr: int, size: int) -> bytes:
         """Copy ``size`` bytes out of the guest."""
+        end = ptr + size
+        if end <= self._size and ptr >= 0 and size > 0:  # the hot path: no call, no view refresh
+            return self._view[ptr:end].tobytes()
         if size == 0:
             return b""
-        return bytes(self._check(ptr, size)[ptr : ptr + size])
+        return bytes(self._check(ptr, size)[ptr:end])
 
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
         """Copy ``data`` into the guest at ``ptr``."""
@@ -246,6 +249,16 @@ class GuestMemory(ABC):
     def put_u32(self, ptr: int, value: int) -> None:
         """Write a little-endian u32."""
         _U32.pack_into(self._check(ptr, 4), ptr, value & 0xFFFFFFFF)
+
+    def put_u32_pair(self, ptr_a: int, a: int, ptr_b: int, b: int) -> None:
+        """Write two little-endian u32s (the ``ptr*``/``size*`` out-parameters of a copy-out)."""
+        size = self._size
+        if ptr_a + 4 > size or ptr_b + 4 > size:  # off the hot path: the same checks, in order, as two put_u32
+            self._check(ptr_a, 4)
+            self._check(ptr_b, 4)
+        view = self._view
+        _U32.pack_into(view, ptr_a, a & 0xFFFFFFFF)
+        _U32.pack_into(view, ptr_b, b & 0xFFFFFFFF)
 
     def u64(self, ptr: int) -> int:
         """Read a little-endian u64."""

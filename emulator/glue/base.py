@@ -22,11 +22,11 @@ class Glue:
 
         An empty range must still start inside memory (cpp-host: InvalidMemoryAccess otherwise).
         """
+        vm = self.vm
         if size == 0:
             if ptr:
-                self.vm.memory._check(ptr, 0)
+                vm.memory.view(ptr, 0)
             return b""
-        vm = self.vm
         vm.bytes_from_guest += size
         return vm.memory.read(ptr, size)
 
@@ -36,17 +36,16 @@ class Glue:
         Empty data writes ptr=0, size=0 and never calls the allocator. A zero address from the
         guest allocator gives InvalidMemoryAccess.
         """
-        mem = self.vm.memory
-        mem.put_u32(ret_ptr, 0)
-        mem.put_u32(ret_size, 0)
+        vm = self.vm
+        mem = vm.memory
+        mem.put_u32_pair(ret_ptr, 0, ret_size, 0)
         n = len(data)
         if n == 0:
             return Status.Ok
-        ptr = self.vm.alloc(n)
+        ptr = vm.alloc(n)
         if ptr == 0:
             return Status.InvalidMemoryAccess
         mem.write(ptr, data)
-        self.vm.bytes_to_guest += n
-        mem.put_u32(ret_ptr, ptr)
-        mem.put_u32(ret_size, n)
+        vm.bytes_to_guest += n
+        mem.put_u32_pair(ret_ptr, ptr, ret_size, n)
         return Status.Ok
