@@ -9,7 +9,7 @@ Each round runs one deterministic campaign (same seed, so the same work every ro
 
 from __future__ import annotations
 
-from emulator.hardening.hostile import run_hostile_campaign, run_mutation_campaign
+from emulator.hardening import run_hostile_campaign, run_mutation_campaign
 
 HOSTILE_CALLS = 500
 MUTANTS = 200

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..fuzz.runner import FuzzOptions
+    from ..fuzz.options import FuzzOptions
 
 __all__ = ["add_fuzz_command", "fuzz_options", "run_fuzz_command"]
 
@@ -83,7 +83,7 @@ def _out_paths(out: Path, n: int) -> list[Path]:
 def fuzz_options(args: argparse.Namespace, *, plugin_config: bytes | None = None, config_schema: Any = None) -> FuzzOptions:
     """The :class:`~emulator.fuzz.FuzzOptions` of parsed ``fuzz`` arguments (``--plugin-config`` and
     ``--config-schema`` name files: pass what they hold)."""
-    from ..fuzz.runner import FuzzOptions
+    from ..fuzz.options import FuzzOptions
 
     return FuzzOptions(
         examples=args.examples,

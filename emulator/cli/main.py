@@ -86,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         host = Host(engine=engine, cache=False if args.no_cache else (args.cache_dir or True), seed=scenario.seed if scenario else 0)
         if scenario is not None and scenario.faults:
-            from ..fuzz.runner import FaultInjectingObserver
+            from ..fuzz.faults import FaultInjectingObserver
             from ..fuzz.strategies import FaultPlan
 
             host.observer = FaultInjectingObserver(host, FaultPlan.from_json(scenario.faults))

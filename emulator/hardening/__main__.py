@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from .hostile import main
+from .cli import main
 
 sys.exit(main())

@@ -9,17 +9,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from emulator import Host, cli
+from emulator.fuzz.execution import execute_scenario
+from emulator.fuzz.harvest import harvest_strings, module_vocabulary
 from emulator.fuzz.invariants import Invariant
-from emulator.fuzz.runner import (
-    FuzzSetupError,
-    execute_scenario,
-    filter_state_machine,
-    fuzz_filter,
-    fuzz_test,
-    harvest_strings,
-    module_vocabulary,
-    run_filter_state_machine,
-)
+from emulator.fuzz.runner import FuzzSetupError, fuzz_filter, fuzz_test
+from emulator.fuzz.stateful import filter_state_machine, run_filter_state_machine
 from tests.conftest import FIXTURES, ROOT, wat_module
 from tests.fuzz.modules import LEAK_ON_CHUNKING, compile_wat
 

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from emulator.cli.fuzz import add_fuzz_command, fuzz_options
-from emulator.fuzz.runner import FUZZ_TEST_DEFAULTS, STATE_MACHINE_DEFAULTS, FuzzOptions, filter_state_machine, fuzz_filter, fuzz_test, run_filter_state_machine
+from emulator.fuzz.options import FUZZ_TEST_DEFAULTS, STATE_MACHINE_DEFAULTS, FuzzOptions
+from emulator.fuzz.runner import fuzz_filter, fuzz_test
+from emulator.fuzz.stateful import filter_state_machine, run_filter_state_machine
 from tests.conftest import FIXTURES, wat_module
 
 PITFALLS = wat_module("pitfalls")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.fuzz.runner import execute_scenario
+from emulator.fuzz.execution import execute_scenario
 from emulator.scenario import stream_result, world_state
 from tests.conftest import FIXTURES
 

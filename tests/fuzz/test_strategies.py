@@ -299,7 +299,7 @@ def test_fault_plans_aim_at_the_functions_given_with_their_plausible_statuses(pl
 
 
 def test_a_fault_plan_changes_what_the_filter_sees(proxy_wasm_engine):
-    from emulator.fuzz.runner import FaultInjectingObserver
+    from emulator.fuzz.faults import FaultInjectingObserver
 
     host = Host(engine=proxy_wasm_engine)
     plan = pst.FaultPlan((pst.FaultRule("proxy_get_header_map_value", int(Status.NotFound), nth=1, count=None, callback="proxy_on_request_headers"),))

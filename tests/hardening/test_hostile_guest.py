@@ -1,10 +1,11 @@
 """Hostile guests (issue #8): whatever a guest passes to the host, the emulator answers with a proper
 status or a clean trap, never lets a Python exception escape, and keeps its state intact.
 
-The generated modules and every property checked are in ``emulator/hardening/hostile.py``; ``run_plan``
-returns ``escaped`` (Python exceptions that were not emulator errors) and ``problems`` (statuses
-that are not what cpp-host returns, corrupted state, broken reports). Every test here runs on each
-engine given with ``--proxy-wasm-engine``.
+The generated modules are in ``emulator/hardening/plans.py`` and ``wat.py``, every property checked
+in ``guest_checks.py`` and ``guest_campaign.py``; ``run_plan`` returns ``escaped`` (Python
+exceptions that were not emulator errors) and ``problems`` (statuses that are not what cpp-host
+returns, corrupted state, broken reports). Every test here runs on each engine given with
+``--proxy-wasm-engine``.
 """
 
 from __future__ import annotations
@@ -18,22 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abi import Status
-from emulator.hardening import hostile
-from emulator.hardening.hostile import (
-    ALLOCATORS,
-    MEM,
-    PHASES,
-    U32,
-    DataChooser,
-    GuestPlan,
-    HostCall,
-    RandomChooser,
-    draw_plan,
-    payload,
-    run_hostile_campaign,
-    run_plan,
-    slot,
-)
+from emulator.hardening import isolate, layout
+from emulator.hardening.calls import HostCall
+from emulator.hardening.choosers import DataChooser, RandomChooser
+from emulator.hardening.guest_campaign import run_hostile_campaign, run_plan
+from emulator.hardening.layout import MEM, U32, payload, slot
+from emulator.hardening.plans import ALLOCATORS, PHASES, GuestPlan, draw_plan
 from tests.conftest import ROOT
 
 OK, IMA, BAD, NOT_FOUND = Status.Ok, Status.InvalidMemoryAccess, Status.BadArgument, Status.NotFound
@@ -208,8 +199,8 @@ def test_it_reports_corrupted_shared_state(proxy_wasm_engine, monkeypatch):
 
     def corrupting(self, key, value, vm_id="", cas=0):
         status = real_set(self, key, value, vm_id, cas)
-        if key not in (hostile.SENTINEL_KEY, hostile.SENTINEL_KEY.decode()):
-            real_set(self, hostile.SENTINEL_KEY, b"clobbered", vm_id)
+        if key not in (layout.SENTINEL_KEY, layout.SENTINEL_KEY.decode()):
+            real_set(self, layout.SENTINEL_KEY, b"clobbered", vm_id)
         return status
 
     monkeypatch.setattr(SharedData, "set", corrupting)
@@ -238,12 +229,12 @@ def test_command_line_campaign():
 
 
 def test_isolated_runs_count_a_child_that_dies(tmp_path):
-    res = hostile._isolated("hostile", 10, 1, 10, "wasmtime", tmp_path, extra=["--abort-for-test"])
+    res = isolate._isolated("hostile", 10, 1, 10, "wasmtime", tmp_path, extra=["--abort-for-test"])
     assert (res["crashes"], res["child_errors"]) == (1, 0)
     assert list(tmp_path.glob("crash_hostile_seed*.txt"))
 
 
 def test_isolated_runs_tell_a_runner_error_from_a_crash(tmp_path):
-    res = hostile._isolated("hostile", 10, 1, 10, "wasmtime", tmp_path, extra=["--no-such-option"])
+    res = isolate._isolated("hostile", 10, 1, 10, "wasmtime", tmp_path, extra=["--no-such-option"])
     assert (res["crashes"], res["child_errors"]) == (0, 1)
     assert list(tmp_path.glob("error_hostile_seed*.txt"))

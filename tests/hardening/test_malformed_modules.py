@@ -2,7 +2,7 @@
 wrong signatures give a clear ModuleLoadError or PluginStartError, never a crash or another
 exception; a mutant that still starts survives an HTTP exchange and ticks (a trap is fine).
 
-The mutators and the loader are in ``emulator/hardening/hostile.py``. Every test runs on each engine given
+The mutators and the loader are in ``emulator/hardening/mutants.py``. Every test runs on each engine given
 with ``--proxy-wasm-engine``; on wasmer, mutants are screened on wasmtime first because wasmer
 cannot interrupt a guest that loops forever.
 """
@@ -15,17 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator import Host, ModuleLoadError, PluginStartError, UnknownImportsError
-from emulator.hardening.hostile import (
-    MUTATION_STRATEGIES,
-    DataChooser,
-    Mutant,
-    RandomChooser,
-    fixture_modules,
-    load_mutant,
-    mutate,
-    run_mutation_campaign,
-    screen_on_wasmtime,
-)
+from emulator.hardening.choosers import DataChooser, RandomChooser
+from emulator.hardening.mutants import MUTATION_STRATEGIES, Mutant, fixture_modules, load_mutant, mutate, run_mutation_campaign, screen_on_wasmtime
 
 CLEAN_OUTCOMES = {"load_error", "start_error", "started"}
 

@@ -13,8 +13,11 @@ import pytest
 
 from abi import Status, encode_pairs, encode_path
 from emulator.expectations import ExpectedCall
-from emulator.hardening import hostile
-from emulator.hardening.hostile import MEM, GuestPlan, HostCall, PlanResult
+from emulator.hardening.calls import HostCall
+from emulator.hardening.guest_checks import _check_statuses
+from emulator.hardening.layout import MEM
+from emulator.hardening.plans import GuestPlan
+from emulator.hardening.results import PlanResult
 from emulator.observer import _answer
 from emulator.trace import decode_call, decode_results
 
@@ -113,10 +116,10 @@ def test_hostile_flags_a_status_the_table_does_not_list():
     calls = [HostCall.make("proxy_set_tick_period_milliseconds", 10), HostCall.make("proxy_done"), HostCall.make("fd_read", 0, 0, 0, 16)]
     plan = GuestPlan("root", "bump", calls)
     result = PlanResult(plan, statuses=[int(Status.NotFound), int(Status.NotFound), 8])
-    hostile._check_statuses(plan, result)
+    _check_statuses(plan, result)
     assert len(result.problems) == 2
     assert "proxy_set_tick_period_milliseconds" in result.problems[0] and "NotFound" in result.problems[0]
     assert "fd_read" in result.problems[1] and "wasi:BADF" in result.problems[1] and "wasi:NOSYS" in result.problems[1]
     fine = PlanResult(plan, statuses=[0, int(Status.NotFound), 52])
-    hostile._check_statuses(plan, fine)
+    _check_statuses(plan, fine)
     assert fine.problems == []

@@ -33,7 +33,8 @@ import wasmtime
 from abi.leb128 import encode_uleb
 from emulator.engines import get_engine
 from emulator.errors import ModuleLoadError, UnknownImportsError, UnsupportedProposalError
-from emulator.hardening.hostile import RandomChooser, fixture_modules, mutate
+from emulator.hardening.choosers import RandomChooser
+from emulator.hardening.mutants import fixture_modules, mutate
 from emulator.vm.module import SECTION_ORDER, ModuleFormatError, parse_module
 from emulator.vm.program import Program
 from tests.conformance.test_module_formats import HEADERS_FILTER, HEADERS_FILTER_NO_TAG
