@@ -145,10 +145,13 @@ class HttpStream(ContextBase):
             return
         self.vm = vm
         self.context_id = vm.new_context_id()
-        self.created_in_vm = vm.has_export("proxy_on_context_create")
         vm.contexts[self.context_id] = self
         plugin.streams.append(self)
         self._call("proxy_on_context_create", self.context_id, plugin.root_context_id)
+        # cpp-host ContextBase::onCreate sets in_vm_context_created_ whether or not the module
+        # exports proxy_on_context_create ("the in-VM SDK is responsible for managing any required
+        # in-VM state"), so on_delete follows for every context created.
+        self.created_in_vm = True
         self.host.drain()
 
     # -- the context -----------------------------------------------------------------------------
@@ -424,8 +427,6 @@ class HttpStream(ContextBase):
             for name in ("proxy_on_done", "proxy_on_delete"):
                 if self.vm.failed is not None:
                     break
-                if name == "proxy_on_delete" and not self.created_in_vm:
-                    continue
                 self._call(name, self.context_id)
         finally:
             self.in_log = False

@@ -67,9 +67,9 @@ class TcpConnection(ContextBase):
             return
         self.vm = vm
         self.context_id = vm.new_context_id()
-        self.created_in_vm = vm.has_export("proxy_on_context_create")
         vm.contexts[self.context_id] = self
         self._call("proxy_on_context_create", self.context_id, plugin.root_context_id)
+        self.created_in_vm = True  # cpp-host ContextBase::onCreate, as for HTTP streams
         raw = self._call("proxy_on_new_connection", self.context_id)
         if raw is not _FAILED:
             self.new_connection_action = self.callbacks[-1].action = FilterStatus.Continue.name if not raw else FilterStatus.StopIteration.name

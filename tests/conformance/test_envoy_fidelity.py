@@ -91,3 +91,40 @@ def test_a_trap_in_request_headers_returns_what_envoys_filter_returns(proxy_wasm
     assert s.error is not None
     if policy == "FAIL_CLOSED":
         assert s.response_code() == 503
+
+
+# A filter without proxy_on_context_create that logs "delete <id>" from proxy_on_delete.
+NO_CONTEXT_CREATE = """
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "delete ")
+  (func (export "malloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param $id i32)
+    (i32.store8 (i32.const 23) (i32.add (i32.const 48) (local.get $id)))
+    (drop (call $log (i32.const 2) (i32.const 16) (i32.const 8))))
+)
+"""
+
+
+def test_contexts_of_a_module_without_on_context_create_still_get_on_delete(proxy_wasm_engine):
+    # cpp-host src/context.cc ContextBase::onCreate and ContextBase::onConfigure set
+    # in_vm_context_created_ = true whether or not proxy_on_context_create is exported ("NB: If no
+    # on_context_create function is registered the in-VM SDK is responsible for managing any
+    # required in-VM state"); ContextBase::onDelete then calls proxy_on_delete.
+    import wasmtime
+
+    from emulator import Host
+
+    host = Host(engine=proxy_wasm_engine)
+    plugin = host.load(bytes(wasmtime.wat2wasm(NO_CONTEXT_CREATE)))
+    s = plugin.http_exchange(REQ, RESP)
+    tcp = plugin.tcp_connection()
+    tcp.close()
+    host.shutdown()
+    assert [n for n, _ in s.actions][-1] == "proxy_on_delete"
+    deleted = [r.message for r in plugin.logs if r.message.startswith("delete")]
+    assert deleted == [f"delete {s.context_id}", f"delete {tcp.context_id}", f"delete {plugin.root_context_id}"]
