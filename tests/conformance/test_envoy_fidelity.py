@@ -128,3 +128,18 @@ def test_contexts_of_a_module_without_on_context_create_still_get_on_delete(prox
     assert [n for n, _ in s.actions][-1] == "proxy_on_delete"
     deleted = [r.message for r in plugin.logs if r.message.startswith("delete")]
     assert deleted == [f"delete {s.context_id}", f"delete {tcp.context_id}", f"delete {plugin.root_context_id}"]
+
+
+def test_a_host_header_in_the_input_arrives_as_authority(proxy_wasm_engine):
+    # source/common/http/header_map_impl.cc StaticLookupTable<RequestHeaderMap>: "Special case where
+    # we map a legacy host header to :authority" -- the codec inserts `Host: x` into the :authority
+    # inline slot (HeaderMapImpl::insertByKey), so no filter ever sees a `host` entry.
+    from emulator import Host
+    from tests.conftest import wat_module
+
+    plugin = Host(engine=proxy_wasm_engine).load(wat_module("headers_wat"), root_id="headers")
+    s = plugin.http_exchange({":method": "GET", ":path": "/", "Host": "shop.example", "x-read-property": "request.host"}, RESP)
+    sent = s.upstream_request.headers
+    assert (b":authority", b"shop.example") in sent and all(k != b"host" for k, _ in sent)
+    assert s.upstream_request.header("x-property-value") == b"shop.example"  # CEL request.host reads :authority
+    assert not s.lints and s.local_response is None
