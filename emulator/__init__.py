@@ -23,7 +23,7 @@ from .http_types import CallbackRecord, HttpMessage, LocalResponse, Request, Res
 from .logs import LogRecord
 from .module_cache import ModuleCache
 from .plugin import Plugin
-from .stream_info import ConnectionInfo
+from .stream_info import ConnectionInfo, Node
 from .vm import Vm, VmFailedError
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "LogRecord",
     "ModuleCache",
     "ModuleLoadError",
+    "Node",
     "Plugin",
     "PluginStartError",
     "ProcExit",

@@ -2,7 +2,8 @@
 
 Header-derived values exist only while Envoy still holds the header map (in the headers callback,
 while it stays paused, and in ``on_log``); stream-info values exist in every stream callback; root
-contexts only see ``xds.node``. A value that does not exist yet is NotFound, as in Envoy.
+contexts only see ``xds.node``. A value that does not exist yet is NotFound, as in Envoy. There is
+no top-level ``node`` (Envoy 1.33 removed the top-level Wasm attributes; the node is ``xds.node``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .headers import HeaderMap
 
 if TYPE_CHECKING:
     from .http_stream import HttpStream
-    from .stream_info import ConnectionInfo
+    from .stream_info import ConnectionInfo, Node
 
 __all__ = ["MISSING", "WRAPPER", "root_attribute", "stream_attribute"]
 
@@ -45,13 +46,19 @@ def _port(addr: str) -> int:
     return int(addr.rsplit(":", 1)[1]) if ":" in addr else 0
 
 
-def root_attribute(conn: ConnectionInfo, path: tuple[bytes, ...]) -> Any:
-    """Attributes a root context can read: only ``xds.node`` (and the legacy ``node``)."""
+def root_attribute(node: Node, path: tuple[bytes, ...]) -> Any:
+    """Attributes a root context can read: only ``xds.node`` (Envoy's StreamActivation answers
+    ``xds`` without stream info; every other activation token needs it)."""
     if path[:2] == (b"xds", b"node"):
-        return _walk(conn.node, path[2:])
-    if path[0] == b"node":
-        return _walk(conn.node, path[1:])
+        return _node(node, path[2:])
     return MISSING
+
+
+def _node(node: Node, rest: tuple[bytes, ...]) -> Any:
+    """``xds.node``: the serialized Node message itself, or a walk into its fields."""
+    if not rest:
+        return node.serialized()
+    return _walk(node.attribute(), rest)
 
 
 def _walk(tree: Any, rest: tuple[bytes, ...]) -> Any:
@@ -93,7 +100,7 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
         )
     if head == b"xds":
         if rest[:1] == (b"node",):
-            return _walk(conn.node, rest[1:])
+            return _node(stream.host.node, rest[1:])
         return _pick(
             rest,
             {
@@ -104,8 +111,6 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
                 b"listener_direction": conn.listener_direction,
             },
         )
-    if head == b"node":
-        return _walk(conn.node, rest)
     if head == b"metadata":
         return _walk(conn.metadata, rest) if rest else (conn.metadata or MISSING)
     if head == b"filter_state" and rest:

@@ -35,7 +35,7 @@ from .observer import HostCallObserver
 from .plugin import Plugin
 from .program import Program
 from .shared_state import SharedData, SharedQueues
-from .stream_info import ConnectionInfo
+from .stream_info import ConnectionInfo, Node
 from .trace import Trace
 from .vm import Vm
 
@@ -95,6 +95,7 @@ class Host:
         log_level: LogLevel = LogLevel.TRACE,
         properties: Mapping[str, Any] | None = None,
         connection: ConnectionInfo | None = None,
+        node: Node | Mapping[str, Any] | None = None,
         trace: bool = True,
         trace_limit: int = 10_000,
         costs: bool = False,
@@ -128,6 +129,9 @@ class Host:
         self.logs: list[LogRecord] = []
         self.vms: list[Vm] = []
         self.connection = connection or ConnectionInfo()
+        self.node = Node.of(node)
+        """The node Envoy runs as (bootstrap ``node``: id, cluster, metadata), served at ``xds.node.*``
+        in every context, root contexts included."""
         self._deferred: list[Any] = []
         self._seq = 0
         self.shared_data = SharedData()

@@ -75,8 +75,7 @@ def resolve_property(ctx: ContextBase, path: tuple[bytes, ...]) -> tuple[int, by
         node = lookup(tree, path)
         if node is not _MISSING:
             return _encoded(node)
-    conn = stream.connection if stream is not None else (plugin.connection if plugin is not None and plugin.connection else host.connection)
-    value = stream_attribute(stream, path) if stream is not None else root_attribute(conn, path)
+    value = stream_attribute(stream, path) if stream is not None else root_attribute(host.node, path)
     if value is MISSING:
         return Status.NotFound, b""
     if value is WRAPPER:

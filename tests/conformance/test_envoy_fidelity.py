@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from abi import MapType, Status, StreamType, encode_pairs
-from tests.hostcall_harness import Harness, open_stream
+from abi import MapType, Status, StreamType, encode_pairs, encode_path
+from tests.hostcall_harness import RET_LEN, RET_PTR, Harness, open_stream
 
 REQ = [(":method", "GET"), (":path", "/"), (":authority", "a")]
 RESP = [(":status", "200")]
@@ -17,6 +17,12 @@ RESP = [(":status", "200")]
 @pytest.fixture
 def h(proxy_wasm_engine):
     return Harness(proxy_wasm_engine)
+
+
+def prop(h, path, ctx=None):
+    """``proxy_get_property(path)`` in context ``ctx`` (default: the root): ``(status, value)``."""
+    status = h.call("proxy_get_property", *h.put(encode_path(path)), RET_PTR, RET_LEN, context_id=ctx)
+    return status, h.returned() if status == Status.Ok else None
 
 
 @pytest.mark.parametrize(
@@ -143,3 +149,40 @@ def test_a_host_header_in_the_input_arrives_as_authority(proxy_wasm_engine):
     assert (b":authority", b"shop.example") in sent and all(k != b"host" for k, _ in sent)
     assert s.upstream_request.header("x-property-value") == b"shop.example"  # CEL request.host reads :authority
     assert not s.lints and s.local_response is None
+
+
+def test_node_is_only_xds_node(h):
+    # source/extensions/filters/common/expr/evaluator.cc ACTIVATION_TOKENS has no `node` (Request,
+    # Response, Connection, Upstream, Source, Destination, Metadata, FilterState, XDS,
+    # UpstreamFilterState), and Envoy's wasm PROPERTY_TOKENS (context.cc) are only plugin_name,
+    # plugin_root_id, plugin_vm_id and connection_id since the top-level Wasm attributes were removed
+    # (envoy PR #36619); the node is XDSWrapper's `node` (xds.node).
+    s = open_stream(h, request=REQ)
+    for ctx in (None, s.context_id):
+        assert prop(h, ["xds", "node", "id"], ctx) == (Status.Ok, b"emulator-node")
+        assert prop(h, ["node", "id"], ctx)[0] == Status.NotFound
+        assert prop(h, ["node"], ctx)[0] == Status.NotFound
+
+
+def test_the_host_node_is_served_at_xds_node(proxy_wasm_engine):
+    # context.cc Context::findValue sets local_info_ from the plugin's LocalInfo (root_local_info_)
+    # and delegates to StreamActivation::FindValue, whose XDSWrapper answers `node` with
+    # CelProtoWrapper::CreateMessage(&local_info_->node()): the Node message, walked field by field
+    # (Context::getProperty), its Struct metadata unwrapped to a map of google.protobuf.Value
+    # (numbers are doubles); the whole message is serialized (serializeValue kMessage).
+    import struct
+
+    from emulator import Node
+
+    node = Node(id="sidecar~10.0.0.1", cluster="shop", metadata={"zone": "eu-1", "replicas": 3, "labels": {"app": "cart"}})
+    h = Harness(proxy_wasm_engine, node=node)
+    s = open_stream(h, request=REQ)
+    for ctx in (None, s.context_id):  # the root context too: xds needs no stream info
+        assert prop(h, ["xds", "node", "id"], ctx) == (Status.Ok, b"sidecar~10.0.0.1")
+        assert prop(h, ["xds", "node", "cluster"], ctx) == (Status.Ok, b"shop")
+        assert prop(h, ["xds", "node", "metadata", "zone"], ctx) == (Status.Ok, b"eu-1")
+        assert prop(h, ["xds", "node", "metadata", "replicas"], ctx) == (Status.Ok, struct.pack("<d", 3.0))
+        assert prop(h, ["xds", "node", "metadata", "labels", "app"], ctx) == (Status.Ok, b"cart")
+        assert prop(h, ["xds", "node", "metadata", "absent"], ctx)[0] == Status.NotFound
+        assert prop(h, ["xds", "node"], ctx) == (Status.Ok, node.serialized())
+    assert node.serialized().startswith(b"\x0a\x10sidecar~10.0.0.1\x12\x04shop\x1a")  # Node fields 1, 2, 3
