@@ -19,7 +19,18 @@ if TYPE_CHECKING:
     from .http_stream import HttpStream
     from .stream_info import ConnectionInfo, Node
 
-__all__ = ["MISSING", "WRAPPER", "root_attribute", "stream_attribute"]
+__all__ = ["ENVOY_NAMES", "MISSING", "WRAPPER", "root_attribute", "stream_attribute"]
+
+ENVOY_NAMES = frozenset(
+    {
+        # CEL activation tokens (source/extensions/filters/common/expr/evaluator.cc ACTIVATION_TOKENS)
+        b"request", b"response", b"connection", b"upstream", b"source", b"destination",
+        b"metadata", b"filter_state", b"xds", b"upstream_filter_state",
+        # the Wasm tokens (source/extensions/common/wasm/context.cc PROPERTY_TOKENS)
+        b"plugin_name", b"plugin_root_id", b"plugin_vm_id", b"connection_id",
+    }
+)  # fmt: skip
+"""Top-level names Envoy answers itself; any other name is the filter-state object ``wasm.<name>``."""
 
 MISSING = object()
 """The attribute does not exist (NotFound)."""
@@ -114,8 +125,10 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
     if head == b"metadata":
         return _walk(conn.metadata, rest) if rest else (conn.metadata or MISSING)
     if head == b"filter_state" and rest:
-        value = stream.filter_state.get(b"\0".join(rest))
-        return MISSING if value is None else value
+        # FilterStateWrapper: the key is the full filter-state key (e.g. "wasm.k"); a CelState of
+        # the default bytes type has no fields to walk into.
+        value = stream.filter_state.get(rest[0])
+        return MISSING if value is None or len(rest) > 1 else value
     return MISSING
 
 

@@ -332,7 +332,7 @@ class HttpStream(ContextBase):
             self.route_cache_cleared += 1
 
     def set_property(self, path: bytes, value: bytes) -> Status:
-        return set_filter_state(self.filter_state, path, value)
+        return set_filter_state(self, path, value)
 
     # -- request steps -------------------------------------------------------------------------
     def send_request_headers(self, headers: HeadersLike, end_of_stream: bool = False) -> FilterHeadersStatus | None:

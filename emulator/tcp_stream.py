@@ -109,7 +109,7 @@ class TcpConnection(ContextBase):
         return Status.Ok
 
     def set_property(self, path: bytes, value: bytes) -> Status:
-        return set_filter_state(self.filter_state, path, value)
+        return set_filter_state(self, path, value)
 
     def buffer(self, kind: int) -> Buffer:
         """Buffer 2 is the downstream (read) data, 3 the upstream (write) data; others are empty."""

@@ -186,3 +186,31 @@ def test_the_host_node_is_served_at_xds_node(proxy_wasm_engine):
         assert prop(h, ["xds", "node", "metadata", "absent"], ctx)[0] == Status.NotFound
         assert prop(h, ["xds", "node"], ctx) == (Status.Ok, node.serialized())
     assert node.serialized().startswith(b"\x0a\x10sidecar~10.0.0.1\x12\x04shop\x1a")  # Node fields 1, 2, 3
+
+
+def test_set_property_is_filter_state_under_the_wasm_prefix(h):
+    # source/extensions/common/wasm/context.cc: Context::setProperty stores a CelState under
+    # absl::StrAppend(&key, CelStateKeyPrefix, path) with CelStateKeyPrefix = "wasm."; Context::findValue
+    # reads a name that is no attribute from filterState() at absl::StrCat(CelStateKeyPrefix, name);
+    # CEL's filter_state map (FilterStateWrapper) is keyed by the full filter-state key.
+    s = open_stream(h, request=REQ)
+
+    def set_property(path, value):
+        return h.call("proxy_set_property", *h.put(encode_path(path)), *h.put(value), context_id=s.context_id)
+
+    assert set_property(["wasm_request_set_key"], b"v1") == Status.Ok
+    assert s.filter_state == {b"wasm.wasm_request_set_key": b"v1"}
+    assert prop(h, ["wasm_request_set_key"], s.context_id) == (Status.Ok, b"v1")
+    assert prop(h, ["filter_state", "wasm.wasm_request_set_key"], s.context_id) == (Status.Ok, b"v1")
+    assert prop(h, ["filter_state", "wasm_request_set_key"], s.context_id)[0] == Status.NotFound
+    assert prop(h, ["wasm_request_set_key", "field"], s.context_id)[0] == Status.NotFound  # bytes have no fields
+    # an attribute name is answered by Envoy first: the filter state under it is never read
+    assert set_property(["request"], b"shadowed") == Status.Ok
+    assert prop(h, ["request"], s.context_id)[0] == Status.SerializationFailure
+    # a multi-segment path is stored under its raw bytes, which get_property never looks up
+    assert set_property(["a", "b"], b"v2") == Status.Ok
+    assert s.filter_state[b"wasm.a\0b"] == b"v2"
+    assert prop(h, ["a", "b"], s.context_id)[0] == Status.NotFound
+    assert any("cannot read back" in n for n in s.notes)
+    # no stream, no filter state: Context::setProperty answers NotFound in a root context
+    assert h.call("proxy_set_property", *h.put(encode_path(["k"])), *h.put(b"v")) == Status.NotFound
