@@ -58,6 +58,7 @@ class _Side:
         "headers_held",
         "headers_open",
         "headers_sent",
+        "headers_stop",
         "held_body",
         "held_trailers",
         "name",
@@ -84,6 +85,7 @@ class _Side:
         self.body_open = False
         self.buffering: FilterDataStatus | None = None
         self.headers_held: str | None = None  # "all" (StopAll*) or "single" (StopIteration)
+        self.headers_stop: FilterHeadersStatus | None = None  # the StopAll* status holding them
         self.trailers_held = False
         self.held_body = bytearray()
         self.held_trailers: list[tuple[bytes, bytes]] | None = None
@@ -481,6 +483,7 @@ class HttpStream(ContextBase):
             side.headers_held = "single"
         else:
             side.headers_held = "all"
+            side.headers_stop = status
         self.host.drain()
         return status
 
@@ -500,6 +503,12 @@ class HttpStream(ContextBase):
             return None
         if side.headers_held == "all":
             side.held_body += data
+            if len(side.held_body) > self.buffer_limit:
+                # Envoy buffers the body behind headers stopped with StopAll*
+                # (filter_manager.cc FilterManager::handleDataIfStopAll): the buffer is streaming
+                # (watermarks) only for StopAllIterationAndWatermark; for StopAllIterationAndBuffer
+                # the overflow is requestDataTooLarge (413) / responseDataTooLarge (500).
+                self._over_limit(side, len(side.held_body), buffering=side.headers_stop == FilterHeadersStatus.StopAllIterationAndBuffer)
             return None
         status = self._deliver_body(side, data, end_of_stream)
         self.host.drain()
@@ -534,17 +543,23 @@ class HttpStream(ContextBase):
         else:
             side.buffering = status
             if side.body.size > self.buffer_limit:
-                if status == FilterDataStatus.StopIterationAndBuffer:
-                    code = 413 if side is self.request else 500
-                    self.lint(f"buffered {side.name} body of {side.body.size} bytes exceeds the buffer limit of {self.buffer_limit}: Envoy answers {code}")
-                    self._envoy_local_reply(
-                        code,
-                        "request_payload_too_large" if code == 413 else "response_payload_too_large",
-                        b"Payload Too Large" if code == 413 else b"Internal Server Error",
-                    )
-                else:
-                    self.notes.append(f"{side.name} body over the buffer limit while watermarking: Envoy applies back-pressure")
+                self._over_limit(side, side.body.size, buffering=status == FilterDataStatus.StopIterationAndBuffer)
         return status
+
+    def _over_limit(self, side: _Side, size: int, *, buffering: bool) -> None:
+        """A buffered body passed the buffer limit: Envoy's ``requestDataTooLarge`` /
+        ``responseDataTooLarge`` (filter_manager.cc) answer 413 / 500 when the filter buffers, and
+        apply back-pressure (watermarks) when it streams."""
+        if not buffering:
+            self.notes.append(f"{side.name} body over the buffer limit while watermarking: Envoy applies back-pressure")
+            return
+        code = 413 if side is self.request else 500
+        self.lint(f"buffered {side.name} body of {size} bytes exceeds the buffer limit of {self.buffer_limit}: Envoy answers {code}")
+        self._envoy_local_reply(
+            code,
+            "request_payload_too_large" if code == 413 else "response_payload_too_large",
+            b"Payload Too Large" if code == 413 else b"Internal Server Error",
+        )
 
     def _release_body(self, side: _Side) -> None:
         data = bytes(side.body)

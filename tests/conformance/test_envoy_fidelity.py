@@ -214,3 +214,57 @@ def test_set_property_is_filter_state_under_the_wasm_prefix(h):
     assert any("cannot read back" in n for n in s.notes)
     # no stream, no filter state: Context::setProperty answers NotFound in a root context
     assert h.call("proxy_set_property", *h.put(encode_path(["k"])), *h.put(b"v")) == Status.NotFound
+
+
+# on_request_headers continues, on_response_headers returns 3 (StopAllIterationAndBuffer).
+RESPONSE_STOP_ALL_BUFFER = """
+(module
+  (memory (export "memory") 1)
+  (func (export "malloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 3))
+)
+"""
+
+
+@pytest.mark.parametrize(("stop", "code"), [(3, 413), (4, None)])
+def test_a_body_held_behind_stop_all_and_buffer_is_limited_like_body_buffering(proxy_wasm_engine, stop, code):
+    # source/common/http/filter_manager.cc: FilterManager::handleDataIfStopAll buffers the data behind
+    # a filter that stopped all iteration, streaming only for IterationState::StopAllWatermark;
+    # past the buffer limit ActiveStreamDecoderFilter::requestDataTooLarge sends
+    # Code::PayloadTooLarge (details request_payload_too_large) unless streaming, when it applies
+    # back-pressure (onDecoderFilterAboveWriteBufferHighWatermark).
+    from emulator import Host
+    from tests.conftest import wat_module
+
+    plugin = Host(engine=proxy_wasm_engine).load(wat_module("pitfalls"))
+    s = plugin.http_stream(buffer_limit=1024)
+    s.send_request_headers({**dict(REQ), ":method": "POST", "x-headers-status": str(stop)})
+    s.send_request_body(b"x" * 1000)
+    assert s.local_response is None
+    s.send_request_body(b"x" * 1000)
+    assert s.response_code() == code
+    if code is None:
+        assert any("back-pressure" in n for n in s.notes) and not s.completed
+    else:
+        assert s.local_response.details == "request_payload_too_large"
+        assert s.upstream_request.headers is None  # the held headers never left
+        assert any("exceeds the buffer limit" in lint for lint in s.lints)
+
+
+def test_a_response_body_held_behind_stop_all_and_buffer_past_the_limit_is_a_500(proxy_wasm_engine):
+    # filter_manager.cc ActiveStreamEncoderFilter::responseDataTooLarge: not streaming ->
+    # sendLocalReply(Http::Code::InternalServerError, ..., ResponsePayloadTooLarge); the response
+    # headers have not gone downstream, so the reply replaces them.
+    import wasmtime
+
+    from emulator import Host
+
+    plugin = Host(engine=proxy_wasm_engine).load(bytes(wasmtime.wat2wasm(RESPONSE_STOP_ALL_BUFFER)))
+    s = plugin.http_stream(buffer_limit=1024)
+    s.send_request_headers(dict(REQ), end_of_stream=True)
+    s.send_response_headers(dict(RESP))
+    s.send_response_body(b"y" * 2000)
+    assert s.response_code() == 500 and s.local_response.details == "response_payload_too_large"
+    assert s.downstream_response.header(":status") == b"500" and s.completed
