@@ -133,6 +133,8 @@ class Host:
         """The node Envoy runs as (bootstrap ``node``: id, cluster, metadata), served at ``xds.node.*``
         in every context, root contexts included."""
         self._deferred: list[Any] = []
+        self.warned_inputs: set[str] = set()
+        """Input warnings (:class:`InputWarning`) already given: each is said once per host."""
         self._seq = 0
         self.shared_data = SharedData()
         self.queues = SharedQueues()

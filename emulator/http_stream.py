@@ -17,13 +17,14 @@ want to know about is appended to ``stream.lints``.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, MapType, Status, StreamType
 
 from .buffer import Buffer
 from .contexts import ContextBase
-from .errors import CallbackError, EmulatorError
+from .errors import CallbackError, EmulatorError, InputWarning
 from .headers import HeaderMap, HeadersLike, normalize_headers
 from .http_types import CallbackRecord, HttpMessage, LocalResponse, as_body
 from .properties import set_filter_state
@@ -61,6 +62,7 @@ class _Side:
         "headers_stop",
         "held_body",
         "held_trailers",
+        "input_missing",
         "name",
         "out",
         "received_body",
@@ -89,6 +91,7 @@ class _Side:
         self.trailers_held = False
         self.held_body = bytearray()
         self.held_trailers: list[tuple[bytes, bytes]] | None = None
+        self.input_missing: tuple[str, ...] = ()  # required pseudo-headers the test input lacked
         self.headers_sent = False
         self.ended = False  # the peer sent end of stream
         self.done = False  # nothing more goes through the filter (local reply, reset)
@@ -345,9 +348,31 @@ class HttpStream(ContextBase):
         side.received_headers = HeaderMap(headers, kind="request")
         side.headers = side.received_headers.copy()
         side.ended = end_of_stream
+        side.input_missing = _missing_pseudo_headers(side.received_headers)
+        if side.input_missing:
+            self._warn_input(side.input_missing)
         if self.mode != "filter":
             return self._unfiltered_headers(side, end_of_stream)
         return self._deliver_headers(side, end_of_stream)
+
+    def _warn_input(self, missing: tuple[str, ...]) -> None:
+        """Request headers Envoy would never hand to a filter: a test-input problem, said once.
+
+        Nothing is filled in, and the router's 503 is kept for headers the *filter* removes.
+        """
+        names = " and ".join(missing)
+        message = (
+            f"the test's request headers have no {names}: Envoy never delivers such a request to a filter "
+            "(its HTTP codecs reject a request without :method, and the connection manager answers 404 "
+            "missing_path to one without :path before any filter runs: conn_manager_impl.cc "
+            "ActiveStream::decodeHeaders). The filter runs on the headers as given, nothing is filled in; "
+            "Request.minimal() builds the smallest request Envoy delivers."
+        )
+        self.notes.append(message)
+        warned = self.host.warned_inputs
+        if message not in warned:
+            warned.add(message)
+            warnings.warn(message, InputWarning, stacklevel=3)
 
     def send_request_body(self, data: bytes | str, end_of_stream: bool = False) -> FilterDataStatus | None:
         """A request data frame arrives from downstream."""
@@ -630,6 +655,8 @@ class HttpStream(ContextBase):
         assert side.headers is not None
         missing = self._missing_required(side)
         side.headers_open = False
+        if missing in side.input_missing:
+            missing = None  # the test's input lacked it (warned at input): not the filter's doing
         if missing:
             if side is self.request:
                 self.lint(f"the filter removed the required request header {missing}: Envoy's router answers 503")
@@ -660,11 +687,8 @@ class HttpStream(ContextBase):
         if side is self.response:
             status = h.get(b":status")
             return ":status" if status is None or not status.isdigit() else None
-        if h.get(b":method") is None:
-            return ":method"
-        if h.get(b":method") == b"CONNECT":
-            return ":authority" if h.get(b":authority") is None else None
-        return ":path" if h.get(b":path") is None else None
+        missing = _missing_pseudo_headers(h)
+        return missing[0] if missing else None
 
     def _emit_body(self, side: _Side, data: bytes, *, end: bool | None = None) -> None:
         if end is None:
@@ -968,6 +992,16 @@ class HttpStream(ContextBase):
         record.notes.append("fail closed: 503 local reply")
         self.mode = "failed"
         self._fail_reply()
+
+
+def _missing_pseudo_headers(h: HeaderMap) -> tuple[str, ...]:
+    """The pseudo-headers Envoy requires of a request that ``h`` lacks: ``:method``, and ``:path``
+    (``:authority`` instead for CONNECT)."""
+    method = h.get(b":method")
+    if method == b"CONNECT":
+        return (":authority",) if h.get(b":authority") is None else ()
+    missing = (":method",) if method is None else ()
+    return (*missing, ":path") if h.get(b":path") is None else missing
 
 
 def _http_to_grpc(code: int) -> int:

@@ -268,3 +268,27 @@ def test_a_response_body_held_behind_stop_all_and_buffer_past_the_limit_is_a_500
     s.send_response_body(b"y" * 2000)
     assert s.response_code() == 500 and s.local_response.details == "response_payload_too_large"
     assert s.downstream_response.header(":status") == b"500" and s.completed
+
+
+def test_input_without_method_or_path_is_warned_about_once_and_run_as_given(proxy_wasm_engine):
+    # source/common/http/conn_manager_impl.cc ActiveStream::decodeHeaders: "Verify header sanity
+    # checks which should have been performed by the codec" (requestHeadersValid: :method), then
+    # sendLocalReply(Code::NotFound, ..., ResponseCodeDetails::MissingPath) for a request without
+    # :path -- all before the filter chain, so no filter ever sees such a request. The router's 503
+    # (filter_removed_required_request_headers) is for headers a filter removed.
+    from emulator import Host, InputWarning, Request
+    from tests.conftest import wat_module
+
+    plugin = Host(engine=proxy_wasm_engine).load(wat_module("headers_wat"), root_id="headers")
+    with pytest.warns(InputWarning, match=r"no :method and :path: Envoy never delivers .*ActiveStream::decodeHeaders") as caught:
+        first = plugin.http_exchange({":authority": "a", "x-in": "1"}, RESP)
+        second = plugin.http_exchange({":authority": "a"}, RESP)
+    assert len(caught) == 1  # said once
+    for s in (first, second):
+        assert s.local_response is None and not s.lints and s.response_code() == 200
+        assert s.upstream_request.header(":method") is None and s.upstream_request.header(":path") is None  # nothing filled in
+        assert any("Request.minimal()" in n for n in s.notes)
+    assert first.upstream_request.header("x-in") == b"1"
+    good = plugin.http_exchange(Request.minimal("/items", headers={"x-in": "2"}), RESP)
+    assert [k for k, _ in good.upstream_request.headers][:3] == [b":method", b":path", b":authority"]
+    assert not any("Request.minimal()" in n for n in good.notes)
