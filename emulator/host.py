@@ -102,6 +102,7 @@ class Host:
         max_memory_pages: int | None = 16384,
         callback_deadline_s: float | None = None,
         callback_fuel: int | None = None,
+        restricted_start: bool = True,
     ) -> None:
         if callback_fuel is not None and callback_fuel <= 0:
             raise ConfigError(f"callback_fuel must be a positive number of instructions, not {callback_fuel!r}")
@@ -112,6 +113,11 @@ class Host:
                 epoch=callback_deadline_s is not None,
                 max_memory_pages=max_memory_pages,
             )
+        self.restricted_start = restricted_start
+        """cpp-host's rule for ``_initialize``/``_start``/``main`` (since proxy-wasm-cpp-host#306, 2022):
+        only logging and most WASI calls are allowed, any other import traps. ``False`` runs
+        modules built for 2020-era Envoy, whose ``_start`` made other host calls (the Istio
+        Emscripten builds call ``env.pthread_equal``), as that Envoy did: every import is allowed."""
         self.callback_deadline_s = callback_deadline_s
         """Interrupt any callback that runs longer (wasmtime epochs); the plugin gets a fresh VM."""
         self.callback_fuel = callback_fuel

@@ -174,9 +174,14 @@ def _restricted(vm: Vm, name: str) -> RestrictedHostCall:
 
     if vm.allowed_imports == ALLOCATOR_IMPORTS:
         allowed = "proxy_log, fd_write, clock_time_get and poll_oneoff"
+        legacy = ""
     else:
         allowed = "proxy_log, emscripten_notify_memory_growth and WASI calls other than fd_read, fd_seek, fd_close, sched_yield, proc_exit and path_open"
-    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {allowed} (the call traps in Envoy)")
+        legacy = (
+            ". A module built for 2020-era Envoy, whose start code made such calls before cpp-host restricted them"
+            " (proxy-wasm-cpp-host#306, 2022), runs with Host(restricted_start=False) or the CLI's --legacy-start"
+        )
+    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {allowed} (the call traps in Envoy){legacy}")
 
 
 def _not_implemented(name: str) -> Callable[..., Any]:

@@ -292,3 +292,49 @@ def test_input_without_method_or_path_is_warned_about_once_and_run_as_given(prox
     good = plugin.http_exchange(Request.minimal("/items", headers={"x-in": "2"}), RESP)
     assert [k for k, _ in good.upstream_request.headers][:3] == [b":method", b":path", b":authority"]
     assert not any("Request.minimal()" in n for n in good.notes)
+
+
+# Like the 2020 Istio Emscripten builds: _start calls env.pthread_equal (its libc's pthread_once), then logs.
+LEGACY_START = """
+(module
+  (import "env" "pthread_equal" (func $pthread_equal (param i32 i32) (result i32)))
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "started")
+  (func (export "malloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_0"))
+  (func (export "_start")
+    (if (call $pthread_equal (i32.const 7) (i32.const 7))
+      (then (drop (call $log (i32.const 2) (i32.const 16) (i32.const 7))))))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+)
+"""
+
+
+def test_a_2020_module_calling_restricted_host_functions_from_start_runs_only_on_request(proxy_wasm_engine, tmp_path, capsys):
+    # cpp-host src/wasm.cc WasmBase::startVm: wasm_vm_->setRestrictedCallback(true, {...}) around
+    # _initialize/_start allows logging and WASI calls only; any other import traps
+    # ("restricted_callback", src/v8/v8.cc). Added by proxy-wasm-cpp-host#306 (2022): the Envoy of
+    # 2020 ran such _start code, which restricted_start=False / --legacy-start reproduces.
+    import wasmtime
+
+    from emulator import Host, PluginStartError, RestrictedHostCall
+    from emulator.cli import main
+
+    wasm = bytes(wasmtime.wat2wasm(LEGACY_START))
+    with pytest.raises(PluginStartError) as info:
+        Host(engine=proxy_wasm_engine).load(wasm)
+    assert info.value.phase == "_start" and isinstance(info.value.cause.cause, RestrictedHostCall)
+    assert "pthread_equal called during _start" in str(info.value)
+    assert "Host(restricted_start=False)" in str(info.value) and "--legacy-start" in str(info.value)
+
+    plugin = Host(engine=proxy_wasm_engine, restricted_start=False).load(wasm)
+    assert plugin.started and "started" in [r.message for r in plugin.logs]
+
+    path = tmp_path / "legacy.wasm"
+    path.write_bytes(wasm)
+    assert main(["run", str(path), "--engine", proxy_wasm_engine]) == 1
+    assert "--legacy-start" in capsys.readouterr().err
+    assert main(["run", str(path), "--engine", proxy_wasm_engine, "--legacy-start"]) == 0
+    assert "[info] started" in capsys.readouterr().out
