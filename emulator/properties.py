@@ -107,7 +107,7 @@ def set_filter_state(ctx: Any, raw_path: bytes, value: bytes) -> Status:
     if b"\0" in raw_path:
         shown = raw_path.decode(errors="replace").replace("\0", "\\0")
         ctx.notes.append(
-            f"set_property path {shown!r} has a NUL: Envoy stores filter state 'wasm.{shown}', which get_property cannot read back (it looks up wasm.<first segment>)"
+            f"set_property path '{shown}' has a NUL: Envoy stores filter state 'wasm.{shown}', which get_property cannot read back (it looks up wasm.<first segment>)"
         )
     ctx.filter_state[WASM_PREFIX + raw_path] = value
     return Status.Ok
