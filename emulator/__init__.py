@@ -9,6 +9,7 @@ from .errors import (
     ConfigError,
     EmulatorError,
     HostCallNotImplemented,
+    InputWarning,
     ModuleLoadError,
     PluginStartError,
     ProcExit,
@@ -22,7 +23,7 @@ from .http.stream import HttpStream, StreamStateError
 from .http.types import CallbackRecord, HttpMessage, LocalResponse, Request, Response
 from .logs import LogRecord
 from .plugin import Plugin
-from .stream_info import ConnectionInfo
+from .stream_info import ConnectionInfo, Node
 from .vm.cache import ModuleCache
 from .vm.instance import Vm, VmFailedError
 
@@ -45,9 +46,11 @@ __all__ = [
     "EngineConfig",
     "Host",
     "HostCallNotImplemented",
+    "InputWarning",
     "LogRecord",
     "ModuleCache",
     "ModuleLoadError",
+    "Node",
     "Plugin",
     "PluginStartError",
     "ProcExit",

@@ -2,7 +2,8 @@
 
 Header-derived values exist only while Envoy still holds the header map (in the headers callback,
 while it stays paused, and in ``on_log``); stream-info values exist in every stream callback; root
-contexts only see ``xds.node``. A value that does not exist yet is NotFound, as in Envoy.
+contexts only see ``xds.node``. A value that does not exist yet is NotFound, as in Envoy. There is
+no top-level ``node`` (Envoy 1.33 removed the top-level Wasm attributes; the node is ``xds.node``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,20 @@ from .http.headers import HeaderMap
 
 if TYPE_CHECKING:
     from .http.stream import HttpStream
-    from .stream_info import ConnectionInfo
+    from .stream_info import ConnectionInfo, Node
 
-__all__ = ["MISSING", "WRAPPER", "lookup", "root_attribute", "stream_attribute"]
+__all__ = ["ENVOY_NAMES", "MISSING", "WRAPPER", "lookup", "root_attribute", "stream_attribute"]
+
+ENVOY_NAMES = frozenset(
+    {
+        # CEL activation tokens (source/extensions/filters/common/expr/evaluator.cc ACTIVATION_TOKENS)
+        b"request", b"response", b"connection", b"upstream", b"source", b"destination",
+        b"metadata", b"filter_state", b"xds", b"upstream_filter_state",
+        # the Wasm tokens (source/extensions/common/wasm/context.cc PROPERTY_TOKENS)
+        b"plugin_name", b"plugin_root_id", b"plugin_vm_id", b"connection_id",
+    }
+)  # fmt: skip
+"""Top-level names Envoy answers itself; any other name is the filter-state object ``wasm.<name>``."""
 
 MISSING = object()
 """The attribute does not exist (NotFound)."""
@@ -46,13 +58,19 @@ def _port(addr: str) -> int:
     return int(addr.rsplit(":", 1)[1]) if ":" in addr else 0
 
 
-def root_attribute(conn: ConnectionInfo, path: tuple[bytes, ...]) -> Any:
-    """Attributes a root context can read: only ``xds.node`` (and the legacy ``node``)."""
+def root_attribute(node: Node, path: tuple[bytes, ...]) -> Any:
+    """Attributes a root context can read: only ``xds.node`` (Envoy's StreamActivation answers
+    ``xds`` without stream info; every other activation token needs it)."""
     if path[:2] == (b"xds", b"node"):
-        return lookup(conn.node, path[2:])
-    if path[0] == b"node":
-        return lookup(conn.node, path[1:])
+        return _node(node, path[2:])
     return MISSING
+
+
+def _node(node: Node, rest: tuple[bytes, ...]) -> Any:
+    """``xds.node``: the serialized Node message itself, or a walk into its fields."""
+    if not rest:
+        return node.serialized()
+    return lookup(node.attribute(), rest)
 
 
 def lookup(tree: Any, path: tuple[bytes, ...]) -> Any:
@@ -109,7 +127,7 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
         )
     if head == b"xds":
         if rest[:1] == (b"node",):
-            return lookup(conn.node, rest[1:])
+            return _node(stream.host.node, rest[1:])
         return _pick(
             rest,
             {
@@ -120,13 +138,13 @@ def stream_attribute(stream: HttpStream, path: tuple[bytes, ...]) -> Any:
                 b"listener_direction": conn.listener_direction,
             },
         )
-    if head == b"node":
-        return lookup(conn.node, rest)
     if head == b"metadata":
         return lookup(conn.metadata, rest) if rest else (conn.metadata or MISSING)
     if head == b"filter_state" and rest:
-        value = stream.filter_state.get(b"\0".join(rest))
-        return MISSING if value is None else value
+        # FilterStateWrapper: the key is the full filter-state key (e.g. "wasm.k"); a CelState of
+        # the default bytes type has no fields to walk into.
+        value = stream.filter_state.get(rest[0])
+        return MISSING if value is None or len(rest) > 1 else value
     return MISSING
 
 

@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "EmulatorError",
     "HostCallNotImplemented",
+    "InputWarning",
     "ModuleLoadError",
     "PluginStartError",
     "ProcExit",
@@ -72,6 +73,11 @@ class HostCallNotImplemented(EmulatorError, NotImplementedError):
         more = f": {detail}" if detail else ""
         super().__init__(f"{function} is not implemented by proxy-wasm-emulator yet{more}")
         self.function = function
+
+
+class InputWarning(UserWarning):
+    """The test gave the emulator something Envoy would never deliver to a filter (e.g. request
+    headers without ``:method`` or ``:path``); the run goes on with the input as given."""
 
 
 class RestrictedHostCall(EmulatorError):

@@ -34,7 +34,7 @@ from .observer import HostCallObserver
 from .plugin import Plugin
 from .session import Session, default_session
 from .shared_state import SharedData, SharedQueues
-from .stream_info import ConnectionInfo
+from .stream_info import ConnectionInfo, Node
 from .trace import Trace
 from .vm.cache import ModuleCache
 from .vm.instance import Vm
@@ -91,6 +91,7 @@ class Host:
         log_level: LogLevel = LogLevel.TRACE,
         properties: Mapping[str, Any] | None = None,
         connection: ConnectionInfo | None = None,
+        node: Node | Mapping[str, Any] | None = None,
         trace: bool = True,
         trace_limit: int = 10_000,
         costs: bool = False,
@@ -98,6 +99,7 @@ class Host:
         callback_deadline_s: float | None = None,
         callback_fuel: int | None = None,
         session: Session | None = None,
+        restricted_start: bool = True,
     ) -> None:
         """``session`` is the group of hosts that share linked programs and warm starts (by
         default every host of the process: :func:`emulator.session.default_session`)."""
@@ -111,6 +113,11 @@ class Host:
                 epoch=callback_deadline_s is not None,
                 max_memory_pages=max_memory_pages,
             )
+        self.restricted_start = restricted_start
+        """cpp-host's rule for ``_initialize``/``_start``/``main`` (since proxy-wasm-cpp-host#306, 2022):
+        only logging and most WASI calls are allowed, any other import traps. ``False`` runs
+        modules built for 2020-era Envoy, whose ``_start`` made other host calls (the Istio
+        Emscripten builds call ``env.pthread_equal``), as that Envoy did: every import is allowed."""
         self.callback_deadline_s = callback_deadline_s
         """Interrupt any callback that runs longer (wasmtime epochs); the plugin gets a fresh VM."""
         self.callback_fuel = callback_fuel
@@ -128,7 +135,12 @@ class Host:
         self.logs: list[LogRecord] = []
         self.vms: list[Vm] = []
         self.connection = connection or ConnectionInfo()
+        self.node = Node.of(node)
+        """The node Envoy runs as (bootstrap ``node``: id, cluster, metadata), served at ``xds.node.*``
+        in every context, root contexts included."""
         self._deferred: list[Any] = []
+        self.warned_inputs: set[str] = set()
+        """Input warnings (:class:`InputWarning`) already given: each is said once per host."""
         self._seq = 0
         self.shared_data = SharedData()
         self.queues = SharedQueues()

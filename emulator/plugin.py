@@ -104,6 +104,10 @@ class Plugin(ContextBase):
                 "the filter returned false",
                 envoy="cpp-host fails the VM (FailState::StartFailed) and Envoy rejects the Wasm configuration",
             )
+        # cpp-host ContextBase::onConfigure: "If no on_context_create function is registered the
+        # in-VM SDK is responsible for managing any required in-VM state": the root context counts
+        # as created from here on, so proxy_on_delete reaches it at shutdown.
+        self.created_in_vm = True
         ok = self._run("proxy_on_configure", root, len(self.config), configuring=True)
         if ok == 0:
             raise PluginStartError(

@@ -19,6 +19,7 @@ from abi import Status
 from .errors import ConfigError
 from .http.messages import Message, Request, Response, feed
 from .http.stream import HttpStream
+from .stream_info import Node
 
 __all__ = [
     "Scenario",
@@ -38,7 +39,7 @@ _PLUGIN_FIELDS = {"configuration", "vm_configuration", "root_id", "vm_id", "name
 _STREAM_FIELDS = {"name", "request", "response", "advance_ms", "plugin"}
 _MESSAGE_FIELDS = {"headers", "body", "chunks", "trailers"}
 _TOP_FIELDS = {
-    "plugin", "plugins", "properties", "streams", "engine", "seed", "description",
+    "plugin", "plugins", "properties", "node", "streams", "engine", "seed", "description",
     "http_calls", "grpc_calls", "advance_ms", "shared_data", "connections", "clusters", "faults",
 }  # fmt: skip
 _FAULT_FIELDS = {"function", "status", "status_name", "nth", "count", "callback"}
@@ -105,6 +106,8 @@ class Scenario:
     allow_on_headers_stop_iteration: bool = False
     environment: dict[str, str] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
+    node: Node | None = None
+    """The node Envoy runs as (``xds.node.*``); ``None`` keeps the host's default node."""
     engine: str | None = None
     seed: int = 0
     plugins: list[PluginSpec] = field(default_factory=list)
@@ -170,6 +173,13 @@ def parse_scenario(data: Any) -> Scenario:
         raise ScenarioError("plugin.environment", "expected a mapping of strings to strings")
     sc.environment = dict(env)
     sc.properties = _properties(data.get("properties", []))
+    if "node" in data:
+        if not isinstance(data["node"], dict):
+            raise ScenarioError("node", "expected a mapping with id, cluster and metadata")
+        try:
+            sc.node = Node.of(data["node"])
+        except ConfigError as exc:
+            raise ScenarioError("node", str(exc)) from None
     streams = data.get("streams", [])
     if not isinstance(streams, list):
         raise ScenarioError("streams", "expected a list of {request, response} entries")
@@ -558,6 +568,8 @@ def prepare_host(host: Any, scenario: Scenario) -> None:
         host.shared_data.set(key, value, vm_id=vm_id)
     if scenario.clusters is not None:
         host.clusters = set(scenario.clusters)
+    if scenario.node is not None:
+        host.node = scenario.node
 
 
 def run_scenario(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | None = None) -> list[tuple[StreamSpec, HttpStream]]:

@@ -67,9 +67,9 @@ class TcpConnection(ContextBase):
             return
         self.vm = vm
         self.context_id = vm.new_context_id()
-        self.created_in_vm = vm.has_export("proxy_on_context_create")
         vm.contexts[self.context_id] = self
         self._call("proxy_on_context_create", self.context_id, plugin.root_context_id)
+        self.created_in_vm = True  # cpp-host ContextBase::onCreate, as for HTTP streams
         raw = self._call("proxy_on_new_connection", self.context_id)
         if raw is not _FAILED:
             self.new_connection_action = self.callbacks[-1].action = FilterStatus.Continue.name if not raw else FilterStatus.StopIteration.name
@@ -109,7 +109,7 @@ class TcpConnection(ContextBase):
         return Status.Ok
 
     def set_property(self, path: bytes, value: bytes) -> Status:
-        return set_filter_state(self.filter_state, path, value)
+        return set_filter_state(self, path, value)
 
     def buffer(self, kind: int) -> Buffer:
         """Buffer 2 is the downstream (read) data, 3 the upstream (write) data; others are empty."""

@@ -16,7 +16,13 @@ class Harness:
     """A started hostcalls.wasm plugin; ``call(name, *args)`` runs ``t_<name>`` in its root context."""
 
     def __init__(self, engine: str, module: str = "hostcalls", **load: Any) -> None:
-        self.host = Host(engine=engine, seed=load.pop("seed", 0), properties=load.pop("host_properties", None), log_level=load.pop("log_level", 0))
+        self.host = Host(
+            engine=engine,
+            seed=load.pop("seed", 0),
+            properties=load.pop("host_properties", None),
+            log_level=load.pop("log_level", 0),
+            node=load.pop("node", None),
+        )
         self.plugin = self.host.load(wat_module(module), **load)
         self.vm = self.plugin.vm
         self.mem = self.vm.memory

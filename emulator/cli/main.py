@@ -84,7 +84,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     status = 0
     runs: list[Any] = []
     try:
-        host = Host(engine=engine, cache=False if args.no_cache else (args.cache_dir or True), seed=scenario.seed if scenario else 0)
+        host = Host(
+            engine=engine,
+            cache=False if args.no_cache else (args.cache_dir or True),
+            seed=scenario.seed if scenario else 0,
+            restricted_start=not args.legacy_start,
+        )
         if scenario is not None and scenario.faults:
             from ..fuzz.faults import FaultInjectingObserver
             from ..fuzz.strategies import FaultPlan
@@ -186,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
     run.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="default: the scenario's, else wasmtime")
     run.add_argument("--stub-unknown-imports", action="store_true", help="link unknown imports as stubs that log and return InternalFailure")
+    run.add_argument(
+        "--legacy-start",
+        action="store_true",
+        help="let _initialize/_start call any host function, as 2020-era Envoy did (current cpp-host refuses; Host(restricted_start=False))",
+    )
     run.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
     run.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
     run.add_argument("--json", action="store_true", help="print one JSON object")

@@ -221,7 +221,7 @@ def _start_key(module: ModuleSource, engine: str, sc: Any, trace: bool) -> tuple
     """Everything that decides the state a run starts from, except its streams."""
     mod = hashlib.sha256(bytes(module)).hexdigest() if isinstance(module, (bytes, bytearray)) else os.fspath(module)
     plugins = tuple((p.root_id, p.name, bytes(p.configuration), p.fail_policy, p.allow_on_headers_stop_iteration) for p in sc.plugins)
-    shared = (sc.seed, sc.vm_id, sc.vm_configuration, repr(sc.environment), repr(sc.properties))
+    shared = (sc.seed, sc.vm_id, sc.vm_configuration, repr(sc.environment), repr(sc.properties), repr(sc.node))
     return (mod, engine, trace, plugins, shared, repr(sc.http_calls), repr(sc.grpc_calls), repr(sc.shared_data), repr(sc.clusters))
 
 

@@ -3,7 +3,8 @@
 Keys are lower-cased; repeated keys and pseudo-headers are kept, pseudo-headers stay in front;
 values are binary-safe. ``add`` comma-joins into an existing *inline* header (Envoy's O(1)
 headers) instead of adding a second entry; ``replace`` removes every entry and adds one at the end;
-``host`` is an alias of ``:authority`` in request headers.
+``host`` is an alias of ``:authority`` in request headers, on input too (a test's ``Host: x``
+arrives as ``:authority: x``, as Envoy's codec delivers it).
 """
 
 from __future__ import annotations
@@ -69,7 +70,22 @@ class HeaderMap:
         self.kind = kind
         self.entries: list[tuple[bytes, bytes]] = []
         for k, v in normalize_headers(headers):
-            self._append(k, v)
+            if kind == "request" and k in (b"host", b":authority"):
+                self._authority(v)
+            else:
+                self._append(k, v)
+
+    def _authority(self, value: bytes) -> None:
+        """A request's ``Host``/``:authority`` on input: Envoy's request header map has one inline
+        ``:authority`` slot and maps the legacy ``host`` key onto it (header_map_impl.cc,
+        ``StaticLookupTable<RequestHeaderMap>``); the codec's insert appends a second value to the
+        occupied slot with a comma (``HeaderMapImpl::insertByKey`` -> ``appendToHeader``)."""
+        for i, (ek, ev) in enumerate(self.entries):
+            if ek == b":authority":
+                if value:
+                    self.entries[i] = (ek, ev + b"," + value if ev else value)
+                return
+        self._append(b":authority", value)
 
     def _key(self, key: bytes | str) -> bytes:
         k = _b(key).lower()

@@ -114,7 +114,33 @@ class Message:
 
 @dataclass
 class Request(Message):
-    """A downstream request to feed through a filter."""
+    """A downstream request to feed through a filter.
+
+    Envoy only hands a filter a request with ``:method`` and ``:path`` (a CONNECT request:
+    ``:authority`` instead of ``:path``), and its connection manager answers 400 to one without
+    ``:authority``; :meth:`minimal` builds the smallest such request. Headers without ``:method``
+    or ``:path`` are run as given with an :class:`~emulator.InputWarning`: nothing is filled in.
+    """
+
+    @classmethod
+    def minimal(
+        cls,
+        path: str = "/",
+        *,
+        method: str = "GET",
+        authority: str = "example.com",
+        headers: HeadersLike = None,
+        body: bytes | str | None = None,
+        trailers: HeadersLike = None,
+        chunks: int | list[int] | None = None,
+    ) -> Request:
+        """The smallest request Envoy delivers to a filter: ``:method``, ``:path`` and ``:authority``
+        (the pseudo-headers its codecs and connection manager require), then ``headers``.
+
+        ``Request.minimal("/upload", method="POST", headers={"x-token": "t"}, body="hi")``
+        """
+        pseudo: Pairs = [(b":method", method.encode()), (b":path", path.encode()), (b":authority", authority.encode())]
+        return cls([*pseudo, *normalize_headers(headers)], body, trailers, chunks)
 
 
 @dataclass

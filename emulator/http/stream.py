@@ -17,13 +17,14 @@ want to know about is appended to ``stream.lints``.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, MapType, Status, StreamType
 
 from ..buffer import Buffer
 from ..contexts import ContextBase
-from ..errors import CallbackError, EmulatorError
+from ..errors import CallbackError, EmulatorError, InputWarning
 from ..properties import set_filter_state
 from ..stream_info import ConnectionInfo
 from .headers import HeaderMap, HeadersLike, normalize_headers
@@ -58,8 +59,10 @@ class _Side:
         "headers_held",
         "headers_open",
         "headers_sent",
+        "headers_stop",
         "held_body",
         "held_trailers",
+        "input_missing",
         "name",
         "out",
         "received_body",
@@ -84,9 +87,11 @@ class _Side:
         self.body_open = False
         self.buffering: FilterDataStatus | None = None
         self.headers_held: str | None = None  # "all" (StopAll*) or "single" (StopIteration)
+        self.headers_stop: FilterHeadersStatus | None = None  # the StopAll* status holding them
         self.trailers_held = False
         self.held_body = bytearray()
         self.held_trailers: list[tuple[bytes, bytes]] | None = None
+        self.input_missing: tuple[str, ...] = ()  # required pseudo-headers the test input lacked
         self.headers_sent = False
         self.ended = False  # the peer sent end of stream
         self.done = False  # nothing more goes through the filter (local reply, reset)
@@ -145,10 +150,13 @@ class HttpStream(ContextBase):
             return
         self.vm = vm
         self.context_id = vm.new_context_id()
-        self.created_in_vm = vm.has_export("proxy_on_context_create")
         vm.contexts[self.context_id] = self
         plugin.streams.append(self)
         self._call("proxy_on_context_create", self.context_id, plugin.root_context_id)
+        # cpp-host ContextBase::onCreate sets in_vm_context_created_ whether or not the module
+        # exports proxy_on_context_create ("the in-VM SDK is responsible for managing any required
+        # in-VM state"), so on_delete follows for every context created.
+        self.created_in_vm = True
         self.host.drain()
 
     # -- the context -----------------------------------------------------------------------------
@@ -329,7 +337,7 @@ class HttpStream(ContextBase):
             self.route_cache_cleared += 1
 
     def set_property(self, path: bytes, value: bytes) -> Status:
-        return set_filter_state(self.filter_state, path, value)
+        return set_filter_state(self, path, value)
 
     # -- request steps -------------------------------------------------------------------------
     def send_request_headers(self, headers: HeadersLike, end_of_stream: bool = False) -> FilterHeadersStatus | None:
@@ -340,9 +348,31 @@ class HttpStream(ContextBase):
         side.received_headers = HeaderMap(headers, kind="request")
         side.headers = side.received_headers.copy()
         side.ended = end_of_stream
+        side.input_missing = _missing_pseudo_headers(side.received_headers)
+        if side.input_missing:
+            self._warn_input(side.input_missing)
         if self.mode != "filter":
             return self._unfiltered_headers(side, end_of_stream)
         return self._deliver_headers(side, end_of_stream)
+
+    def _warn_input(self, missing: tuple[str, ...]) -> None:
+        """Request headers Envoy would never hand to a filter: a test-input problem, said once.
+
+        Nothing is filled in, and the router's 503 is kept for headers the *filter* removes.
+        """
+        names = " and ".join(missing)
+        message = (
+            f"the test's request headers have no {names}: Envoy never delivers such a request to a filter "
+            "(its HTTP codecs reject a request without :method, and the connection manager answers 404 "
+            "missing_path to one without :path before any filter runs: conn_manager_impl.cc "
+            "ActiveStream::decodeHeaders). The filter runs on the headers as given, nothing is filled in; "
+            "Request.minimal() builds the smallest request Envoy delivers."
+        )
+        self.notes.append(message)
+        warned = self.host.warned_inputs
+        if message not in warned:
+            warned.add(message)
+            warnings.warn(message, InputWarning, stacklevel=3)
 
     def send_request_body(self, data: bytes | str, end_of_stream: bool = False) -> FilterDataStatus | None:
         """A request data frame arrives from downstream."""
@@ -424,8 +454,6 @@ class HttpStream(ContextBase):
             for name in ("proxy_on_done", "proxy_on_delete"):
                 if self.vm.failed is not None:
                     break
-                if name == "proxy_on_delete" and not self.created_in_vm:
-                    continue
                 self._call(name, self.context_id)
         finally:
             self.in_log = False
@@ -480,6 +508,7 @@ class HttpStream(ContextBase):
             side.headers_held = "single"
         else:
             side.headers_held = "all"
+            side.headers_stop = status
         self.host.drain()
         return status
 
@@ -499,6 +528,12 @@ class HttpStream(ContextBase):
             return None
         if side.headers_held == "all":
             side.held_body += data
+            if len(side.held_body) > self.buffer_limit:
+                # Envoy buffers the body behind headers stopped with StopAll*
+                # (filter_manager.cc FilterManager::handleDataIfStopAll): the buffer is streaming
+                # (watermarks) only for StopAllIterationAndWatermark; for StopAllIterationAndBuffer
+                # the overflow is requestDataTooLarge (413) / responseDataTooLarge (500).
+                self._over_limit(side, len(side.held_body), buffering=side.headers_stop == FilterHeadersStatus.StopAllIterationAndBuffer)
             return None
         status = self._deliver_body(side, data, end_of_stream)
         self.host.drain()
@@ -533,17 +568,23 @@ class HttpStream(ContextBase):
         else:
             side.buffering = status
             if side.body.size > self.buffer_limit:
-                if status == FilterDataStatus.StopIterationAndBuffer:
-                    code = 413 if side is self.request else 500
-                    self.lint(f"buffered {side.name} body of {side.body.size} bytes exceeds the buffer limit of {self.buffer_limit}: Envoy answers {code}")
-                    self._envoy_local_reply(
-                        code,
-                        "request_payload_too_large" if code == 413 else "response_payload_too_large",
-                        b"Payload Too Large" if code == 413 else b"Internal Server Error",
-                    )
-                else:
-                    self.notes.append(f"{side.name} body over the buffer limit while watermarking: Envoy applies back-pressure")
+                self._over_limit(side, side.body.size, buffering=status == FilterDataStatus.StopIterationAndBuffer)
         return status
+
+    def _over_limit(self, side: _Side, size: int, *, buffering: bool) -> None:
+        """A buffered body passed the buffer limit: Envoy's ``requestDataTooLarge`` /
+        ``responseDataTooLarge`` (filter_manager.cc) answer 413 / 500 when the filter buffers, and
+        apply back-pressure (watermarks) when it streams."""
+        if not buffering:
+            self.notes.append(f"{side.name} body over the buffer limit while watermarking: Envoy applies back-pressure")
+            return
+        code = 413 if side is self.request else 500
+        self.lint(f"buffered {side.name} body of {size} bytes exceeds the buffer limit of {self.buffer_limit}: Envoy answers {code}")
+        self._envoy_local_reply(
+            code,
+            "request_payload_too_large" if code == 413 else "response_payload_too_large",
+            b"Payload Too Large" if code == 413 else b"Internal Server Error",
+        )
 
     def _release_body(self, side: _Side) -> None:
         data = bytes(side.body)
@@ -614,6 +655,8 @@ class HttpStream(ContextBase):
         assert side.headers is not None
         missing = self._missing_required(side)
         side.headers_open = False
+        if missing in side.input_missing:
+            missing = None  # the test's input lacked it (warned at input): not the filter's doing
         if missing:
             if side is self.request:
                 self.lint(f"the filter removed the required request header {missing}: Envoy's router answers 503")
@@ -644,11 +687,8 @@ class HttpStream(ContextBase):
         if side is self.response:
             status = h.get(b":status")
             return ":status" if status is None or not status.isdigit() else None
-        if h.get(b":method") is None:
-            return ":method"
-        if h.get(b":method") == b"CONNECT":
-            return ":authority" if h.get(b":authority") is None else None
-        return ":path" if h.get(b":path") is None else None
+        missing = _missing_pseudo_headers(h)
+        return missing[0] if missing else None
 
     def _emit_body(self, side: _Side, data: bytes, *, end: bool | None = None) -> None:
         if end is None:
@@ -952,6 +992,16 @@ class HttpStream(ContextBase):
         record.notes.append("fail closed: 503 local reply")
         self.mode = "failed"
         self._fail_reply()
+
+
+def _missing_pseudo_headers(h: HeaderMap) -> tuple[str, ...]:
+    """The pseudo-headers Envoy requires of a request that ``h`` lacks: ``:method``, and ``:path``
+    (``:authority`` instead for CONNECT)."""
+    method = h.get(b":method")
+    if method == b"CONNECT":
+        return (":authority",) if h.get(b":authority") is None else ()
+    missing = (":method",) if method is None else ()
+    return (*missing, ":path") if h.get(b":path") is None else missing
 
 
 def _http_to_grpc(code: int) -> int:

@@ -82,7 +82,9 @@ class Vm:
         self.current_context = 0
         self.effective_context: int | None = None
         self.current_callback: str | None = None
-        self.allowed_imports: frozenset[str] | None = START_IMPORTS
+        self.start_imports: frozenset[str] | None = START_IMPORTS if host.restricted_start else None
+        """What ``_initialize``/``_start``/``main`` may import (``None``: anything, ``Host(restricted_start=False)``)."""
+        self.allowed_imports: frozenset[str] | None = self.start_imports
         self.notes: list[str] = []
         self.console: dict[int, str] = {1: "", 2: ""}
         self.bytes_to_guest = 0
@@ -163,7 +165,7 @@ class Vm:
             if fn is None:
                 continue
             args = (0, 0) if name == "main" else ()
-            self.allowed_imports = START_IMPORTS
+            self.allowed_imports = self.start_imports
             try:
                 self.call(name, *args)
             except CallbackError as err:
@@ -310,7 +312,7 @@ class Vm:
         size = len(snap.memory)
         if self.memory is None or self.memory.size > size or self.failed is not None:
             self.program.switch(self)
-            self.allowed_imports = START_IMPORTS
+            self.allowed_imports = self.start_imports
             try:
                 self.instance = self.program.linked.instantiate()
             finally:

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from abi import LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
+from abi import START_IMPORTS, LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
 
 from ..engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
 from ..engines._codegen import build
@@ -171,7 +171,13 @@ def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int,
 
 def _restricted(vm: Vm, name: str) -> RestrictedHostCall:
     allowed = allowed_imports_text(vm.allowed_imports)
-    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {allowed} (the call traps in Envoy)")
+    legacy = ""
+    if vm.allowed_imports == START_IMPORTS:
+        legacy = (
+            ". A module built for 2020-era Envoy, whose start code made such calls before cpp-host restricted them"
+            " (proxy-wasm-cpp-host#306, 2022), runs with Host(restricted_start=False) or the CLI's --legacy-start"
+        )
+    return RestrictedHostCall(f"{name} called during {vm.phase_name()}, where cpp-host allows only {allowed} (the call traps in Envoy){legacy}")
 
 
 def _not_implemented(name: str) -> Callable[..., Any]:

@@ -187,3 +187,17 @@ def test_calls_from_a_stream_belong_to_the_root(h):
     assert http_call(h, ctx=s.context_id) == Status.Ok
     call = h.host.http_calls.calls[0]
     assert call.plugin is h.plugin and call.stream is s and call.context_id == s.context_id
+
+
+def test_get_status_in_callout_callbacks_reads_the_callouts_status(client):
+    # callout_client.wat calls proxy_get_status from on_http_call_response and on_grpc_close
+    host, plugin = client
+    plugin.http_stream().send_request_headers(REQ, end_of_stream=True)
+    host.http_calls.pending()[0].fail()
+    plugin.vm.call("t_grpc_stream", context_id=plugin.root_context_id)
+    host.grpc_calls.calls[-1].close(GrpcStatus.NOT_FOUND, "no such thing")
+    seen = [(e.callback, e.status_name, e.results) for e in host.trace.calls("proxy_get_status")]
+    assert seen == [
+        ("proxy_on_http_call_response", "Ok", {"code": 11, "msg": "reset"}),  # a failed HTTP call: Reset
+        ("proxy_on_grpc_close", "Ok", {"code": GrpcStatus.NOT_FOUND, "msg": "no such thing"}),
+    ]

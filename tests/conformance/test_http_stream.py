@@ -116,13 +116,30 @@ def test_response_before_the_request_left_is_a_clear_error(proxy_wasm_engine):
         s.send_response_headers({":status": "200"})
 
 
+# on_request_headers removes :method (proxy_remove_header_map_value(HTTP_REQUEST_HEADERS, ":method")).
+REMOVE_METHOD = """
+(module
+  (import "env" "proxy_remove_header_map_value" (func $remove (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) ":method")
+  (func (export "malloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $remove (i32.const 0) (i32.const 16) (i32.const 7)))
+    (i32.const 0))
+)
+"""
+
+
 def test_removing_a_required_request_header_gives_the_routers_503(proxy_wasm_engine):
-    host = Host(engine=proxy_wasm_engine)
-    p = host.load(FIXTURES / "go/headers_go.wasm", root_id="headers")
+    import wasmtime
+
+    p = Host(engine=proxy_wasm_engine).load(bytes(wasmtime.wat2wasm(REMOVE_METHOD)))
     s = p.http_stream()
-    s.send_request_headers({":path": "/", ":authority": "a"})  # no :method at all
+    s.send_request_headers(REQ)
     assert s.downstream_response.header(":status") == b"503"
     assert s.local_response.details == "filter_removed_required_request_headers{missing_required_header:_:method}"
+    assert any("the filter removed the required request header :method" in lint for lint in s.lints)
 
 
 def test_grpc_local_reply_is_trailers_only(proxy_wasm_engine):

@@ -119,15 +119,17 @@ def test_response_attributes_once_known(h):
 
 def test_root_context_sees_only_node_and_plugin(h):
     assert prop(h, "xds.node.cluster") == (Status.Ok, b"emulator-cluster")
-    assert prop(h, "node.id") == (Status.Ok, b"emulator-node")
+    assert prop(h, "node.id")[0] == Status.NotFound  # no top-level `node` attribute: the node is xds.node
     assert prop(h, "request.protocol")[0] == Status.NotFound
     assert prop(h, "source.address")[0] == Status.NotFound
 
 
 def test_set_property_then_read_it_back(h):
     s = open_stream(h, request=REQ)
-    assert h.call("proxy_set_property", *h.put(encode_path(["my", "key"])), *h.put(b"\x01value"), context_id=s.context_id) == Status.Ok
-    assert prop(h, "my.key", s.context_id) == (Status.Ok, b"\x01value")
-    assert prop(h, "filter_state.my.key", s.context_id) == (Status.Ok, b"\x01value")
+    assert h.call("proxy_set_property", *h.put(encode_path(["my_key"])), *h.put(b"\x01value"), context_id=s.context_id) == Status.Ok
+    assert prop(h, "my_key", s.context_id) == (Status.Ok, b"\x01value")
+    status = h.call("proxy_get_property", *h.put(encode_path(["filter_state", "wasm.my_key"])), RET_PTR, RET_LEN, context_id=s.context_id)
+    assert (status, h.returned()) == (Status.Ok, b"\x01value")  # CEL filter_state takes the full key
+    assert prop(h, "filter_state.my_key", s.context_id)[0] == Status.NotFound
     other = open_stream(h, request=REQ)
-    assert prop(h, "my.key", other.context_id)[0] == Status.NotFound  # filter state is per stream
+    assert prop(h, "my_key", other.context_id)[0] == Status.NotFound  # filter state is per stream
