@@ -8,6 +8,8 @@ from .base import Glue
 
 __all__ = ["LoggingTimeCalls"]
 
+_LEVELS = tuple(LogLevel)  # by value: LogLevel(n) without the enum call
+
 
 class LoggingTimeCalls(Glue):
     """``proxy_log``, ``proxy_get_log_level``, the time and the tick period."""
@@ -15,7 +17,7 @@ class LoggingTimeCalls(Glue):
     def proxy_log(self, level: int, msg_ptr: int, msg_size: int) -> int:
         if level > LogLevel.CRITICAL:
             return Status.BadArgument
-        self.vm.active.log(LogLevel(level), self.read(msg_ptr, msg_size).decode(errors="replace"))
+        self.vm.active.log(_LEVELS[level], self.read(msg_ptr, msg_size).decode(errors="replace"))
         return Status.Ok
 
     def proxy_get_log_level(self, ret_level: int) -> int:

@@ -68,12 +68,18 @@ class HeaderMap:
 
     def __init__(self, headers: HeadersLike = None, *, kind: str = "plain") -> None:
         self.kind = kind
-        self.entries: list[tuple[bytes, bytes]] = []
-        for k, v in normalize_headers(headers):
-            if kind == "request" and k in (b"host", b":authority"):
-                self._authority(v)
-            else:
-                self._append(k, v)
+        pairs = normalize_headers(headers)
+        if kind == "request" and any(k == b"host" or k == b":authority" for k, _ in pairs):
+            self.entries: list[tuple[bytes, bytes]] = []
+            for k, v in pairs:
+                if k == b"host" or k == b":authority":
+                    self._authority(v)
+                else:
+                    self._append(k, v)
+            return
+        # pseudo-headers first, each group in input order: what _append one by one gives
+        pseudo = [p for p in pairs if p[0][:1] == b":"]
+        self.entries = pseudo + [p for p in pairs if p[0][:1] != b":"] if pseudo else pairs
 
     def _authority(self, value: bytes) -> None:
         """A request's ``Host``/``:authority`` on input: Envoy's request header map has one inline
@@ -88,7 +94,7 @@ class HeaderMap:
         self._append(b":authority", value)
 
     def _key(self, key: bytes | str) -> bytes:
-        k = _b(key).lower()
+        k = key.lower() if type(key) is bytes else _b(key).lower()
         return b":authority" if k == b"host" and self.kind == "request" else k
 
     def _append(self, key: bytes, value: bytes) -> None:

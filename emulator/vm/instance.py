@@ -80,6 +80,7 @@ class Vm:
         self.plugins: list[Plugin] = []
         self.failed: CallbackError | None = None
         self.current_context = 0
+        self._running: ContextBase | None = None
         self.effective_context: int | None = None
         self.current_callback: str | None = None
         self.start_imports: frozenset[str] | None = START_IMPORTS if host.restricted_start else None
@@ -193,12 +194,12 @@ class Vm:
             ctx = self.contexts.get(eff)
             if ctx is not None:
                 return ctx
-        return self.contexts.get(self.current_context) or self.contexts[0]
+        return self._running or self.contexts[0]
 
     @property
     def running(self) -> ContextBase:
         """The context whose callback is running (never the effective one)."""
-        return self.contexts.get(self.current_context) or self.contexts[0]
+        return self._running or self.contexts[0]
 
     # -- guest entry ---------------------------------------------------------------------------
     def export(self, name: str) -> Any:
@@ -221,8 +222,9 @@ class Vm:
             return None
         if self.failed is not None:
             raise VmFailedError(self.failed)
-        saved = (self.current_context, self.effective_context, self.current_callback)
-        self.current_context = context_id if context_id is not None else 0
+        saved = (self.current_context, self.effective_context, self.current_callback, self._running)
+        self.current_context = cid = context_id if context_id is not None else 0
+        self._running = self.contexts.get(cid)  # looked up once per callback
         self.effective_context = None
         self.current_callback = export
         self.program.switch(self)
@@ -245,7 +247,7 @@ class Vm:
             self.failed = err
             raise err from None
         finally:
-            self.current_context, self.effective_context, self.current_callback = saved
+            self.current_context, self.effective_context, self.current_callback, self._running = saved
             if metered:
                 self.last_cost = self._cost_since(before)
 
@@ -331,7 +333,7 @@ class Vm:
         self.console = dict(snap.console)
         del self.notes[snap.notes :]
         self.failed = None
-        self.current_context, self.effective_context, self.current_callback = 0, None, None
+        self.current_context, self.effective_context, self.current_callback, self._running = 0, None, None, None
 
     def shutdown(self) -> None:
         """Shut the VM down as cpp-host does: every plugin's streams end, then its root context."""
