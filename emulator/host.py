@@ -11,6 +11,7 @@ compiled-module cache, and it loads filters::
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import random
 from collections.abc import Iterable, Iterator, Mapping
@@ -65,6 +66,17 @@ class HostSnapshot:
     keep: dict[int, Any]
     lengths: tuple[int, int, int, int]
     seq: int
+
+
+def _file_stamp(module: ModuleSource) -> tuple[str, int, int, int] | None:
+    """``(path, size, mtime_ns, inode)`` of a module file, which changes whenever the file does."""
+    if isinstance(module, bytes | bytearray):
+        return None
+    try:
+        st = os.stat(module)
+    except OSError:
+        return None  # reading it will give the clear error
+    return (os.path.abspath(module), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _to_bytes(value: bytes | str | None, what: str) -> bytes:
@@ -172,13 +184,22 @@ class Host:
         names): every other import is linked as cpp-host's stub that logs and returns
         InternalFailure (WASI: errno 76 ENOTCAPABLE).
         """
-        wasm, source = self._read(module)
-        import hashlib
-
         caps = frozenset(allowed_capabilities) if allowed_capabilities is not None else None
-        digest = hashlib.sha256(wasm).hexdigest()
-        key = (self.engine.cache_key() + self.engine.name, digest, stub_unknown_imports, caps)
+        engine_key = self.engine.cache_key() + self.engine.name
         programs = self.session.programs
+        # a file already loaded in this session, unchanged since (same size, mtime and inode): no read, no hash
+        stamp = _file_stamp(module)
+        digests = self.session.cache("file-digests")
+        digest = digests.get(stamp) if stamp is not None else None
+        if digest is not None:
+            prog = programs.get((engine_key, digest, stub_unknown_imports, caps))
+            if prog is not None:
+                return prog
+        wasm, source = self._read(module)
+        digest = hashlib.sha256(wasm).hexdigest()
+        if stamp is not None:
+            digests[stamp] = digest
+        key = (engine_key, digest, stub_unknown_imports, caps)
         prog = programs.get(key)
         if prog is None:
             prog = Program(

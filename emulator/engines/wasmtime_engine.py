@@ -525,6 +525,14 @@ def _sig(params: tuple[str, ...], results: tuple[str, ...]) -> str:
 
 
 def _dist_version(dist: str) -> str:
+    """The installed version of ``dist``: from its ``.dist-info`` folder name beside the package (a
+    directory listing), else ``importlib.metadata`` (which scans all of sys.path: ~20 ms)."""
+    from pathlib import Path
+
+    site = Path(wasmtime.__file__).resolve().parent.parent
+    found = sorted(site.glob(f"{dist}-*.dist-info"))
+    if len(found) == 1:
+        return found[0].name[len(dist) + 1 : -len(".dist-info")]
     from importlib.metadata import version
 
     return version(dist)
