@@ -28,6 +28,7 @@ from ._codegen import build
 from .base import (
     CompileError,
     Engine,
+    EngineError,
     Frame,
     GuestMemory,
     GuestTrap,
@@ -70,7 +71,13 @@ class _CApi:
 _C = _CApi()
 FAST_PATH_AVAILABLE: bool = _C.ok
 
+_GLOBAL_KINDS = {"i32": (ffi.WASMTIME_I32, "i32"), "i64": (ffi.WASMTIME_I64, "i64"), "f32": (ffi.WASMTIME_F32, "f32"), "f64": (ffi.WASMTIME_F64, "f64")}
+"""The numeric value kinds of ``wasmtime_val_t`` a global is set with on the fast path."""
+
 PRIVATE_API = (
+    "wasmtime._ffi.wasmtime_global_set",
+    "wasmtime._ffi.wasmtime_val_t",
+    "wasmtime._ffi.WASMTIME_I32",
     "wasmtime._ffi.wasmtime_instance_export_get",
     "wasmtime._ffi.wasmtime_error_wasm_trace",
     "wasmtime._ffi.wasm_trap_t",
@@ -331,6 +338,7 @@ class _WasmtimeInstance(Instance):
         if engine.config.epoch:
             self.store.set_epoch_deadline(1 << 62)
         self._callers: dict[str, Any] = {}
+        self._globals: dict[str, Any] = {}
         mem = self._extern(linked.memory_export) if linked.memory_export else None
         self.memory = _WasmtimeMemory(self.store, mem) if isinstance(mem, wasmtime.Memory) else None
 
@@ -378,10 +386,23 @@ class _WasmtimeInstance(Instance):
         return g.value(self.store)
 
     def global_set(self, name: str, value: int | float) -> None:
-        g = self._extern(name)
-        if not isinstance(g, wasmtime.Global):
-            raise KeyError(f"no exported global {name!r}")
-        g.set_value(self.store, value)
+        entry = self._globals.get(name)
+        if entry is None:
+            g = self._extern(name)
+            if not isinstance(g, wasmtime.Global):
+                raise KeyError(f"no exported global {name!r}")
+            kind = _GLOBAL_KINDS.get(str(g.type(self.store).content))
+            if kind is None or not self.linked.engine.fast:
+                g.set_value(self.store, value)  # a reference type, or the stock path
+                return
+            entry = self._globals[name] = (g, kind)
+        g, (kind, field) = entry
+        raw = ffi.wasmtime_val_t()
+        raw.kind = kind
+        setattr(raw.of, field, value)
+        err = ffi.wasmtime_global_set(self.store._context(), byref(g._global), byref(raw))
+        if err:
+            raise EngineError(f"cannot set global {name!r}: {_error_text(err)}")
 
     def set_fuel(self, fuel: int) -> None:
         if not self.linked.engine.config.fuel:
