@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from abi import HOST_FUNCTIONS, Status
 
 from .engines import MemoryAccessError
-from .trace import TraceEntry, decode_call, decode_results
+from .trace import Captured, TraceEntry, capture_args, capture_results, decode_call
 
 if TYPE_CHECKING:
     from .host import Host
@@ -40,8 +40,12 @@ class HostCallObserver:
         trace = host.trace
         if trace is None and expectations is None:
             return _run(vm, name, impl, args, fault)
-        decoded = decode_call(vm, name, args)
-        injected = expectations.check(name, decoded) if expectations is not None else None
+        if expectations is not None:
+            decoded: Any = decode_call(vm, name, args)
+            injected = expectations.check(name, decoded)
+        else:
+            injected = None
+            decoded = Captured(name, args, capture_args(vm, name, args), None)
         if injected is not None and injected.status is not None:
             status = injected.status
             if injected.data is not None:
@@ -50,7 +54,7 @@ class HostCallObserver:
             injected = None
             status = _run(vm, name, impl, args, fault)
         if trace is not None:
-            results = decode_results(vm, name, args) if status == 0 else {}
+            results: Any = Captured(name, args, (), capture_results(vm, name, args)) if status == 0 else {}
             ctx = vm.active.id
             trace.append(TraceEntry(host.next_seq(), name, decoded, status, results, ctx, vm.current_callback, injected is not None))
             if len(trace) > 2 * host.trace_limit:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from abi.roles import COPY_OUT, ENUM, IN, OUT
 if TYPE_CHECKING:
     from .vm.instance import Vm
 
-__all__ = ["Trace", "TraceEntry", "decode_call"]
+__all__ = ["Captured", "Trace", "TraceEntry", "capture_args", "capture_results", "decode_call"]
 
 
 def _text(raw: bytes) -> Any:
@@ -74,8 +74,56 @@ _PLANS: Mapping[str, tuple[_Arg, ...]] = MappingProxyType({name: _plan(sig) for 
 
 def decode_call(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
     """The arguments of a host call as a filter author reads them (before the call runs)."""
-    out: dict[str, Any] = {}
+    return _decode_args(function, args, capture_args(vm, function, args))
+
+
+def decode_results(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
+    """What the host wrote through the out-pointers (after an Ok call)."""
+    return _decode_results(function, capture_results(vm, function, args))
+
+
+_INVALID = object()
+
+
+def capture_args(vm: Vm, function: str, args: tuple[int, ...]) -> tuple[Any, ...]:
+    """The raw input ranges of a call (bytes, or an ``<invalid pointer>`` text), read before it runs:
+    what :class:`TraceEntry` decodes later, only if someone reads the entry."""
     mem = vm.memory
+    out = []
+    for a in _PLANS[function]:
+        if a.size_index is None or a.role in (OUT, COPY_OUT):
+            continue
+        ptr, size = args[a.index], args[a.size_index]
+        try:
+            out.append(mem.read(ptr, size) if size else b"")
+        except Exception:
+            out.append(f"<invalid pointer {ptr}+{size}>")
+    return tuple(out)
+
+
+def capture_results(vm: Vm, function: str, args: tuple[int, ...]) -> tuple[Any, ...]:
+    """The raw out-parameters of an Ok call: copied-out bytes, or the integers written."""
+    mem = vm.memory
+    out: list[Any] = []
+    for a in _PLANS[function]:
+        if a.role not in (OUT, COPY_OUT):
+            continue
+        try:
+            if a.role == COPY_OUT:
+                ptr, size = mem.u32(args[a.index]), mem.u32(args[a.size_index])
+                out.append(mem.read(ptr, size) if size else b"")
+            elif a.width == 8:
+                out.append(mem.u64(args[a.index]))
+            else:
+                out.append(mem.u32(args[a.index]))
+        except Exception:
+            out.append(_INVALID)
+    return tuple(out)
+
+
+def _decode_args(function: str, args: tuple[int, ...], raw: tuple[Any, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ranges = iter(raw)
     for a in _PLANS[function]:
         if a.role in (OUT, COPY_OUT):
             continue
@@ -88,48 +136,98 @@ def decode_call(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
                     pass
             out[a.name] = value
             continue
-        ptr, size = args[a.index], args[a.size_index]
-        try:
-            raw = mem.read(ptr, size) if size else b""
-        except Exception:
-            out[a.name] = f"<invalid pointer {ptr}+{size}>"
-            continue
-        out[a.name] = _value(a.format, raw)
+        data = next(ranges)
+        out[a.name] = data if isinstance(data, str) else _value(a.format, data)
     return out
 
 
-def decode_results(vm: Vm, function: str, args: tuple[int, ...]) -> dict[str, Any]:
-    """What the host wrote through the out-pointers (after an Ok call)."""
+def _decode_results(function: str, raw: tuple[Any, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    mem = vm.memory
+    values = iter(raw)
     for a in _PLANS[function]:
         if a.role not in (OUT, COPY_OUT):
             continue
-        try:
-            if a.role == COPY_OUT:
-                ptr, size = mem.u32(args[a.index]), mem.u32(args[a.size_index])
-                out[a.result_key] = _text(mem.read(ptr, size)) if size else ""
-            elif a.width == 8:
-                out[a.result_key] = mem.u64(args[a.index])
-            else:
-                out[a.result_key] = mem.u32(args[a.index])
-        except Exception:
+        value = next(values)
+        if value is _INVALID:
             out[a.name] = "<unreadable>"
+        elif a.role == COPY_OUT:
+            out[a.result_key] = _text(value) if value else ""
+        else:
+            out[a.result_key] = value
     return out
 
 
-@dataclass
-class TraceEntry:
-    """One host call."""
+class Captured:
+    """A host call recorded raw (its arguments and the memory they point to); decoded when read."""
 
-    seq: int
-    function: str
-    args: dict[str, Any]
-    status: Any
-    results: dict[str, Any] = field(default_factory=dict)
-    context_id: int | None = None
-    callback: str | None = None
-    injected: bool = False
+    __slots__ = ("args", "function", "ins", "outs")
+
+    def __init__(self, function: str, args: tuple[int, ...], ins: tuple[Any, ...], outs: tuple[Any, ...] | None) -> None:
+        self.function, self.args, self.ins, self.outs = function, args, ins, outs
+
+
+class TraceEntry:
+    """One host call: what the filter passed (decoded), the status, and what came back."""
+
+    __slots__ = ("_args", "_results", "callback", "context_id", "function", "injected", "seq", "status")
+
+    def __init__(
+        self,
+        seq: int,
+        function: str,
+        args: dict[str, Any] | Captured,
+        status: Any,
+        results: dict[str, Any] | Captured | None = None,
+        context_id: int | None = None,
+        callback: str | None = None,
+        injected: bool = False,
+    ) -> None:
+        self.seq = seq
+        self.function = function
+        self._args = args
+        self.status = status
+        self._results = {} if results is None else results
+        self.context_id = context_id
+        self.callback = callback
+        self.injected = injected
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The decoded arguments (strings, header pairs, paths and enum names instead of pointers)."""
+        a = self._args
+        if type(a) is Captured:
+            a = self._args = _decode_args(a.function, a.args, a.ins)
+        return a  # type: ignore[return-value]
+
+    @args.setter
+    def args(self, value: dict[str, Any]) -> None:
+        self._args = value
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """What the host wrote through the out-pointers (Ok calls only)."""
+        r = self._results
+        if type(r) is Captured:
+            r = self._results = _decode_results(r.function, r.outs or ())
+        return r  # type: ignore[return-value]
+
+    @results.setter
+    def results(self, value: dict[str, Any]) -> None:
+        self._results = value
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.seq, self.function, self.args, self.status, self.results, self.context_id, self.callback, self.injected)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TraceEntry) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"TraceEntry(seq={self.seq!r}, function={self.function!r}, args={self.args!r}, status={self.status!r}, "
+            f"results={self.results!r}, context_id={self.context_id!r}, callback={self.callback!r}, injected={self.injected!r})"
+        )
 
     @property
     def status_name(self) -> str:
