@@ -57,6 +57,19 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def _needs_authority_merge(pairs: list[tuple[bytes, bytes]]) -> bool:
+    """Whether request input has a ``host`` key or several ``:authority`` ones (they merge into one)."""
+    seen = False
+    for k, _ in pairs:
+        if k == b"host":
+            return True
+        if k == b":authority":
+            if seen:
+                return True
+            seen = True
+    return False
+
+
 class HeaderMap:
     """Ordered header entries with Envoy's add/replace/remove semantics.
 
@@ -69,7 +82,7 @@ class HeaderMap:
     def __init__(self, headers: HeadersLike = None, *, kind: str = "plain") -> None:
         self.kind = kind
         pairs = normalize_headers(headers)
-        if kind == "request" and any(k == b"host" or k == b":authority" for k, _ in pairs):
+        if kind == "request" and _needs_authority_merge(pairs):
             self.entries: list[tuple[bytes, bytes]] = []
             for k, v in pairs:
                 if k == b"host" or k == b":authority":
@@ -188,6 +201,7 @@ class HeaderMap:
 
     def copy(self) -> HeaderMap:
         """An independent copy."""
-        other = HeaderMap(kind=self.kind)
+        other = HeaderMap.__new__(HeaderMap)
+        other.kind = self.kind
         other.entries = list(self.entries)
         return other
