@@ -112,11 +112,28 @@ class HttpStream(ContextBase):
     """
 
     is_http = True
+    # what most streams never change: class-level defaults, assigned on the instance when they do
+    local_response: LocalResponse | None = None
+    pending_local: LocalResponse | None = None
+    error: CallbackError | None = None
+    reset_reason: str | None = None
+    route_cache_cleared = 0
+    close_details: str | None = None
+    completed = False
+    in_log = False
+    end_ns: int | None = None
+    _in_filter_callback: str | None = None
+    context_id: int | None = None
+    mode = "filter"  # "filter", "bypass" (fail open) or "failed" (fail closed)
+    next_hop: HttpStream | None = None  # toward upstream, in a filter chain
+    prev_hop: HttpStream | None = None  # toward downstream, in a filter chain
+    chain: Any = None
+    _destroyed = False
 
     def __init__(self, plugin: Plugin, *, connection: ConnectionInfo | None = None, buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> None:
         self.plugin = plugin
-        self.host = plugin.host
-        self.connection = connection or plugin.connection or self.host.connection
+        host = self.host = plugin.host
+        self.connection = connection or plugin.connection or host.connection
         self.buffer_limit = buffer_limit
         self.request = _Side("request")
         self.response = _Side("response")
@@ -124,26 +141,10 @@ class HttpStream(ContextBase):
         self.lints: list[str] = []
         self.notes: list[str] = []
         self.filter_state: dict[bytes, bytes] = {}
-        self.local_response: LocalResponse | None = None
-        self.pending_local: LocalResponse | None = None
-        self.error: CallbackError | None = None
-        self.reset_reason: str | None = None
-        self.route_cache_cleared = 0
-        self.close_details: str | None = None
         self.http_calls: list[Any] = []
         self.grpc_calls: list[Any] = []
-        self.completed = False
-        self.in_log = False
-        self.start_ns = self.host.clock.realtime_ns
-        self.end_ns: int | None = None
+        self.start_ns = host.clock.realtime_ns
         self._log_copy: dict[str, HeaderMap | None] = {}
-        self._in_filter_callback: str | None = None
-        self.context_id: int | None = None
-        self.mode = "filter"  # "filter", "bypass" (fail open) or "failed" (fail closed)
-        self.next_hop: HttpStream | None = None  # toward upstream, in a filter chain
-        self.prev_hop: HttpStream | None = None  # toward downstream, in a filter chain
-        self.chain: Any = None
-        self._destroyed = False
         vm = plugin.vm
         if vm.failed is not None:
             self.mode = "bypass" if plugin.fail_policy == FailurePolicy.FAIL_OPEN else "failed"
