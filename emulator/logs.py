@@ -9,9 +9,12 @@ from abi import LogLevel
 __all__ = ["LogRecord"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class LogRecord:
-    """One log line, attributed to the plugin and context that produced it."""
+    """One log line, attributed to the plugin and context that produced it.
+
+    (Not frozen: a frozen dataclass pays ``object.__setattr__`` per field, on every log line.)
+    """
 
     level: LogLevel
     message: str

@@ -243,8 +243,10 @@ class HttpStream(ContextBase):
     # -- host-call support ---------------------------------------------------------------------
     def header_map(self, map_type: int, *, write: bool) -> HeaderMap | None:
         """The map a host call may use now (``None``: unavailable), following Envoy's getMap/getConstMap."""
-        if map_type in (MapType.HTTP_REQUEST_HEADERS, MapType.HTTP_RESPONSE_HEADERS):
-            side = self.request if map_type == MapType.HTTP_REQUEST_HEADERS else self.response
+        if map_type == 0 or map_type == 2:  # HTTP_REQUEST_HEADERS, HTTP_RESPONSE_HEADERS: the hot case
+            side = self.request if map_type == 0 else self.response
+            if not self.in_log and side.headers_open and not write:
+                return side.headers
             if self.in_log and not write:
                 return self._log_copy.get(f"{side.name}_headers")
             if side.headers_open and side.headers is not None:
