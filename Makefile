@@ -5,7 +5,7 @@ VENV ?= .venv
 PY310 ?= $(shell pyenv prefix 3.10.13 2>/dev/null)/bin/python
 DEMO_FILTER ?= fixtures/go/headers_go.wasm
 
-.PHONY: demo test test-wasmer lint format bench bench-peers fixtures clean
+.PHONY: demo test test-wasmer lint format bench bench-peers bench-check fixtures clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: $(VENV)/.installed
 # Go proxytest (wazero) against the emulator and the engine floor, interleaved, with same-round ratios.
 bench-peers: $(VENV)/.installed
 	PYTHON=$(VENV)/bin/python bash benchmarks/peers/run.sh
+
+# The same table in about a minute (3 short rounds): CI prints it, never gates on it.
+bench-check: $(VENV)/.installed
+	ROUNDS=3 REQUESTS=2000 WARMUP=300 PYTHON=$(VENV)/bin/python bash benchmarks/peers/run.sh
 
 fixtures:
 	fixtures/build

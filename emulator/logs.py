@@ -2,28 +2,74 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import Any
 
 from abi import LogLevel
 
 __all__ = ["LogRecord"]
 
+_LEVELS = tuple(LogLevel)
+_FIELDS = ("level", "message", "context_id", "root_id", "vm_id", "plugin_name", "source")
 
-@dataclass(slots=True, unsafe_hash=True)
-class LogRecord:
+
+class LogRecord(tuple):
     """One log line, attributed to the plugin and context that produced it.
 
-    (Not frozen: a frozen dataclass pays ``object.__setattr__`` per field, on every log line.)
+    A tuple of plain values (the level is kept as its number): a host keeps every line, and
+    Python's collector stops tracking tuples of plain values, so a long run's logs cost no
+    garbage-collection time. Fields read as attributes; ``level`` is the :class:`LogLevel`.
+    ``source`` is ``proxy_log``, ``stdout`` or ``stderr`` (WASI ``fd_write``), or ``host`` for
+    emulator notes.
     """
 
-    level: LogLevel
-    message: str
-    context_id: int | None = None
-    root_id: str = ""
-    vm_id: str = ""
-    plugin_name: str = ""
-    source: str = "proxy_log"
-    """``proxy_log``, ``stdout`` or ``stderr`` (WASI ``fd_write``), or ``host`` for emulator notes."""
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        level: LogLevel | int,
+        message: str,
+        context_id: int | None = None,
+        root_id: str = "",
+        vm_id: str = "",
+        plugin_name: str = "",
+        source: str = "proxy_log",
+    ) -> LogRecord:
+        return tuple.__new__(cls, (int(level), message, context_id, root_id, vm_id, plugin_name, source))
+
+    @property
+    def level(self) -> LogLevel:
+        """The level (``LogLevel.INFO``, ...)."""
+        return _LEVELS[self[0]]
+
+    @property
+    def message(self) -> str:
+        """The text logged."""
+        return self[1]
+
+    @property
+    def context_id(self) -> int | None:
+        """The context that logged it."""
+        return self[2]
+
+    @property
+    def root_id(self) -> str:
+        """The root id of its plugin."""
+        return self[3]
+
+    @property
+    def vm_id(self) -> str:
+        """The vm_id of its VM."""
+        return self[4]
+
+    @property
+    def plugin_name(self) -> str:
+        """The name of its plugin."""
+        return self[5]
+
+    @property
+    def source(self) -> str:
+        """``proxy_log``, ``stdout``, ``stderr`` or ``host``."""
+        return self[6]
 
     @property
     def level_name(self) -> str:
@@ -35,11 +81,17 @@ class LogRecord:
         parts = " ".join(p for p in (self.plugin_name, self.root_id, self.vm_id) if p)
         return f"wasm log{' ' + parts if parts else ''}: {self.message}"
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        d = asdict(self)
+        d = dict(zip(_FIELDS, self, strict=True))
         d["level"] = self.level_name
         return d
 
+    def __repr__(self) -> str:
+        return "LogRecord(" + ", ".join(f"{k}={v!r}" for k, v in zip(_FIELDS, (self.level, *self[1:]), strict=True)) + ")"
+
     def __str__(self) -> str:
         return f"[{self.level_name}] {self.message}"
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from abi import HOST_FUNCTIONS, Status
 
 from .engines import MemoryAccessError
-from .trace import Captured, TraceEntry, capture_args, capture_results, decode_call
+from .trace import TraceEntry, capture_args, capture_results, captured, decode_call
 
 if TYPE_CHECKING:
     from .host import Host
@@ -45,7 +45,7 @@ class HostCallObserver:
             injected = expectations.check(name, decoded)
         else:
             injected = None
-            decoded = Captured(name, args, capture_args(vm, name, args), None)
+            decoded = captured(name, args, capture_args(vm, name, args))
         if injected is not None and injected.status is not None:
             status = injected.status
             if injected.data is not None:
@@ -54,7 +54,7 @@ class HostCallObserver:
             injected = None
             status = _run(vm, name, impl, args, fault)
         if trace is not None:
-            results: Any = Captured(name, args, (), capture_results(vm, name, args)) if status == 0 else {}
+            results: Any = captured(name, args, capture_results(vm, name, args)) if status == 0 else {}
             ctx = vm.active.id
             trace.append(TraceEntry(host.next_seq(), name, decoded, status, results, ctx, vm.current_callback, injected is not None))
             if len(trace) > 2 * host.trace_limit:

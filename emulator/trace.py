@@ -20,7 +20,7 @@ from abi.roles import COPY_OUT, ENUM, IN, OUT
 if TYPE_CHECKING:
     from .vm.instance import Vm
 
-__all__ = ["Captured", "Trace", "TraceEntry", "capture_args", "capture_results", "decode_call"]
+__all__ = ["Trace", "TraceEntry", "capture_args", "capture_results", "captured", "decode_call"]
 
 
 def _text(raw: bytes) -> Any:
@@ -157,63 +157,52 @@ def _decode_results(function: str, raw: tuple[Any, ...]) -> dict[str, Any]:
     return out
 
 
-class Captured:
-    """A host call recorded raw (its arguments and the memory they point to); decoded when read."""
-
-    __slots__ = ("args", "function", "ins", "outs")
-
-    def __init__(self, function: str, args: tuple[int, ...], ins: tuple[Any, ...], outs: tuple[Any, ...] | None) -> None:
-        self.function, self.args, self.ins, self.outs = function, args, ins, outs
+def captured(function: str, args: tuple[int, ...], raw: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A host call's raw record: ``(function, args, raw)``, a tuple of plain values (bytes, ints),
+    which Python's collector stops tracking, so a long trace costs no garbage-collection time."""
+    return (function, args, raw)
 
 
-class TraceEntry:
-    """One host call: what the filter passed (decoded), the status, and what came back."""
+class TraceEntry(tuple):
+    """One host call: what the filter passed (decoded), the status, and what came back.
 
-    __slots__ = ("_args", "_results", "callback", "context_id", "function", "injected", "seq", "status")
+    The arguments and results may be held raw (see :func:`captured`) and are decoded each time
+    they are read: reading is for tests and reports, recording is on every host call.
+    """
 
-    def __init__(
-        self,
+    __slots__ = ()
+
+    def __new__(
+        cls,
         seq: int,
         function: str,
-        args: dict[str, Any] | Captured,
+        args: dict[str, Any] | tuple[Any, ...],
         status: Any,
-        results: dict[str, Any] | Captured | None = None,
+        results: dict[str, Any] | tuple[Any, ...] | None = None,
         context_id: int | None = None,
         callback: str | None = None,
         injected: bool = False,
-    ) -> None:
-        self.seq = seq
-        self.function = function
-        self._args = args
-        self.status = status
-        self._results = {} if results is None else results
-        self.context_id = context_id
-        self.callback = callback
-        self.injected = injected
+    ) -> TraceEntry:
+        return tuple.__new__(cls, (seq, function, args, status, {} if results is None else results, context_id, callback, injected))
+
+    seq = property(lambda self: self[0], doc="Host-wide order of the call.")
+    function = property(lambda self: self[1], doc="The import's name.")
+    status = property(lambda self: self[3], doc="The status the call returned.")
+    context_id = property(lambda self: self[5], doc="The context the call acted on.")
+    callback = property(lambda self: self[6], doc="The callback it was made from.")
+    injected = property(lambda self: self[7], doc="Whether an expectation answered it instead of the host.")
 
     @property
     def args(self) -> dict[str, Any]:
         """The decoded arguments (strings, header pairs, paths and enum names instead of pointers)."""
-        a = self._args
-        if type(a) is Captured:
-            a = self._args = _decode_args(a.function, a.args, a.ins)
-        return a  # type: ignore[return-value]
-
-    @args.setter
-    def args(self, value: dict[str, Any]) -> None:
-        self._args = value
+        a = self[2]
+        return _decode_args(*a) if type(a) is tuple else a
 
     @property
     def results(self) -> dict[str, Any]:
         """What the host wrote through the out-pointers (Ok calls only)."""
-        r = self._results
-        if type(r) is Captured:
-            r = self._results = _decode_results(r.function, r.outs or ())
-        return r  # type: ignore[return-value]
-
-    @results.setter
-    def results(self, value: dict[str, Any]) -> None:
-        self._results = value
+        r = self[4]
+        return _decode_results(r[0], r[2]) if type(r) is tuple else r
 
     def _key(self) -> tuple[Any, ...]:
         return (self.seq, self.function, self.args, self.status, self.results, self.context_id, self.callback, self.injected)
@@ -221,7 +210,13 @@ class TraceEntry:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TraceEntry) and self._key() == other._key()
 
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
     __hash__ = None  # type: ignore[assignment]
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
 
     def __repr__(self) -> str:
         return (

@@ -34,14 +34,25 @@ REQUEST_HEADERS = [
 RESPONSE_HEADERS = [(":status", "200"), ("content-type", "text/plain")]
 
 
+MODES = {
+    "lean": ("emulator-wasmtime", {"trace": False}),  # the peer comparison: nothing recorded
+    "default": ("emulator-default", {}),  # Host() as tests use it: the trace on
+    "costs": ("emulator-costs", {"trace": False, "costs": True}),  # every callback metered
+}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=sorted(MODES), default="lean", help="lean: Host(trace=False); default: Host(); costs: Host(trace=False, costs=True)")
+    p.add_argument("--impl", help="the name printed for this implementation (default: per mode)")
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     t0 = time.perf_counter()
-    host = Host(trace=False)
+    impl, options = MODES[args.mode]
+    host = Host(**options)
     plugin = host.load(args.wasm)
     load_ms = (time.perf_counter() - t0) * 1e3
 
@@ -53,13 +64,18 @@ def main(argv: list[str] | None = None) -> None:
 
     # Check once that the filter ran the whole sequence.
     s = request()
-    if s.request_headers.get("x-fixture") != b"go" or s.response_headers.get("x-fixture-response") != b"go":
+    if not s.request_headers.get("x-fixture") or not s.response_headers.get("x-fixture-response"):
         sys.exit(f"emulator_bench: the filter did not add its headers: {s.request_headers!r} {s.response_headers!r}")
     called = [c.name for c in s.callbacks]
     if called[-3:] != ["proxy_on_log", "proxy_on_done", "proxy_on_delete"]:
         sys.exit(f"emulator_bench: the stream did not complete: {called}")
 
-    time_rounds("emulator-wasmtime", request, args, load_ms, before_round=host.logs.clear)  # logs must not grow across rounds
+    def before_round() -> None:  # logs and the trace must not grow across rounds
+        host.logs.clear()
+        if host.trace is not None:
+            host.trace.clear()
+
+    time_rounds(args.impl or impl, request, args, load_ms, before_round=before_round)  # logs must not grow across rounds
 
 
 if __name__ == "__main__":

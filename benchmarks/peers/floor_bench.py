@@ -55,6 +55,8 @@ WASI_EBADF = 8
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--no-cache", action="store_true", help="compile without the on-disk module cache")
+    p.add_argument("--callbacks", type=int, choices=(4, 6), default=6, help="6: as the emulator (with on_log, on_done, on_delete); 4: as proxytest")
+    p.add_argument("--impl", help="the name printed for this implementation (default: engine-floor, engine-floor-4cb)")
     return p.parse_args(argv)
 
 
@@ -153,6 +155,17 @@ class Floor:
         self.on_done(n)
         self.on_delete(n)
 
+    def request4(self) -> None:
+        """The four callbacks proxytest makes per request (it never calls on_done or on_delete)."""
+        n = self.next_id
+        self.next_id = n + 1
+        self.on_context_create(n, 1)
+        if self.on_request_headers(n, 5, 1) != 0:
+            raise SystemExit("floor_bench: proxy_on_request_headers did not continue")
+        if self.on_response_headers(n, 2, 1) != 0:
+            raise SystemExit("floor_bench: proxy_on_response_headers did not continue")
+        self.on_log(n)
+
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -160,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     floor = Floor(wasm, cache=not args.no_cache)
     load_ms = (time.perf_counter() - t0) * 1e3
-    time_rounds("engine-floor", floor.request, args, load_ms)
+    request = floor.request if args.callbacks == 6 else floor.request4
+    time_rounds(args.impl or ("engine-floor" if args.callbacks == 6 else "engine-floor-4cb"), request, args, load_ms)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ ROUNDS="${ROUNDS:-5}"
 REQUESTS="${REQUESTS:-10000}"
 WARMUP="${WARMUP:-2000}"
 WASM="${WASM:-$ROOT/fixtures/go/headers_go.wasm}"
+RUST_WASM="${RUST_WASM:-$ROOT/fixtures/rust/headers_rust.wasm}"
 GO="${GO:-go}"
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
@@ -63,17 +64,23 @@ run_impl() {  # run_impl NAME ROUND -> appends one JSON line (with "round": ROUN
     case "$1" in
         proxytest) out="$("$BIN" -wasm "$WASM" -warmup "$WARMUP" -requests "$REQUESTS" -rounds 1)" ;;
         emulator) out="$("$PYTHON" "$HERE/emulator_bench.py" --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        emulator-default) out="$("$PYTHON" "$HERE/emulator_bench.py" --mode default --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        emulator-costs) out="$("$PYTHON" "$HERE/emulator_bench.py" --mode costs --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
         floor) out="$("$PYTHON" "$HERE/floor_bench.py" --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        floor4) out="$("$PYTHON" "$HERE/floor_bench.py" --callbacks 4 --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        emulator-rust) out="$("$PYTHON" "$HERE/emulator_bench.py" --impl emulator-rust --wasm "$RUST_WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        floor-rust) out="$("$PYTHON" "$HERE/floor_bench.py" --impl engine-floor-rust --wasm "$RUST_WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
     esac
     # The programs number their own rounds from 0; record run.sh's round instead.
     printf '%s\n' "$out" | sed "s/\"round\": *0/\"round\": $2/" >>"$RESULTS"
     log "round $2 $(printf '%s' "$out" | sed -n 's/.*"impl": *"\([^"]*\)".*"per_request_us": *\([0-9.]*\).*/\1 \2 us/p')"
 }
 
-impls=(proxytest emulator floor)
+impls=(proxytest emulator emulator-default emulator-costs floor floor4 emulator-rust floor-rust)
+n=${#impls[@]}
 for ((r = 0; r < ROUNDS; r++)); do
-    for ((k = 0; k < 3; k++)); do
-        run_impl "${impls[$(((r + k) % 3))]}" "$r"
+    for ((k = 0; k < n; k++)); do
+        run_impl "${impls[$(((r + k) % n))]}" "$r"
     done
 done
 

@@ -16,11 +16,25 @@ import statistics
 import sys
 from collections import defaultdict
 
-IMPLS = ("proxytest-wazero", "emulator-wasmtime", "engine-floor")
+IMPLS = (
+    "proxytest-wazero",
+    "emulator-wasmtime",
+    "emulator-default",
+    "emulator-costs",
+    "engine-floor",
+    "engine-floor-4cb",
+    "emulator-rust",
+    "engine-floor-rust",
+)
 RATIOS = (
-    ("emulator / proxytest", "emulator-wasmtime", "proxytest-wazero", "target <= 0.75"),
-    ("emulator / floor", "emulator-wasmtime", "engine-floor", "target <= 1.5"),
+    ("emulator / proxytest", "emulator-wasmtime", "proxytest-wazero", "target <= 0.75 (6 callbacks against proxytest's 4)"),
+    ("emulator / floor (6 callbacks)", "emulator-wasmtime", "engine-floor", "target <= 1.5"),
+    ("emulator / floor (4 callbacks, proxytest's)", "emulator-wasmtime", "engine-floor-4cb", "the emulator still makes 6"),
+    ("Rust: emulator / floor", "emulator-rust", "engine-floor-rust", "target <= 1.5"),
+    ("Host() (trace on) / Host(trace=False)", "emulator-default", "emulator-wasmtime", "target <= 1.1"),
+    ("Host(costs=True) / Host(trace=False)", "emulator-costs", "emulator-wasmtime", "target <= 1.2"),
     ("floor / proxytest", "engine-floor", "proxytest-wazero", "anchor 0.52"),
+    ("floor (4 callbacks) / proxytest", "engine-floor-4cb", "proxytest-wazero", "like for like"),
 )
 
 
