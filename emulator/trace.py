@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from abi import HOST_FUNCTIONS, Signature, Status, decode_pairs, decode_path
 from abi.roles import COPY_OUT, ENUM, IN, OUT
 
+from .engines._codegen import build
+
 if TYPE_CHECKING:
     from .vm.instance import Vm
 
@@ -89,6 +91,10 @@ def capture_args(vm: Vm, function: str, args: tuple[int, ...]) -> tuple[Any, ...
     """The raw input ranges of a call (bytes, or an ``<invalid pointer>`` text), read before it runs:
     what :class:`TraceEntry` decodes later, only if someone reads the entry."""
     mem = vm.memory
+    try:
+        return _CAPTURE_IN[function](mem.read, args)
+    except Exception:  # a bad pointer: the slow path says which
+        pass
     out = []
     for a in _PLANS[function]:
         if a.size_index is None or a.role in (OUT, COPY_OUT):
@@ -104,6 +110,10 @@ def capture_args(vm: Vm, function: str, args: tuple[int, ...]) -> tuple[Any, ...
 def capture_results(vm: Vm, function: str, args: tuple[int, ...]) -> tuple[Any, ...]:
     """The raw out-parameters of an Ok call: copied-out bytes, or the integers written."""
     mem = vm.memory
+    try:
+        return _CAPTURE_OUT[function](mem.read, mem.u32, mem.u64, args)
+    except Exception:
+        pass
     out: list[Any] = []
     for a in _PLANS[function]:
         if a.role not in (OUT, COPY_OUT):
@@ -119,6 +129,33 @@ def capture_results(vm: Vm, function: str, args: tuple[int, ...]) -> tuple[Any, 
         except Exception:
             out.append(_INVALID)
     return tuple(out)
+
+
+def _tuple(items: list[str]) -> str:
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def _capture_in(plan: tuple[_Arg, ...]) -> Any:
+    """One function per import that reads its input ranges in one frame (from the ABI table's roles)."""
+    reads = [f"r(a[{x.index}], a[{x.size_index}])" for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT)]
+    return build("cap", f"def cap(r, a):\n    return {_tuple(reads)}\n", {})
+
+
+def _capture_out(plan: tuple[_Arg, ...]) -> Any:
+    """One function per import that reads what the host wrote through its out-pointers, in one frame."""
+    lines, items = [], []
+    for i, x in enumerate(plan):
+        if x.role == COPY_OUT:
+            lines.append(f"    p{i} = u32(a[{x.index}]); n{i} = u32(a[{x.size_index}])")
+            items.append(f"(r(p{i}, n{i}) if n{i} else b'')")
+        elif x.role == OUT:
+            items.append(f"{'u64' if x.width == 8 else 'u32'}(a[{x.index}])")
+    body = "\n".join([*lines, f"    return {_tuple(items)}"])
+    return build("cap", f"def cap(r, u32, u64, a):\n{body}\n", {})
+
+
+_CAPTURE_IN = {name: _capture_in(plan) for name, plan in _PLANS.items()}
+_CAPTURE_OUT = {name: _capture_out(plan) for name, plan in _PLANS.items()}
 
 
 def _decode_args(function: str, args: tuple[int, ...], raw: tuple[Any, ...]) -> dict[str, Any]:
