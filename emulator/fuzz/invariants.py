@@ -275,12 +275,15 @@ def contexts_not_deleted(run: RunView) -> list[str]:
     return out
 
 
-def memory_growth(run: RunView, *, repeats: int = 24, warmup: int = 4) -> list[str]:
+def memory_growth(run: RunView, *, repeats: int = 24, warmup: int = 4, windows: int = 6) -> list[str]:
     """Linear memory that keeps growing while the same traffic is replayed (a leak).
 
-    Replays the run's traffic ``warmup`` times, then ``repeats`` times while sampling the memory
-    size of each VM; a VM whose memory grew at least twice after the warm-up, once of them in the
-    second half, is reported. Memory grows in 64 KiB pages, so leaks smaller than about
+    Replays the run's traffic ``warmup`` times, then in windows of ``repeats`` replays while
+    sampling the memory size of each VM. A VM whose memory grew at least twice in the first window,
+    once of them in its second half, is watched over up to ``windows`` windows, and reported only
+    if its memory grew in every one of them: a garbage-collected heap (Go's collector first runs
+    when the heap reaches 4 MiB) grows for a while on leak-free traffic, then levels off, and a
+    window without growth clears it. Memory grows in 64 KiB pages, so leaks smaller than about
     ``128 KiB / repeats`` per replay go unseen; raise ``repeats`` to see them.
     """
     if run.repeat is None or repeats <= 0:
@@ -288,28 +291,53 @@ def memory_growth(run: RunView, *, repeats: int = 24, warmup: int = 4) -> list[s
     vms = [vm for vm in run.host.vms if vm.failed is None and vm.memory is not None]
     if not vms:
         return []
-    sizes: dict[int, list[int]] = {id(vm): [] for vm in vms}
-    for i in range(warmup + repeats):
-        try:
-            run.repeat()
-        except Exception as exc:  # the emulator refused the replay: not a leak
-            return [f"replaying the traffic failed on repetition {i + 1}: {type(exc).__name__}: {_first_line(exc)}"]
-        for vm in vms:
-            if vm.failed is not None:
-                return [f"the filter trapped when the same traffic was replayed (repetition {i + 1}): {vm.failed.callback}: {vm.failed.reason}"]
-            if i >= warmup - 1:
-                sizes[id(vm)].append(vm.memory.size)
-    out = []
+    done = 0
+
+    def replay(n: int, sample: bool) -> dict[int, list[int]] | str:
+        nonlocal done
+        sizes: dict[int, list[int]] = {id(vm): [vm.memory.size] for vm in vms} if sample else {}
+        for _ in range(n):
+            done += 1
+            try:
+                run.repeat()
+            except Exception as exc:  # the emulator refused the replay: not a leak
+                return f"replaying the traffic failed on repetition {done}: {type(exc).__name__}: {_first_line(exc)}"
+            for vm in vms:
+                if vm.failed is not None:
+                    return f"the filter trapped when the same traffic was replayed (repetition {done}): {vm.failed.callback}: {vm.failed.reason}"
+                if sample:
+                    sizes[id(vm)].append(vm.memory.size)
+        return sizes
+
+    warm = replay(warmup, False)
+    if isinstance(warm, str):
+        return [warm]
+    first = replay(repeats, True)
+    if isinstance(first, str):
+        return [first]
+    watched = []
     for vm in vms:
-        s = sizes[id(vm)]
+        s = first[id(vm)]
         steps = [j for j in range(1, len(s)) if s[j] > s[j - 1]]
         if len(steps) >= 2 and steps[-1] > len(s) // 2:
-            per = (s[-1] - s[0]) / repeats
-            label = f"VM {vm.vm_id!r}" if vm.vm_id else "the VM"
-            out.append(
-                f"linear memory of {label} keeps growing over identical traffic: {s[0]} -> {s[-1]} bytes over {repeats} replays "
-                f"after {warmup} warm-up replays (about {per:.0f} bytes per replay)"
-            )
+            watched.append(vm)
+    start = {id(vm): first[id(vm)][0] for vm in watched}
+    seen = 1
+    while watched and seen < windows:
+        window = replay(repeats, True)
+        if isinstance(window, str):
+            return [window]
+        watched = [vm for vm in watched if window[id(vm)][-1] > window[id(vm)][0]]
+        seen += 1
+    out = []
+    for vm in watched:
+        end = vm.memory.size
+        per = (end - start[id(vm)]) / (seen * repeats)
+        label = f"VM {vm.vm_id!r}" if vm.vm_id else "the VM"
+        out.append(
+            f"linear memory of {label} keeps growing over identical traffic: {start[id(vm)]} -> {end} bytes over {seen * repeats} replays "
+            f"after {warmup} warm-up replays, growing in each of {seen} windows of {repeats} (about {per:.0f} bytes per replay)"
+        )
     return out
 
 
