@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..host import ModuleSource
 
-__all__ = ["Vocabulary", "data_segments", "harvest_strings", "module_vocabulary"]
+__all__ = ["Vocabulary", "data_segments", "harvest_strings", "host_call_vocabulary", "module_vocabulary"]
 
 
 def _read_wasm(module: ModuleSource) -> bytes:
@@ -79,3 +79,29 @@ def module_vocabulary(module: ModuleSource, *, max_names: int = 256, max_values:
     names.sort(key=lambda w: 0 if ("-" in w or w.startswith(":")) else 1)
     values = [w for w in words if len(w) <= 32]
     return Vocabulary(names[:max_names], values[:max_values])
+
+
+# host calls whose key argument names a header the filter looks at
+_HEADER_KEY_CALLS = ("proxy_get_header_map_value", "proxy_add_header_map_value", "proxy_replace_header_map_value", "proxy_remove_header_map_value")
+
+
+def host_call_vocabulary(trace: Any) -> Vocabulary:
+    """Words the filter itself asked the host for, read from a host-call trace: the header names it
+    looked up, added, replaced or removed (names), and the values it wrote (values).
+
+    These come from the module's own behaviour on the seed traffic, so a header the filter checks
+    is in the dictionary whatever its string literal looks like in the binary.
+    """
+    names: dict[str, None] = {}
+    values: dict[str, None] = {}
+    for entry in trace:
+        if entry.function not in _HEADER_KEY_CALLS:
+            continue
+        args = entry.args
+        key = args.get("key")
+        if isinstance(key, str) and 0 < len(key) <= 64:
+            names[key.lower()] = None
+        value = args.get("value")
+        if isinstance(value, str) and 0 < len(value) <= 32:
+            values[value] = None
+    return Vocabulary(list(names), list(values))
