@@ -98,6 +98,41 @@ def _with_memory_repeats(invs: list[Invariant], repeats: int, warmup: int) -> li
     return out
 
 
+def _behaviour(run: RunView) -> tuple[Any, ...]:
+    """What a run did, coarsely: each stream's callbacks with their actions, and its response code.
+
+    Two examples with the same behaviour took the same paths through the filter's callbacks; the
+    costly replay checks need to run once per behaviour, not once per example."""
+    return tuple((tuple((c.name, c.action) for c in s.callbacks), s.response_code()) for s in run.streams)
+
+
+def _once_per_behaviour(invs: list[Invariant]) -> list[Invariant]:
+    """The invariants for generated examples: replay checks (the leak check) run on an example
+    whose behaviour is new, and always on a behaviour that failed them before (so hypothesis sees
+    the same outcome when it replays or shrinks a finding). Seeds, findings and their
+    minimization use the unfiltered invariants."""
+    out = []
+    for inv in invs:
+        if inv.when != "repeat":
+            out.append(inv)
+            continue
+        seen: set[tuple[Any, ...]] = set()
+        failed: set[tuple[Any, ...]] = set()
+
+        def gated(run: RunView, check: Callable[[RunView], list[str]] = inv.check, seen: set[Any] = seen, failed: set[Any] = failed) -> list[str]:
+            key = _behaviour(run)
+            if key in seen and key not in failed:
+                return []
+            seen.add(key)
+            messages = check(run)
+            if messages:
+                failed.add(key)
+            return messages
+
+        out.append(Invariant(inv.name, gated, inv.when, inv.description))
+    return out
+
+
 def _prepare(path: ModuleSource, opts: FuzzOptions) -> tuple[dict[str, Any], Any, list[Invariant]]:
     """The seed scenario (with the options' overrides), parsed, and the invariants to check."""
     from ..host import Host
@@ -213,6 +248,7 @@ def fuzz_filter(
 
     # 2. generated examples
     case_strategy = _case_space(path, base, parsed, opts).strategy()
+    explore = _once_per_behaviour(invs)
 
     found: dict[str, Finding] = {}
     state = {"run": 0, "generated": 0, "in_round_found": False}
@@ -220,7 +256,7 @@ def fuzz_filter(
     def one_example(data: Any) -> None:
         final = current_build_context().is_final
         sc, plan = data.draw(case_strategy, label="scenario")
-        res = _run_drawn(data, path, sc, plan, engine, invs)
+        res = _run_drawn(data, path, sc, plan, engine, explore)
         state["run"] += 1
         if not state["in_round_found"]:
             state["generated"] += 1
