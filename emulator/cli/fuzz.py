@@ -49,7 +49,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--leak-repeats", type=int, default=24, metavar="N", help="replays per example for leak detection (default 24; 0 turns it off)")
     p.add_argument("--well-formed", action="store_true", help="only well-formed traffic (no adversarial header maps, bodies or statuses)")
     p.add_argument("--fuzz-config", action="store_true", help="fuzz the plugin configuration too")
-    p.add_argument("--config-schema", metavar="FILE", help="fuzz the configuration from this JSON Schema (needs hypothesis-jsonschema)")
+    p.add_argument("--config-schema", metavar="FILE", help="fuzz the configuration from this JSON Schema")
     p.add_argument("--faults", action="store_true", help="also inject host-call errors (not replayed by 'run')")
     p.set_defaults(func=run_fuzz_command)
     return p

@@ -68,7 +68,7 @@ class FuzzOptions:
     fuzz_config: bool = False
     """Fuzz the plugin configuration too (:func:`~emulator.fuzz.strategies.plugin_configs`)."""
     config_schema: dict[str, Any] | bool | None = None
-    """Generate configurations valid against this JSON Schema (needs ``hypothesis-jsonschema``);
+    """Generate configurations valid against this JSON Schema (:mod:`emulator.fuzz.schema`);
     implies ``fuzz_config``."""
     faults: bool = False
     """Inject host-call errors (:func:`~emulator.fuzz.strategies.fault_plans`)."""

@@ -25,7 +25,7 @@ The families:
   connect failure, odd statuses, or no answer at all.
 * property values that :func:`abi.encode_value` serializes (:func:`property_values`).
 * plugin configurations (:func:`plugin_configs`, :func:`plugin_configs_from_schema` through
-  ``hypothesis-jsonschema``).
+  the built-in JSON Schema generator of :mod:`emulator.fuzz.schema`).
 * host fault plans (:func:`fault_plans`): which host calls return which error status, and when;
   apply one with :class:`emulator.fuzz.FaultInjectingObserver`.
 """
@@ -47,6 +47,7 @@ from abi.properties import UInt64
 
 from ..http.messages import Request, Response, scenario_bytes, scenario_headers
 from ..session import default_session
+from .schema import from_schema
 
 __all__ = [
     "COMMON_HEADER_NAMES",
@@ -700,32 +701,18 @@ def plugin_configs(*, vocabulary: Iterable[str | bytes] = (), base: bytes | str 
     return st.one_of(branches)
 
 
-def plugin_configs_from_schema(schema: dict[str, Any] | bool, **kwargs: Any) -> st.SearchStrategy[bytes]:
-    """JSON-encoded configurations valid against a JSON Schema, via ``hypothesis-jsonschema``.
+def plugin_configs_from_schema(schema: dict[str, Any] | bool) -> st.SearchStrategy[bytes]:
+    """JSON-encoded configurations valid against a JSON Schema (:func:`emulator.fuzz.schema.from_schema`).
 
-    ``kwargs`` go to ``hypothesis_jsonschema.from_schema`` (e.g. ``custom_formats``).
+    Raises :class:`~emulator.fuzz.schema.UnsupportedSchema` naming a keyword it cannot honour.
     """
-    try:
-        from hypothesis_jsonschema import from_schema
-    except ImportError:
-        raise ImportError("plugin_configs_from_schema needs the hypothesis-jsonschema package: pip install hypothesis-jsonschema") from None
-    from hypothesis.internal.conjecture import utils as _cu
-
-    if not hasattr(_cu.many, "more"):  # hypothesis-jsonschema <= 0.23.1 draws objects through this internal
-        import hypothesis
-
-        raise ImportError(
-            f"this hypothesis-jsonschema cannot generate objects with hypothesis {hypothesis.__version__} (it uses an internal API that "
-            "hypothesis removed): install a hypothesis-jsonschema release that supports it, or hypothesis<6.170"
-        )
-    return from_schema(schema, **kwargs).map(lambda v: json.dumps(v, separators=(",", ":")).encode())
+    return from_schema(schema).map(lambda v: json.dumps(v, separators=(",", ":")).encode())
 
 
 # -- host fault plans ------------------------------------------------------------------------------
 
 FAULT_STATUSES: dict[str, tuple[Status, ...]] = {name: tuple(Status(int(v)) for v in statuses) for name, statuses in fault_statuses().items()}
 """The error statuses each host call can answer in Envoy (abi/signatures.py ``!`` column): what fault injection draws."""
-"""Plausible error statuses per host function (what Envoy and cpp-host can actually return)."""
 
 
 @dataclass(frozen=True)

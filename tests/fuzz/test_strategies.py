@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
@@ -248,33 +247,54 @@ def test_plugin_configs_are_bytes(config):
     assert isinstance(config, bytes)
 
 
-def test_plugin_configs_from_a_json_schema():
-    pytest.importorskip("hypothesis_jsonschema")
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = {
+SCHEMAS = [
+    {
         "type": "object",
         "properties": {"mode": {"enum": ["allow", "deny"]}, "limit": {"type": "integer", "minimum": 1}},
         "required": ["mode"],
         "additionalProperties": False,
-    }
+    },
+    {
+        "$defs": {
+            "rule": {
+                "type": "object",
+                "properties": {"header": {"type": "string", "pattern": "^x-[a-z]+$"}, "max": {"type": "number", "exclusiveMinimum": 0, "maximum": 10}},
+                "required": ["header"],
+            }
+        },
+        "type": "object",
+        "properties": {"rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "minItems": 1, "maxItems": 3}, "debug": {"type": ["boolean", "null"]}},
+        "required": ["rules"],
+    },
+    {"oneOf": [{"type": "string", "minLength": 2, "maxLength": 4}, {"type": "integer", "multipleOf": 5}]},
+    {
+        "allOf": [
+            {"type": "object", "properties": {"a": {"const": 1}}, "required": ["a"]},
+            {"properties": {"b": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "boolean"}], "items": False}}},
+        ]
+    },
+]
 
-    try:
-        configs = pst.plugin_configs_from_schema(schema)
-    except ImportError as exc:  # this hypothesis-jsonschema does not work with this hypothesis
-        pytest.skip(str(exc))
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_plugin_configs_from_a_json_schema_validate(schema):
+    import jsonschema
 
     @FAST
-    @given(configs)
+    @given(pst.plugin_configs_from_schema(schema))
     def check(config):
         jsonschema.validate(json.loads(config), schema)
 
     check()
 
 
-def test_a_missing_hypothesis_jsonschema_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "hypothesis_jsonschema", None)
-    with pytest.raises(ImportError, match="pip install hypothesis-jsonschema"):
-        pst.plugin_configs_from_schema({"type": "object"})
+def test_an_unsupported_schema_keyword_is_named():
+    from emulator.fuzz.schema import UnsupportedSchema
+
+    with pytest.raises(UnsupportedSchema, match="patternProperties"):
+        pst.plugin_configs_from_schema({"type": "object", "patternProperties": {"^x": {}}})
+    with pytest.raises(UnsupportedSchema, match="only local references"):
+        pst.plugin_configs_from_schema({"$ref": "https://example.com/schema.json"})
 
 
 # -- fault plans -----------------------------------------------------------------------------------
