@@ -154,8 +154,20 @@ def _capture_out(plan: tuple[_Arg, ...]) -> Any:
     return build("cap", f"def cap(r, u32, u64, a):\n{body}\n", {})
 
 
-_CAPTURE_IN = {name: _capture_in(plan) for name, plan in _PLANS.items()}
-_CAPTURE_OUT = {name: _capture_out(plan) for name, plan in _PLANS.items()}
+class _Generated(dict[str, Any]):
+    """Capture functions, generated for an import the first time it is called (not at import time)."""
+
+    def __init__(self, make: Any) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name: str) -> Any:
+        fn = self[name] = self.make(_PLANS[name])
+        return fn
+
+
+_CAPTURE_IN = _Generated(_capture_in)
+_CAPTURE_OUT = _Generated(_capture_out)
 
 
 def _decode_args(function: str, args: tuple[int, ...], raw: tuple[Any, ...]) -> dict[str, Any]:
