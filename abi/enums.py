@@ -6,6 +6,7 @@ The numbering follows ``proxy_wasm_common.h`` of the C++ SDK and the spec (abi-s
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 __all__ = [
     "Action",
@@ -125,7 +126,21 @@ class Action(IntEnum):
     PAUSE = 1
 
 
-class FilterHeadersStatus(IntEnum):
+class _NamedResult(IntEnum):
+    """A step result that also compares equal to its name: ``stream.send_request_headers(...) == "Continue"``."""
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, str):
+            return self.name == other
+        return int.__eq__(self, other)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self == other
+
+    __hash__ = IntEnum.__hash__
+
+
+class FilterHeadersStatus(_NamedResult):
     """Envoy's headers-callback result after cpp-host's conversion (abi-spec §3.8)."""
 
     Continue = 0
@@ -135,7 +150,7 @@ class FilterHeadersStatus(IntEnum):
     StopAllIterationAndWatermark = 4
 
 
-class FilterDataStatus(IntEnum):
+class FilterDataStatus(_NamedResult):
     """Envoy's body-callback result."""
 
     Continue = 0
@@ -144,20 +159,20 @@ class FilterDataStatus(IntEnum):
     StopIterationNoBuffer = 3
 
 
-class FilterTrailersStatus(IntEnum):
+class FilterTrailersStatus(_NamedResult):
     """Envoy's trailers-callback result."""
 
     Continue = 0
     StopIteration = 1
 
 
-class FilterMetadataStatus(IntEnum):
+class FilterMetadataStatus(_NamedResult):
     """Envoy's metadata-callback result (always treated as Continue)."""
 
     Continue = 0
 
 
-class FilterStatus(IntEnum):
+class FilterStatus(_NamedResult):
     """Envoy's network-filter result for ``on_new_connection`` / ``on_*_data``."""
 
     Continue = 0

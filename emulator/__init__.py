@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterStatus, FilterTrailersStatus, LogLevel, Status
+
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
 from .engines import EngineConfig, available_engines
 from .errors import (
@@ -29,6 +31,13 @@ from .vm.instance import Vm, VmFailedError
 
 __all__ = [
     "DEFAULT_EPOCH_NS",
+    "FailurePolicy",
+    "FilterDataStatus",
+    "FilterHeadersStatus",
+    "FilterStatus",
+    "FilterTrailersStatus",
+    "LogLevel",
+    "Status",
     "CallbackError",
     "CallbackRecord",
     "ChainedStream",

@@ -195,3 +195,14 @@ def test_no_buffer_drops_the_chunk(proxy_wasm_engine):
     assert [c.args[1] for c in s.callbacks if c.name == "proxy_on_request_body"] == [2, 2]  # not cumulative
     assert s.upstream_request.body == b""
     assert any("StopIterationNoBuffer" in n for n in s.notes)
+
+
+def test_step_results_compare_equal_to_their_names(proxy_wasm_engine):
+    from emulator import FilterHeadersStatus, Host
+
+    plugin = Host(engine=proxy_wasm_engine).load(FIXTURES / "rust/headers_rust.wasm")
+    stream = plugin.http_stream()
+    status = stream.send_request_headers({":method": "GET", ":path": "/", ":authority": "a"}, end_of_stream=True)
+    assert status == "Continue" and status != "StopIteration" and status == FilterHeadersStatus.Continue and status == 0
+    denied = plugin.http_stream().send_request_headers({":method": "GET", ":path": "/", ":authority": "a", "x-deny": "1"})
+    assert denied == "StopAllIterationAndWatermark" and denied != "Continue"  # a 0.2 Pause, as Envoy converts it

@@ -166,6 +166,13 @@ def test_importing_emulator_loads_no_fuzzing_hardening_or_cli():
 
 PUBLIC_API = [
     "DEFAULT_EPOCH_NS",
+    "FailurePolicy",
+    "FilterDataStatus",
+    "FilterHeadersStatus",
+    "FilterStatus",
+    "FilterTrailersStatus",
+    "LogLevel",
+    "Status",
     "CallbackError",
     "CallbackRecord",
     "ChainedStream",
