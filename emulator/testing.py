@@ -70,6 +70,7 @@ def headers_diff(actual: Any, expected: HeadersLike, *, exact: bool = False) -> 
 
 def assert_headers(actual: Any, expected: HeadersLike, *, exact: bool = False) -> None:
     """``expected`` headers are present in ``actual`` (a message, a map or pairs); ``exact`` forbids others."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     if isinstance(actual, HttpMessage) and actual.headers is None:
         raise AssertionError("no headers got through (the filter held them, or replied locally)")
     diff = headers_diff(actual, expected, exact=exact)
@@ -79,6 +80,7 @@ def assert_headers(actual: Any, expected: HeadersLike, *, exact: bool = False) -
 
 def assert_local_response(stream: Any, status: int, *, body: bytes | str | None = None, headers: HeadersLike = None) -> None:
     """The filter replied locally with ``status`` (and ``body``/``headers`` if given)."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     reply = stream.local_response
     if reply is None:
         up = stream.upstream_request
@@ -99,6 +101,7 @@ def assert_local_response(stream: Any, status: int, *, body: bytes | str | None 
 
 def assert_no_local_response(stream: Any) -> None:
     """The filter did not reply locally."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     reply = stream.local_response
     if reply is not None:
         raise AssertionError(f"unexpected local reply {reply.status} {reply.body!r} from {reply.callback} (details {reply.details!r})")
@@ -106,6 +109,7 @@ def assert_no_local_response(stream: Any) -> None:
 
 def assert_logged(source: Any, text: str, *, level: str | LogLevel | None = None) -> None:
     """A log line containing ``text`` (at ``level`` if given) from a plugin or host."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     records = source.logs
     want = None if level is None else (LogLevel[level.upper()] if isinstance(level, str) else LogLevel(level))
     if any(text in r.message and (want is None or r.level == want) for r in records):
@@ -117,6 +121,7 @@ def assert_logged(source: Any, text: str, *, level: str | LogLevel | None = None
 
 def assert_metric(host: Any, name: str, value: Any) -> None:
     """Metric ``name`` has ``value`` (a histogram's value is its list of samples)."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     got = host.metrics.get(name)
     if got != value:
         known = ", ".join(f"{k}={v['value']}" for k, v in host.metrics.all().items()) or "none defined"
@@ -125,6 +130,7 @@ def assert_metric(host: Any, name: str, value: Any) -> None:
 
 def assert_shared_data(host: Any, key: str, value: bytes | str, *, vm_id: str = "") -> None:
     """Shared data ``key`` holds ``value`` for ``vm_id``."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     want = value.encode() if isinstance(value, str) else value
     got = host.shared_data.get(key, vm_id=vm_id)
     if got is None or got[0] != want:
@@ -133,6 +139,7 @@ def assert_shared_data(host: Any, key: str, value: bytes | str, *, vm_id: str = 
 
 def assert_queue(host: Any, name: str, items: list[bytes | str], *, vm_id: str = "") -> None:
     """Queue ``name`` holds exactly ``items`` (oldest first)."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     want = [i.encode() if isinstance(i, str) else i for i in items]
     got = host.queues.contents(name, vm_id=vm_id)
     if got != want:
@@ -141,6 +148,7 @@ def assert_queue(host: Any, name: str, items: list[bytes | str], *, vm_id: str =
 
 def assert_pending_callouts(host: Any, count: int, *, cluster: str | None = None) -> list[Any]:
     """Exactly ``count`` HTTP callouts wait for an answer (to ``cluster`` if given); returns them."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     pending = host.http_calls.pending(cluster)
     if len(pending) != count:
         listing = "\n".join(f"  {c.cluster} {c.method!r} {c.path!r} (token {c.token})" for c in pending) or "  (none)"
@@ -151,6 +159,7 @@ def assert_pending_callouts(host: Any, count: int, *, cluster: str | None = None
 
 def assert_actions(stream: Any, **expected: str) -> None:
     """The last action of each named callback, e.g. ``request_headers="Continue"``."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     got = {}
     for name, action in stream.actions:
         got[name.removeprefix("proxy_on_")] = action

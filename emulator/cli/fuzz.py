@@ -50,7 +50,9 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--well-formed", action="store_true", help="only well-formed traffic (no adversarial header maps, bodies or statuses)")
     p.add_argument("--fuzz-config", action="store_true", help="fuzz the plugin configuration too")
     p.add_argument("--config-schema", metavar="FILE", help="fuzz the configuration from this JSON Schema")
-    p.add_argument("--faults", action="store_true", help="also inject host-call errors (not replayed by 'run')")
+    p.add_argument(
+        "--faults", action="store_true", help="also inject host-call errors (a finding's file keeps them in its 'faults' field, so 'run' replays them)"
+    )
     p.set_defaults(func=run_fuzz_command)
     return p
 
@@ -160,7 +162,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         extra = "" if finding.reproduces else " (does not reproduce on its own: see the report)"
         print(f"   [{i + 1}] scenario: {path}{extra}")
         if finding.faults:
-            print("       needs the host faults above, which 'run' does not inject")
+            print("       needs the host faults above (in the file's 'faults' field: 'run' injects them)")
         print(f"       replay: proxy-wasm-emulator run {args.filter} {path}")
         tail = [line for line in finding.trace_tail.splitlines() if line.strip()][-4:]
         if tail:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .guest_campaign import run_hostile_campaign
 from .isolate import _isolated
-from .mutants import ROOT, run_mutation_campaign
+from .mutants import ROOT, fixture_modules, run_mutation_campaign
 
 __all__: list[str] = []
 
@@ -28,11 +28,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isolate", type=int, default=0, help="run chunks of this size in child processes and count crashes")
     parser.add_argument("--save-last", default=None, help="(mutants) write each mutant here before running it")
     parser.add_argument("--crash-dir", default=str(ROOT / "tests" / "hardening" / "crashers"))
+    parser.add_argument(
+        "--module", action="append", type=Path, metavar="FILE.wasm", help="(mutants) a module to mutate (repeatable; default: the checkout's fixtures)"
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--abort-for-test", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.abort_for_test:
         os.abort()  # lets the tests check that --isolate counts a child that dies
+    sources = None
+    if args.kind == "mutants":
+        sources = args.module or fixture_modules()
+        if not sources:
+            parser.error(f"no modules to mutate: {ROOT / 'fixtures'} has none (an installed package has no fixtures); pass --module FILE.wasm")
+        missing = [str(p) for p in sources if not p.is_file()]
+        if missing:
+            parser.error(f"no such module: {', '.join(missing)}")
+        if args.module and args.isolate:
+            parser.error("--module cannot be combined with --isolate (the child processes mutate the fixtures)")
 
     def progress(p: dict[str, Any]) -> None:
         if not args.json:
@@ -43,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.kind == "hostile":
         result = run_hostile_campaign(args.count, args.seed, engine=args.engine, progress=progress)
     else:
-        result = run_mutation_campaign(args.count, args.seed, engine=args.engine, save_last=args.save_last, progress=progress)
+        result = run_mutation_campaign(args.count, args.seed, engine=args.engine, save_last=args.save_last, progress=progress, sources=sources)
     print(json.dumps(result, indent=None if args.json else 1, default=str))
     return 0
 

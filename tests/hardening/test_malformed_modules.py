@@ -9,6 +9,8 @@ cannot interrupt a guest that loops forever.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import wasmtime
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from emulator import Host, ModuleLoadError, PluginStartError, UnknownImportsError
 from emulator.hardening.choosers import DataChooser, RandomChooser
 from emulator.hardening.mutants import MUTATION_STRATEGIES, Mutant, fixture_modules, load_mutant, mutate, run_mutation_campaign, screen_on_wasmtime
+from tests.conftest import wat_module
 
 CLEAN_OUTCOMES = {"load_error", "start_error", "started"}
 
@@ -177,3 +180,21 @@ def test_start_errors_name_the_phase(proxy_wasm_engine):
     with pytest.raises(PluginStartError) as info:
         Host(engine=proxy_wasm_engine, cache=False).load(module(configure='(func (export "proxy_on_configure") (param i32 i32) (result i32) (unreachable))'))
     assert info.value.phase == "proxy_on_configure"
+
+
+def test_the_mutant_campaign_without_fixtures_says_what_to_pass(monkeypatch, capsys):
+    from emulator.hardening import cli
+
+    monkeypatch.setattr(cli, "fixture_modules", lambda: [])  # as from an installed package
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["mutants", "--count", "1"])
+    assert exit_info.value.code == 2
+    assert "pass --module FILE.wasm" in capsys.readouterr().err
+
+
+def test_the_mutant_campaign_mutates_the_modules_given(capsys):
+    from emulator.hardening import cli
+
+    assert cli.main(["mutants", "--count", "3", "--seed", "2", "--json", "--module", str(wat_module("minimal"))]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mutants"] == 3 and result["crashes"] == 0 and result["other_exceptions"] == 0

@@ -112,3 +112,19 @@ def test_engine_option_and_all_engines_marker(pytester):
     result.stdout.fnmatch_lines(["*test_each?wasmtime? PASSED*", "*test_each?wasmtime-stock? PASSED*", "*test_all?wasmtime? PASSED*"])
     bad = pytester.runpytest_subprocess("--proxy-wasm-engine=v8")
     bad.stderr.fnmatch_lines(["*unknown engine(s)*v8*"])
+
+
+def test_assertion_helpers_hide_themselves_from_tracebacks(pytester):
+    pytester.makepyfile(
+        """
+        from emulator.testing import assert_headers
+
+        def test_it():
+            assert_headers([(b"x-a", b"1")], {"x-a": "2"})
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "headers differ" in text and 'assert_headers([(b"x-a", b"1")], {"x-a": "2"})' in text
+    assert "emulator/testing.py" not in text  # the failure points at the test's line, not into the helper
