@@ -217,7 +217,33 @@ def build_parser() -> argparse.ArgumentParser:
     from .fuzz import add_fuzz_command
 
     add_fuzz_command(sub)
+
+    cache = sub.add_parser("cache", help="the compiled-module cache: where it is, what it holds, and emptying it")
+    cache.add_argument("action", choices=["info", "clear"], help="info: directory, entries, size and limit; clear: delete every entry")
+    cache.add_argument("--cache-dir", metavar="DIR", help="the cache directory (default: $PROXY_WASM_EMULATOR_CACHE or ~/.cache/proxy-wasm-emulator)")
+    cache.add_argument("--json", action="store_true", help="print one JSON object")
+    cache.set_defaults(func=_cmd_cache)
     return p
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from ..vm.cache import ModuleCache
+
+    cache = ModuleCache(args.cache_dir)
+    if args.action == "clear":
+        freed = cache.clear()
+        out: dict[str, Any] = {"directory": str(cache.directory), "freed_bytes": freed}
+        text = f"{cache.directory}: deleted {freed / (1 << 20):.1f} MiB"
+    else:
+        entries = cache.entries()
+        size = sum(n for _, n, _ in entries)
+        out = {"directory": str(cache.directory), "entries": len(entries), "bytes": size, "max_bytes": cache.max_bytes}
+        text = (
+            f"{cache.directory}: {len(entries)} entries, {size / (1 << 20):.1f} MiB of {cache.max_bytes / (1 << 20):.0f} MiB "
+            "(least recently used entries go first; limit: $PROXY_WASM_EMULATOR_CACHE_MAX_MB)"
+        )
+    print(json.dumps(out) if args.json else text)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """An on-disk cache of compiled modules, so the second load of a filter costs milliseconds.
 
 Key: sha256 of the wasm bytes + engine name and version + engine configuration. Entries are written
-atomically (safe under pytest-xdist); an entry the engine cannot load is deleted and rebuilt.
+atomically (safe under pytest-xdist); an entry the engine cannot load is deleted and rebuilt. The
+cache keeps at most ``max_bytes`` (``$PROXY_WASM_EMULATOR_CACHE_MAX_MB``, default 1024 MiB): after
+each write the least recently used entries go (a hit marks its entry used).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 from ..engines.base import CompileError, Engine
 
-__all__ = ["ModuleCache", "default_cache_dir"]
+__all__ = ["DEFAULT_MAX_BYTES", "ModuleCache", "default_cache_dir"]
+
+DEFAULT_MAX_BYTES = 1024 << 20
 
 
 def default_cache_dir() -> Path:
@@ -31,8 +35,12 @@ def default_cache_dir() -> Path:
 class ModuleCache:
     """Compile through the cache: ``cache.compile(engine, wasm)``; ``hits``/``misses`` count use."""
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, max_bytes: int | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
+        if max_bytes is None:
+            env = os.environ.get("PROXY_WASM_EMULATOR_CACHE_MAX_MB")
+            max_bytes = int(float(env) * (1 << 20)) if env else DEFAULT_MAX_BYTES
+        self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
         self.rebuilt = 0
@@ -58,6 +66,7 @@ class ModuleCache:
             try:
                 module = engine.deserialize_file(str(path))
                 self.hits += 1
+                _touch(path)
                 return module
             except CompileError:
                 self.rebuilt += 1
@@ -86,8 +95,51 @@ class ModuleCache:
         except OSError:
             pass
 
-    @staticmethod
-    def _store(path: Path, data: bytes) -> None:
+    def entries(self) -> list[tuple[Path, int, float]]:
+        """``(path, bytes, last used)`` of every entry, least recently used first."""
+        out = []
+        for p in self.directory.rglob("*"):
+            if p.is_file() and not p.name.startswith(".tmp-"):
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                out.append((p, st.st_size, st.st_mtime))
+        return sorted(out, key=lambda e: e[2])
+
+    def size(self) -> int:
+        """Bytes the cache holds."""
+        return sum(n for _, n, _ in self.entries())
+
+    def evict(self, keep: Path | None = None) -> int:
+        """Delete least recently used entries until the cache fits ``max_bytes``; returns bytes freed."""
+        entries = self.entries()
+        total = sum(n for _, n, _ in entries)
+        freed = 0
+        for path, n, _ in entries:
+            if total - freed <= self.max_bytes:
+                break
+            if path == keep:
+                continue
+            try:
+                path.unlink()
+                freed += n
+            except OSError:
+                pass
+        return freed
+
+    def clear(self) -> int:
+        """Delete every entry; returns bytes freed."""
+        freed = 0
+        for path, n, _ in self.entries():
+            try:
+                path.unlink()
+                freed += n
+            except OSError:
+                pass
+        return freed
+
+    def _store(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
@@ -97,3 +149,12 @@ class ModuleCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self.evict(keep=path)
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as just used (its mtime orders the eviction)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
