@@ -112,10 +112,14 @@ class Host:
         callback_fuel: int | None = None,
         session: Session | None = None,
         restricted_start: bool = True,
+        coverage: bool = False,
     ) -> None:
         """``session`` is the group of hosts that share linked programs and warm starts (by
-        default every host of the process: :func:`emulator.session.default_session`)."""
+        default every host of the process: :func:`emulator.session.default_session`).
+        ``coverage`` loads modules with basic-block probes: ``vm.coverage()`` then tells which
+        parts of the guest ran (wasmtime only; :mod:`emulator.vm.coverage`)."""
         self.session = session or default_session()
+        self.coverage = coverage
         if callback_fuel is not None and callback_fuel <= 0:
             raise ConfigError(f"callback_fuel must be a positive number of instructions, not {callback_fuel!r}")
         if not isinstance(engine, Engine) and engine_config is None:
@@ -192,18 +196,25 @@ class Host:
         digests = self.session.cache("file-digests")
         digest = digests.get(stamp) if stamp is not None else None
         if digest is not None:
-            prog = programs.get((engine_key, digest, stub_unknown_imports, caps))
+            prog = programs.get((engine_key, digest, stub_unknown_imports, caps, self.coverage))
             if prog is not None:
                 return prog
         wasm, source = self._read(module)
         digest = hashlib.sha256(wasm).hexdigest()
         if stamp is not None:
             digests[stamp] = digest
-        key = (engine_key, digest, stub_unknown_imports, caps)
+        key = (engine_key, digest, stub_unknown_imports, caps, self.coverage)
         prog = programs.get(key)
         if prog is None:
             prog = Program(
-                self.engine, wasm, cache=self.cache, stub_unknown_imports=stub_unknown_imports, source=source, allowed_capabilities=caps, sha256=digest
+                self.engine,
+                wasm,
+                cache=self.cache,
+                stub_unknown_imports=stub_unknown_imports,
+                source=source,
+                allowed_capabilities=caps,
+                sha256=digest,
+                coverage=self.coverage,
             )
             programs[key] = prog
         return prog

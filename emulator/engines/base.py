@@ -301,6 +301,10 @@ class Instance(ABC):
     def global_set(self, name: str, value: int | float) -> None:
         """Set an exported mutable global."""
 
+    def memory_named(self, name: str) -> GuestMemory | None:
+        """Another exported memory (the coverage memory), or ``None``: engines without multi-memory have none."""
+        return None
+
     def set_fuel(self, fuel: int) -> None:
         """Give the next calls ``fuel`` units (about one per wasm operator)."""
         raise NotImplementedError(f"{type(self).__name__}: this engine cannot count or limit guest instructions (no fuel)")

@@ -379,6 +379,10 @@ class _WasmtimeInstance(Instance):
             return
         mem.grow(self.store, pages)
 
+    def memory_named(self, name: str) -> GuestMemory | None:
+        mem = self._extern(name)
+        return _WasmtimeMemory(self.store, mem) if isinstance(mem, wasmtime.Memory) else None
+
     def global_get(self, name: str) -> int | float:
         g = self._extern(name)
         if not isinstance(g, wasmtime.Global):

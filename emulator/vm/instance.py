@@ -19,6 +19,7 @@ from abi.signatures import INTEGRATION_EXPORTS
 from ..costs import Cost
 from ..engines import GuestMemory, GuestTrap, LinkError
 from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
+from .coverage import COVERAGE_EXPORT
 
 if TYPE_CHECKING:
     from ..contexts import ContextBase
@@ -117,6 +118,7 @@ class Vm:
         if self.instance.memory is None:
             raise ModuleLoadError(f"{program.source}: the module exports no memory", envoy="cpp-host cannot use a module without an exported memory")
         self.memory = self.instance.memory
+        self.coverage_memory: GuestMemory | None = self.instance.memory_named(COVERAGE_EXPORT) if program.coverage is not None else None
         self._alloc, self.allocator = self._choose_allocator()
         self._check_exports()
         self.allowed_imports = None
@@ -285,6 +287,20 @@ class Vm:
         finally:
             self.allowed_imports = saved
 
+    def coverage(self) -> bytes | None:
+        """The coverage bitmap since the last :meth:`reset_coverage`: byte ``i`` is 1 when the guest
+        entered site ``i`` (``program.coverage.describe(i)`` says where); ``None`` without coverage."""
+        mem = self.coverage_memory
+        if mem is None:
+            return None
+        return mem.read(0, len(self.program.coverage.sites)) if self.program.coverage and self.program.coverage.sites else b""
+
+    def reset_coverage(self) -> None:
+        """Forget what was covered (before the next input)."""
+        mem = self.coverage_memory
+        if mem is not None and self.program.coverage is not None and self.program.coverage.sites:
+            mem.write(0, bytes(len(self.program.coverage.sites)))
+
     def phase_name(self) -> str:
         """Human name of what is running, for errors."""
         return self.current_callback or "host code"
@@ -321,6 +337,8 @@ class Vm:
                 self.allowed_imports = None
             self.memory = self.instance.memory
             self._alloc = self.instance.export(self.allocator)
+            if self.coverage_memory is not None:
+                self.coverage_memory = self.instance.memory_named(COVERAGE_EXPORT)
         assert self.memory is not None
         if self.memory.size < size:
             self.instance.grow_memory((size - self.memory.size) // 65536)

@@ -20,6 +20,7 @@ from ..engines.base import Outline
 from ..errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError, UnsupportedProposalError
 from ..glue import ImportCalls
 from .cache import ModuleCache
+from .coverage import CoverageError, CoverageMap, instrument
 from .module import OUTLINE_VERSION, ModuleFormatError, ModuleInfo, parse_module
 from .rewrite import export_mutable_globals
 
@@ -47,8 +48,11 @@ class Program:
         source: str = "<bytes>",
         allowed_capabilities: frozenset[str] | None = None,
         sha256: str | None = None,
+        coverage: bool = False,
     ) -> None:
+        """``coverage`` compiles the module with basic-block probes (:mod:`emulator.vm.coverage`)."""
         self.source = source
+        self.coverage: CoverageMap | None = None
         self.engine = engine
         self.sha256 = sha256 or hashlib.sha256(wasm).hexdigest()
         meta_key = f"{self.sha256}.outline{OUTLINE_VERSION}"
@@ -67,14 +71,35 @@ class Program:
         self.allowed_capabilities = allowed_capabilities
         self.restricted: list[str] = []
 
-        def code() -> bytes:
-            return export_mutable_globals(wasm, self.info)[0]
-
         lacking = sorted(self.info.proposals & engine.unsupported_proposals)
         if lacking:  # before compiling: wasmer panics on some of them
             raise UnsupportedProposalError(source, lacking, f"{engine.name} {engine.version}")
+        variant = "+snapshot-globals"
+        if coverage:
+            if "multi-memory" in engine.unsupported_proposals:
+                raise ModuleLoadError(
+                    f"{source}: guest coverage needs an engine with multi-memory (the probes write to a memory of their own); {engine.name} has none: use wasmtime",
+                    envoy="not an Envoy matter: coverage is the emulator's instrumentation",
+                )
+            variant += "+coverage"
+            cov_key = f"{self.sha256}.coverage{OUTLINE_VERSION}"
+            self.coverage = cache.load_meta(cov_key) if cache is not None else None
+
+        def code() -> bytes:
+            out = export_mutable_globals(wasm, self.info)[0]
+            if coverage:
+                try:
+                    out, self.coverage = instrument(out)
+                except CoverageError as exc:
+                    raise ModuleLoadError(f"{source}: cannot instrument for coverage: {exc}", envoy="not an Envoy matter") from None
+                if cache is not None:
+                    cache.store_meta(cov_key, self.coverage)
+            return out
+
+        if coverage and self.coverage is None and cache is not None:
+            cache.path_for(engine, digest=self.sha256, variant=variant).unlink(missing_ok=True)  # the map and the artifact go together
         try:
-            compiled = cache.compile(engine, code, digest=self.sha256, variant="+snapshot-globals") if cache is not None else engine.compile(code())
+            compiled = cache.compile(engine, code, digest=self.sha256, variant=variant) if cache is not None else engine.compile(code())
         except CompileError as exc:
             raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
         # after compiling, as Envoy does: an invalid module is reported as invalid, not as unlinkable

@@ -1,0 +1,274 @@
+"""Guest coverage: a rewrite of the code section that marks every basic block the guest enters.
+
+Each probe is three instructions, ``i32.const <site>; i32.const 1; i32.store8 <coverage memory>``,
+writing into a memory of its own (index after the module's memories, exported as
+``__coverage``, one byte per site), so a run costs no host call per branch and the host reads
+all sites in one view after the run. Probes go where a basic block starts: the entry of every
+function, the body of every ``loop``, ``if`` and ``else``, after every ``end`` of a block (a join),
+after ``br_if``, ``br_on_null``/``br_on_non_null`` and the GC casts that may fall through, and at
+every ``catch`` of exception handling. Probes leave the stack as they found it, so they fit at any
+instruction boundary.
+
+The instructions are decoded only far enough to find their ends (every opcode of WebAssembly 3.0
+and its phase-4 proposals); a byte this reader does not know stops the rewrite with
+:class:`CoverageError` naming it. Needs an engine with multi-memory (wasmtime; not wasmer 2.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from abi.leb128 import encode_uleb
+
+from .module import ModuleInfo, _Reader, parse_module
+
+__all__ = ["COVERAGE_EXPORT", "CoverageError", "CoverageMap", "instrument"]
+
+COVERAGE_EXPORT = "__coverage"
+
+
+class CoverageError(ValueError):
+    """The module cannot be instrumented (names the function and the byte)."""
+
+
+@dataclass
+class CoverageMap:
+    """Where the sites are: ``sites[i] == (function index, offset of the probe's instruction in the
+    original module)``, and the function names for reports."""
+
+    sites: list[tuple[int, int]] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)
+
+    def describe(self, site: int) -> str:
+        """``function+0xoffset`` of a site."""
+        func, offset = self.sites[site]
+        return f"{self.names.get(func, f'<func {func}>')}+0x{offset:x}"
+
+
+# opcodes after which a new basic block starts (a probe follows the instruction)
+_PROBE_AFTER = {0x03, 0x04, 0x05, 0x0B, 0x0D, 0xD5, 0xD6, 0x07, 0x19}
+_BLOCK_STARTS = {0x02, 0x03, 0x04, 0x06, 0x1F}  # block, loop, if, try, try_table: push a label
+_NO_IMMEDIATE = set(range(0x45, 0xC5)) | {0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD4}
+_U32_IMMEDIATE = {0x0C, 0x0D, 0x10, 0x12, 0x14, 0x15, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3F, 0x40, 0xD2, 0xD5, 0xD6, 0x07, 0x08, 0x09, 0x18}
+_SIMD_MEMARG = set(range(0, 12)) | {92, 93}
+_SIMD_LANE = set(range(21, 35))
+_SIMD_MEMARG_LANE = set(range(84, 92))
+_GC_ONE = {0, 1, 6, 7, 11, 12, 13, 14, 16}
+_GC_TWO = {2, 3, 4, 5, 8, 9, 10, 17, 18, 19}
+
+
+def instrument(wasm: bytes, info: ModuleInfo | None = None) -> tuple[bytes, CoverageMap]:
+    """The module with coverage probes and its ``__coverage`` memory, and where the sites are."""
+    info = info or parse_module(wasm)
+    code = next((s for s in info.sections if s.id == 10), None)
+    cov_index = len(info.memories)
+    cmap = CoverageMap(names=dict(info.function_names))
+    bodies = b""
+    if code is not None:
+        r = _Reader(wasm, code.start, code.end)
+        count = r.uleb()
+        out = bytearray(encode_uleb(count))
+        for i in range(count):
+            size = r.uleb()
+            start = r.pos
+            body = _instrument_body(wasm, start, start + size, info.num_imported_functions + i, cov_index, cmap)
+            out += encode_uleb(len(body)) + body
+            r.pos = start + size
+        bodies = bytes(out)
+    pages = max(1, -(-len(cmap.sites) // 65536))
+    memory_type = b"\x01" + encode_uleb(pages) + encode_uleb(pages)
+    export_entry = encode_uleb(len(COVERAGE_EXPORT)) + COVERAGE_EXPORT.encode() + b"\x02" + encode_uleb(cov_index)
+    return _rebuild(wasm, info, bodies, memory_type, export_entry), cmap
+
+
+def _section(sid: int, content: bytes) -> bytes:
+    return bytes([sid]) + encode_uleb(len(content)) + content
+
+
+def _rebuild(wasm: bytes, info: ModuleInfo, bodies: bytes, memory_type: bytes, export_entry: bytes) -> bytes:
+    """The sections again, with the code replaced, one memory added and its export added."""
+    from .module import SECTION_ORDER
+
+    rank = {sid: i for i, sid in enumerate(SECTION_ORDER)}
+    out = bytearray(wasm[:8])
+    added_memory = added_export = False
+    prev_end = 8
+    for sec in info.sections:
+        header = wasm[prev_end : sec.start]  # id + size bytes of this section
+        prev_end = sec.end
+        if sec.id != 0:
+            if not added_memory and rank[sec.id] > rank[5]:
+                out += _section(5, b"\x01" + memory_type)
+                added_memory = True
+            if not added_export and rank[sec.id] > rank[7]:
+                out += _section(7, b"\x01" + export_entry)
+                added_export = True
+        content = wasm[sec.start : sec.end]
+        if sec.id == 5:
+            r = _Reader(wasm, sec.start, sec.end)
+            n = r.uleb()
+            out += _section(5, encode_uleb(n + 1) + wasm[r.pos : sec.end] + memory_type)
+            added_memory = True
+        elif sec.id == 7:
+            r = _Reader(wasm, sec.start, sec.end)
+            n = r.uleb()
+            out += _section(7, encode_uleb(n + 1) + wasm[r.pos : sec.end] + export_entry)
+            added_export = True
+        elif sec.id == 10:
+            out += _section(10, bodies)
+        else:
+            out += header + content
+    if not added_memory:
+        out += _section(5, b"\x01" + memory_type)
+    if not added_export:
+        out += _section(7, b"\x01" + export_entry)
+    return bytes(out)
+
+
+def _probe(site: int, cov_index: int) -> bytes:
+    # i32.const site; i32.const 1; i32.store8 {align 0, memory cov_index, offset 0}
+    return b"\x41" + _sleb(site) + b"\x41\x01\x3a\x40" + encode_uleb(cov_index) + b"\x00"
+
+
+def _sleb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
+def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: int, cmap: CoverageMap) -> bytes:
+    r = _Reader(wasm, start, end)
+    for _ in range(r.uleb()):  # local declarations: count, type
+        r.uleb()
+        r.valtype()
+    out = bytearray(wasm[start : r.pos])
+
+    def probe(at: int) -> None:
+        cmap.sites.append((func, at))
+        out.extend(_probe(len(cmap.sites) - 1, cov_index))
+
+    probe(r.pos)
+    depth = 1
+    while r.pos < end:
+        at = r.pos
+        op = r.byte()
+        try:
+            _skip_immediates(r, op)
+        except Exception as exc:
+            raise CoverageError(f"function {func}: cannot decode the instruction at byte {at} (opcode 0x{op:02x}): {exc}") from None
+        out += wasm[at : r.pos]
+        if op in _BLOCK_STARTS:
+            depth += 1
+        elif op == 0x0B:
+            depth -= 1
+            if depth == 0:
+                if r.pos != end:
+                    raise CoverageError(f"function {func}: bytes after the final end")
+                return bytes(out)
+        if op in _PROBE_AFTER or (op == 0xFB and wasm[at + 1] in (24, 25)):
+            probe(r.pos)
+    raise CoverageError(f"function {func}: body ends without its final end")
+
+
+def _blocktype(r: _Reader) -> None:
+    b = r.peek()
+    if b == 0x40:
+        r.pos += 1
+    elif b in (0x7F, 0x7E, 0x7D, 0x7C, 0x7B) or b in range(0x63, 0x76):
+        r.valtype()
+    else:
+        r.sleb(33)
+
+
+def _memarg(r: _Reader) -> None:
+    flags = r.uleb()
+    if flags & 0x40:
+        r.uleb()
+    r.u64()
+
+
+def _skip_immediates(r: _Reader, op: int) -> None:
+    if op in _NO_IMMEDIATE:
+        return
+    if op in _U32_IMMEDIATE:
+        r.uleb()
+    elif op in (0x02, 0x03, 0x04, 0x06):
+        _blocktype(r)
+    elif op == 0x1F:  # try_table
+        _blocktype(r)
+        for _ in range(r.uleb()):
+            kind = r.byte()
+            if kind in (0, 1):
+                r.uleb()
+            r.uleb()
+    elif op == 0x0E:  # br_table
+        for _ in range(r.uleb()):
+            r.uleb()
+        r.uleb()
+    elif op in (0x11, 0x13):  # call_indirect, return_call_indirect
+        r.uleb()
+        r.uleb()
+    elif op == 0x1C:  # select t*
+        for _ in range(r.uleb()):
+            r.valtype()
+    elif 0x28 <= op <= 0x3E:
+        _memarg(r)
+    elif op == 0x41:
+        r.sleb(32)
+    elif op == 0x42:
+        r.sleb(64)
+    elif op == 0x43:
+        r.bytes_(4)
+    elif op == 0x44:
+        r.bytes_(8)
+    elif op == 0xD0:
+        r.heaptype()
+    elif op == 0xFC:
+        sub = r.uleb()
+        if sub in (8, 12, 14) or sub == 10:
+            r.uleb()
+            r.uleb()
+        elif sub in (9, 11, 13, 15, 16, 17):
+            r.uleb()
+        elif sub > 22:
+            raise ValueError(f"unknown 0xfc instruction {sub}")
+    elif op == 0xFD:
+        sub = r.uleb()
+        if sub in _SIMD_MEMARG:
+            _memarg(r)
+        elif sub in (12, 13):
+            r.bytes_(16)
+        elif sub in _SIMD_LANE:
+            r.byte()
+        elif sub in _SIMD_MEMARG_LANE:
+            _memarg(r)
+            r.byte()
+    elif op == 0xFB:
+        sub = r.uleb()
+        if sub in _GC_ONE:
+            r.uleb()
+        elif sub in _GC_TWO:
+            r.uleb()
+            r.uleb()
+        elif sub in (20, 21, 22, 23):
+            r.heaptype()
+        elif sub in (24, 25):
+            r.byte()
+            r.uleb()
+            r.heaptype()
+            r.heaptype()
+        elif sub > 30:
+            raise ValueError(f"unknown 0xfb instruction {sub}")
+    elif op == 0xFE:
+        sub = r.uleb()
+        if sub == 3:
+            r.byte()
+        else:
+            _memarg(r)
+    else:
+        raise ValueError(f"unknown opcode 0x{op:02x}")
