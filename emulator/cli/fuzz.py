@@ -50,6 +50,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--well-formed", action="store_true", help="only well-formed traffic (no adversarial header maps, bodies or statuses)")
     p.add_argument("--fuzz-config", action="store_true", help="fuzz the plugin configuration too")
     p.add_argument("--config-schema", metavar="FILE", help="fuzz the configuration from this JSON Schema")
+    p.add_argument("--coverage", action="store_true", help="measure guest coverage and steer toward examples that enter more of the filter (wasmtime)")
     p.add_argument(
         "--faults", action="store_true", help="also inject host-call errors (a finding's file keeps them in its 'faults' field, so 'run' replays them)"
     )
@@ -101,6 +102,7 @@ def fuzz_options(args: argparse.Namespace, *, plugin_config: bytes | None = None
         fuzz_config=args.fuzz_config,
         config_schema=config_schema,
         faults=args.faults,
+        coverage=args.coverage,
         leak_repeats=args.leak_repeats,
     )
 

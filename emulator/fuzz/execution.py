@@ -88,6 +88,8 @@ class Execution:
     http_drawn: dict[str, CalloutResponse] = field(default_factory=dict)
     grpc_drawn: dict[str, GrpcResponse] = field(default_factory=dict)
     injected: list[InjectedFault] = field(default_factory=list)
+    coverage: frozenset[tuple[int, int]] | None = None
+    """The guest sites the traffic entered (``coverage=True``): ``(VM position, site)``."""
 
     def responders(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Scenario ``http_calls`` and ``grpc_calls`` entries for the answers drawn during the run."""
@@ -108,6 +110,7 @@ def execute_scenario(
     trace: bool = False,
     shutdown: bool = True,
     reuse: bool = False,
+    coverage: bool = False,
 ) -> Execution:
     """Run a scenario the way ``proxy-wasm-emulator run`` does, then check the invariants.
 
@@ -121,6 +124,9 @@ def execute_scenario(
     plugins, properties, responders, shared data): no ``_initialize``, ``on_vm_start`` or
     ``on_configure`` again, just :meth:`Host.restore`. Runs with host faults, and starts that
     failed or made callouts, always start fresh. Findings are replayed fresh.
+
+    ``coverage=True`` loads the module with guest coverage probes; the result's ``coverage`` is
+    the set of ``(VM position, site)`` the traffic entered.
     """
     from ..scenario import Scenario, parse_scenario, run_connections, run_scenario
 
@@ -128,11 +134,11 @@ def execute_scenario(
     if faults is None and sc.faults:
         faults = FaultPlan.from_json(sc.faults)
     invs = list(invariants) if invariants is not None else resolve_invariants()
-    pooled = _restored_start(module, engine, sc, trace) if reuse and faults is None else None
+    pooled = _restored_start(module, engine, sc, trace, coverage) if reuse and faults is None else None
     if pooled is not None:
         (host, plugins), observer = pooled, None
     else:
-        host, observer = _fresh_host(module, engine, sc, trace, faults)
+        host, observer = _fresh_host(module, engine, sc, trace, faults, coverage)
         plugins = None
     http_responder = None
     if pick_http is not None:
@@ -155,10 +161,14 @@ def execute_scenario(
         else:
             run.plugins = list(host.plugins)
             first = next(iter(plugins.values()))
+            for vm in host.vms:
+                vm.reset_coverage()
             runs = run_scenario(first, sc, plugins)
             run.streams = [s for _, s in runs]
             if sc.connections:
                 run_connections(first, sc, plugins)
+            if coverage:
+                result.coverage = run.coverage = frozenset((k, i) for k, vm in enumerate(host.vms) for i, b in enumerate(vm.coverage() or b"") if b)
             if sc.streams:
                 run.repeat = lambda: run_scenario(first, sc, plugins)
         result.violations += check(run, invs, "end")
@@ -187,12 +197,14 @@ def execute_scenario(
 # -- the start of a run, fresh or restored ---------------------------------------------------------
 
 
-def _fresh_host(module: ModuleSource, engine: str, sc: Any, trace: bool, faults: FaultPlan | None) -> tuple[Host, FaultInjectingObserver | None]:
+def _fresh_host(
+    module: ModuleSource, engine: str, sc: Any, trace: bool, faults: FaultPlan | None, coverage: bool = False
+) -> tuple[Host, FaultInjectingObserver | None]:
     """A new seeded host with the scenario's responders, clusters and shared data installed."""
     from ..host import Host
     from ..scenario import prepare_host
 
-    host = Host(engine=engine, seed=sc.seed, trace=trace)
+    host = Host(engine=engine, seed=sc.seed, trace=trace, coverage=coverage)
     observer = FaultInjectingObserver(host, faults) if faults else None
     if observer is not None:
         host.observer = observer
@@ -217,21 +229,21 @@ def _start_plugins(host: Host, module: ModuleSource, sc: Any) -> dict[str, Any]:
     return plugins
 
 
-def _start_key(module: ModuleSource, engine: str, sc: Any, trace: bool) -> tuple[Any, ...]:
+def _start_key(module: ModuleSource, engine: str, sc: Any, trace: bool, coverage: bool = False) -> tuple[Any, ...]:
     """Everything that decides the state a run starts from, except its streams."""
     mod = hashlib.sha256(bytes(module)).hexdigest() if isinstance(module, (bytes, bytearray)) else os.fspath(module)
     plugins = tuple((p.root_id, p.name, bytes(p.configuration), p.fail_policy, p.allow_on_headers_stop_iteration) for p in sc.plugins)
     shared = (sc.seed, sc.vm_id, sc.vm_configuration, repr(sc.environment), repr(sc.properties), repr(sc.node))
-    return (mod, engine, trace, plugins, shared, repr(sc.http_calls), repr(sc.grpc_calls), repr(sc.shared_data), repr(sc.clusters))
+    return (mod, engine, trace, coverage, plugins, shared, repr(sc.http_calls), repr(sc.grpc_calls), repr(sc.shared_data), repr(sc.clusters))
 
 
-def _restored_start(module: ModuleSource, engine: str, sc: Any, trace: bool) -> tuple[Host, dict[str, Any]] | None:
+def _restored_start(module: ModuleSource, engine: str, sc: Any, trace: bool, coverage: bool = False) -> tuple[Host, dict[str, Any]] | None:
     """A host rewound to the plugins' post-configure state, or ``None`` when it cannot be reused."""
-    key = _start_key(module, engine, sc, trace)
+    key = _start_key(module, engine, sc, trace, coverage)
     session = default_session()
     entry = session.start(key)
     if entry is None:
-        host, _ = _fresh_host(module, engine, sc, trace, None)
+        host, _ = _fresh_host(module, engine, sc, trace, None, coverage)
         try:
             plugins = _start_plugins(host, module, sc)
         except PluginStartError:

@@ -100,6 +100,8 @@ class RunView:
     repeat: Callable[[], Any] | None = None
     """Replays the run's traffic once more on the same plugins (for ``"repeat"`` invariants)."""
     shut_down: bool = False
+    coverage: frozenset[tuple[int, int]] | None = None
+    """The guest sites the traffic entered, when the run measured coverage."""
 
     def stream_label(self, stream: HttpStream) -> str:
         """``stream N`` (1-based position in the run) for messages."""

@@ -72,6 +72,10 @@ class FuzzOptions:
     implies ``fuzz_config``."""
     faults: bool = False
     """Inject host-call errors (:func:`~emulator.fuzz.strategies.fault_plans`)."""
+    coverage: bool = False
+    """Measure guest coverage (basic blocks, :mod:`emulator.vm.coverage`; wasmtime only): hypothesis
+    is steered toward examples that enter more of the filter, the leak check runs once per new
+    coverage, and the report says how much of the guest the run entered."""
     leak_repeats: int = 24
     """Replays per example for the ``memory_growth`` invariant (0 turns it off; the state machine
     has no replays)."""

@@ -133,6 +133,8 @@ class FuzzReport:
     """The module fuzzed (a path or the bytes), for :meth:`replay`."""
     checked: list[Invariant] = field(default_factory=list, repr=False)
     """The invariants checked (user callables and the leak check's settings included), for :meth:`replay`."""
+    coverage: dict[str, int] | None = None
+    """With coverage on: ``{"sites": guest basic-block sites, "covered": entered by some example}``."""
 
     @property
     def found(self) -> bool:
@@ -155,11 +157,15 @@ class FuzzReport:
             "invariants": self.invariants,
             "found": self.found,
             "findings": [f.to_json() for f in self.findings],
+            **({"coverage": self.coverage} if self.coverage is not None else {}),
         }
 
     def summary(self) -> str:
         """A readable summary."""
         head = f"{self.filter}: {self.examples} examples in {self.elapsed_s:.1f} s (seed {self.seed}, engine {self.engine})"
+        if self.coverage is not None and self.coverage["sites"]:
+            c = self.coverage
+            head += f"; guest coverage {c['covered']} of {c['sites']} basic blocks ({100 * c['covered'] / c['sites']:.1f}%)"
         if not self.findings:
             return f"{head}\nno invariant broken ({', '.join(self.invariants)})"
         out = [head, f"found {len(self.findings)} broken invariant(s):"]

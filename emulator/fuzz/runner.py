@@ -120,7 +120,7 @@ def _once_per_behaviour(invs: list[Invariant]) -> list[Invariant]:
         failed: set[tuple[Any, ...]] = set()
 
         def gated(run: RunView, check: Callable[[RunView], list[str]] = inv.check, seen: set[Any] = seen, failed: set[Any] = failed) -> list[str]:
-            key = _behaviour(run)
+            key = run.coverage if run.coverage is not None else _behaviour(run)
             if key in seen and key not in failed:
                 return []
             seen.add(key)
@@ -145,7 +145,17 @@ def _prepare(path: ModuleSource, opts: FuzzOptions) -> tuple[dict[str, Any], Any
     return base, parsed, invs
 
 
-def _run_drawn(data: Any, path: ModuleSource, sc: dict[str, Any], plan: FaultPlan | None, engine: str, invs: list[Invariant]) -> Execution:
+def _site_count(path: ModuleSource, engine: str) -> int:
+    """How many coverage sites the module has (its instrumented program is already linked)."""
+    from ..host import Host
+
+    program = Host(engine=engine, trace=False, coverage=True).program(path)
+    return len(program.coverage.sites) if program.coverage is not None else 0
+
+
+def _run_drawn(
+    data: Any, path: ModuleSource, sc: dict[str, Any], plan: FaultPlan | None, engine: str, invs: list[Invariant], coverage: bool = False
+) -> Execution:
     """One generated example: callouts are answered by draws from ``data``; the start is reused."""
     return execute_scenario(
         path,
@@ -156,6 +166,7 @@ def _run_drawn(data: Any, path: ModuleSource, sc: dict[str, Any], plan: FaultPla
         pick_http=lambda cluster: data.draw(callout_responses(), label=f"answer to a call to {cluster}"),
         pick_grpc=lambda cluster: data.draw(grpc_responses(), label=f"gRPC answer from {cluster}"),
         reuse=True,
+        coverage=coverage,
     )
 
 
@@ -221,7 +232,7 @@ def fuzz_filter(
     Raises :class:`ModuleLoadError` if the module does not load and :class:`FuzzSetupError` for a
     bad scenario or a plugin that refuses its configuration (without trapping).
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
     from hypothesis import seed as hseed
     from hypothesis.control import current_build_context
     from hypothesis.errors import Flaky, HypothesisWarning
@@ -252,12 +263,16 @@ def fuzz_filter(
 
     found: dict[str, Finding] = {}
     state = {"run": 0, "generated": 0, "in_round_found": False}
+    covered: set[tuple[int, int]] = set()
 
     def one_example(data: Any) -> None:
         final = current_build_context().is_final
         sc, plan = data.draw(case_strategy, label="scenario")
-        res = _run_drawn(data, path, sc, plan, engine, explore)
+        res = _run_drawn(data, path, sc, plan, engine, explore, opts.coverage)
         state["run"] += 1
+        if res.coverage is not None:
+            covered.update(res.coverage)
+            target(float(len(res.coverage)), label="guest basic blocks entered")  # steer toward examples that run more of the filter
         if not state["in_round_found"]:
             state["generated"] += 1
         if progress is not None:
@@ -324,6 +339,8 @@ def fuzz_filter(
     _confirm(report, engine)
     report.examples = state["run"] + 1
     report.elapsed_s = time.perf_counter() - started
+    if opts.coverage:
+        report.coverage = {"sites": _site_count(path, engine), "covered": len(covered)}
     return report
 
 

@@ -93,3 +93,15 @@ def test_the_state_machine_takes_options_and_its_older_keyword():
     machine = filter_state_machine(RUST, STATE_MACHINE_DEFAULTS.replace(harvest=False), max_open_streams=2)
     assert machine.__name__ == "FilterStateMachine_headers_rust"
     run_filter_state_machine(RUST, FuzzOptions(examples=3, steps=5, harvest=False, adversarial=False, exclude=["trap"]), max_open_streams=1)
+
+
+def test_coverage_guided_fuzzing_reports_how_much_of_the_guest_ran():
+    from emulator.fuzz import fuzz_filter
+
+    report = fuzz_filter(RUST, examples=40, seed=1, coverage=True, exclude=["trap"], leak_repeats=0)
+    sites, covered = report.coverage["sites"], report.coverage["covered"]
+    assert sites > 1000 and 100 < covered < sites  # the Rust fixture has thousands of blocks; a run enters hundreds
+    assert report.to_json()["coverage"] == report.coverage
+    assert f"guest coverage {covered} of {sites} basic blocks" in report.summary()
+    plain = fuzz_filter(RUST, examples=5, seed=1, exclude=["trap"], leak_repeats=0)
+    assert plain.coverage is None and "coverage" not in plain.to_json()
