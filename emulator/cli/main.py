@@ -173,6 +173,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(prog="proxy-wasm-emulator", description="Run, inspect, fuzz and benchmark proxy-wasm filters without Envoy.")
+    p.add_argument("--version", action=_Version, nargs=0, help="the package, Python, engine versions and the wasmtime call path, then exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     ins = sub.add_parser("inspect", help="report a module's ABI version, SDK, imports, exports and memory")
@@ -224,6 +225,35 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--json", action="store_true", help="print one JSON object")
     cache.set_defaults(func=_cmd_cache)
     return p
+
+
+class _Version(argparse.Action):
+    """``--version``: computed when asked for (it creates the engines), printed unwrapped."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def version_text() -> str:
+    """``proxy-wasm-emulator X (Python Y); wasmtime Z (fast C-API path | stock API); wasmer ...``."""
+    import platform
+
+    from .. import __version__
+    from ..engines import available_engines, get_engine
+
+    parts = [f"proxy-wasm-emulator {__version__} (Python {platform.python_version()})"]
+    try:
+        wt = get_engine("wasmtime")
+        parts.append(f"wasmtime {wt.version} ({'fast C-API call path' if getattr(wt, 'fast', False) else 'stock wasmtime-py API: slower'})")
+    except Exception as exc:
+        parts.append(f"wasmtime unavailable ({exc})")
+    reason = available_engines().get("wasmer")
+    if reason is None:
+        parts.append(f"wasmer {get_engine('wasmer').version}")
+    else:
+        parts.append("wasmer not installed (Python <= 3.10 only)")
+    return "; ".join(parts)
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:

@@ -104,3 +104,13 @@ def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "emulator", "inspect", str(wat_module("minimal")), "--json"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["abi_version"] == "0.2.1"
+
+
+def test_version_names_the_package_the_engines_and_the_call_path(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("proxy-wasm-emulator 0.1.0 (Python ")
+    assert "wasmtime 50." in out and ("fast C-API call path" in out or "stock wasmtime-py API" in out)
+    assert "wasmer" in out and "\n" not in out
