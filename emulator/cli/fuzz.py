@@ -50,6 +50,12 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--well-formed", action="store_true", help="only well-formed traffic (no adversarial header maps, bodies or statuses)")
     p.add_argument("--fuzz-config", action="store_true", help="fuzz the plugin configuration too")
     p.add_argument("--config-schema", metavar="FILE", help="fuzz the configuration from this JSON Schema")
+    p.add_argument(
+        "--guided",
+        action="store_true",
+        help="the coverage-guided engine: a corpus of scenarios that reached new guest code, mutated (wasmtime; --examples counts executions)",
+    )
+    p.add_argument("--corpus", metavar="DIR", help="(--guided) seed from and save new corpus entries to this folder, so the next run continues")
     p.add_argument("--coverage", action="store_true", help="measure guest coverage and steer toward examples that enter more of the filter (wasmtime)")
     p.add_argument(
         "--faults", action="store_true", help="also inject host-call errors (a finding's file keeps them in its 'faults' field, so 'run' replays them)"
@@ -134,7 +140,13 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"fuzzing {args.filter}: {args.examples} examples, seed {args.seed}, engine {args.engine}", flush=True)
     try:
-        report = fuzz_filter(args.filter, fuzz_options(args, plugin_config=plugin_config, config_schema=schema), progress=progress)
+        options = fuzz_options(args, plugin_config=plugin_config, config_schema=schema)
+        if args.guided:
+            from ..fuzz.guided import guided_fuzz
+
+            report = guided_fuzz(args.filter, options, corpus=args.corpus, progress=progress)
+        else:
+            report = fuzz_filter(args.filter, options, progress=progress)
     except (ModuleLoadError, ModuleFormatError) as exc:
         return _fail(args, f"{args.filter} does not load: {getattr(exc, 'reason', exc)}")
     except (ScenarioError, FuzzSetupError, ValueError, ImportError) as exc:

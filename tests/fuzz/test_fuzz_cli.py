@@ -100,3 +100,12 @@ def test_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stderr", err)
     assert fuzz(QUIET, "--examples", "5", "--out", str(tmp_path / "x.json")) == 0
     assert "\r  1 examples (5 planned), 0 found, searching..." in err.getvalue()
+
+
+def test_guided_json_keeps_the_contract(capsys, tmp_path):
+    bug = FIXTURES / "bugs/rust_panic/bug_rust_panic.wasm"
+    corpus = tmp_path / "corpus"
+    status = fuzz(str(bug), "--guided", "--corpus", str(corpus), "--examples", "1500", "--seed", "1", "--json", "--out", str(tmp_path / "finding.json"))
+    out = json.loads(capsys.readouterr().out)
+    assert status == 1 and out["found"] and out["examples"] == 1500 and "elapsed_s" in out
+    assert out["coverage"]["covered"] > 0 and any(corpus.glob("*.json"))

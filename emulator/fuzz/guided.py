@@ -1,0 +1,210 @@
+"""A coverage-guided fuzzing engine: a corpus of scenarios that reached new guest code, mutated.
+
+Where :func:`~emulator.fuzz.runner.fuzz_filter` lets hypothesis draw each example, this engine keeps
+every scenario that entered a basic block no earlier one entered (guest coverage,
+:mod:`emulator.vm.coverage`) and makes the next ones by mutating those, at the structure level:
+header names and values (from the module's words, the filter's own host-call keys and generic
+HTTP knowledge), query parameters, bodies and their chunking, trailers, methods, streams added,
+dropped or spliced from another entry. Findings are minimized and replayed as the hypothesis engine
+does. Everything follows ``seed``: the same seed and module give the same executions.
+
+``corpus`` names a folder: its ``*.json`` scenarios seed the run, and every new entry is written
+there, so a CI job continues where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cases import _case_space
+from .execution import execute_scenario
+from .harvest import harvest_strings
+from .options import FuzzOptions, _options
+from .report import Finding, FuzzReport, _confirm
+from .runner import _group, _once_per_behaviour, _prepare, _site_count
+from .shrink import _minimize
+from .strategies import COMMON_HEADER_NAMES, COMMON_QUERY_PARAMETERS
+
+if TYPE_CHECKING:
+    from ..host import ModuleSource
+
+__all__ = ["guided_fuzz"]
+
+_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"]
+_VALUES = ["", "0", "1", "-1", "true", "false", "a,b", "a,,b", " , ,", "x" * 64, "%00", "\t", "application/json", "text/plain", "*/*", "gzip"]
+_DEFAULT_STREAM = {"request": {"headers": [[":method", "GET"], [":path", "/"], [":authority", "example.com"]]}, "response": {"headers": [[":status", "200"]]}}
+
+
+def guided_fuzz(
+    path: ModuleSource,
+    options: FuzzOptions | None = None,
+    *,
+    corpus: str | Path | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    **overrides: Any,
+) -> FuzzReport:
+    """Fuzz ``path`` for ``options.examples`` executions, guided by guest coverage (wasmtime)."""
+    opts = _options("guided_fuzz", options, FuzzOptions(), overrides, refuses=("properties",))
+    started = time.perf_counter()
+    rng = random.Random(opts.seed)
+    base, parsed, invs = _prepare(path, opts)
+    explore = _once_per_behaviour(invs)
+    vocab = _case_space(path, base, parsed, opts).vocabulary
+    names = [w.lower() for w in vocab.names if w and ":" not in w[1:]] + [n.decode() if isinstance(n, bytes) else n for n in COMMON_HEADER_NAMES]
+    values = list(vocab.values) + _VALUES
+    module_words = harvest_strings(path) if opts.harvest else []
+    query_names = [w for w in [*vocab.values, *module_words] if w.isascii() and w.isalnum() and len(w) <= 16] + [q.decode() for q in COMMON_QUERY_PARAMETERS]
+    words = _Words(names, values, query_names)
+
+    entries: list[dict[str, Any]] = [_with_stream(base)]
+    folder = Path(corpus) if corpus is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in sorted(folder.glob("*.json")):
+            try:
+                entries.append(json.loads(file.read_text()))
+            except (OSError, ValueError):
+                continue
+    covered: set[Any] = set()
+    found: dict[str, Finding] = {}
+    report = FuzzReport(
+        str(path) if not isinstance(path, bytes | bytearray) else "<bytes>",
+        opts.seed,
+        0,
+        [],
+        [i.name for i in invs],
+        engine=opts.engine,
+        module=path,
+        checked=invs,
+    )
+    executions = 0
+
+    def run(sc: dict[str, Any]) -> bool:
+        """Execute one scenario; whether it reached new guest code."""
+        nonlocal executions
+        executions += 1
+        try:
+            res = execute_scenario(path, sc, engine=opts.engine, invariants=explore, coverage=True, reuse=True)
+        except Exception:  # a scenario the emulator refuses: not a finding, not coverage
+            return False
+        for f in _group([v for v in res.violations if v.invariant not in found], sc, None, shrunk=False):
+            found[f.invariant] = f
+        new = (res.coverage or frozenset()) - covered
+        covered.update(res.coverage or ())
+        if progress is not None:
+            progress(executions, opts.examples, len(found))
+        return bool(new)
+
+    seeds = list(entries)
+    entries = []
+    for sc in seeds:  # the seeds that reach something stay
+        if run(sc):
+            entries.append(sc)
+    entries = entries or seeds[:1]
+    while executions < opts.examples and not (found and not opts.find_all):
+        parent = entries[-1 - min(len(entries) - 1, int(rng.expovariate(0.3)))]  # recent entries more often
+        child = _mutate(parent, rng, words, entries)
+        if run(child):
+            entries.append(child)
+            if folder is not None:
+                (folder / f"entry-{opts.seed}-{executions:06d}.json").write_text(json.dumps(child, indent=1))
+
+    order = {n: i for i, n in enumerate(report.invariants)}
+    report.findings = sorted(found.values(), key=lambda f: order.get(f.invariant, len(order)))
+    for f in report.findings:
+        if opts.shrink:
+            _minimize(path, f, engine=opts.engine, invariants=invs, base=base)
+        else:
+            f.shrunk = False
+    _confirm(report, opts.engine)
+    report.examples = executions
+    report.elapsed_s = time.perf_counter() - started
+    report.coverage = {"sites": _site_count(path, opts.engine), "covered": len(covered), "corpus": len(entries)}
+    return report
+
+
+class _Words:
+    def __init__(self, names: list[str], values: list[str], query_names: list[str]) -> None:
+        self.names = list(dict.fromkeys(names)) or ["x-a"]
+        self.values = list(dict.fromkeys(values)) or ["1"]
+        self.query = list(dict.fromkeys(query_names)) or ["q"]
+
+
+def _with_stream(sc: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(sc)
+    if not out.get("streams"):
+        out["streams"] = [copy.deepcopy(_DEFAULT_STREAM)]
+    return out
+
+
+def _pairs(headers: Any) -> list[list[str]]:
+    if isinstance(headers, dict):
+        return [[k, v] for k, v in headers.items()]
+    return [list(p) for p in headers or []]
+
+
+def _mutate(parent: dict[str, Any], rng: random.Random, w: _Words, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One to three structural edits of a copy of ``parent``."""
+    sc = _with_stream(parent)
+    sc.pop("description", None)
+    for _ in range(rng.randint(1, 3)):
+        stream = rng.choice(sc["streams"])
+        side = "request" if rng.random() < 0.8 or "response" not in stream else "response"
+        msg = stream.setdefault(side, {"headers": []})
+        headers = _pairs(msg.get("headers"))
+        op = rng.randrange(12)
+        if op == 0:  # add a header the filter may look for
+            headers.append([rng.choice(w.names), rng.choice(w.values)])
+        elif op == 1 and headers:  # change a value
+            h = rng.choice([h for h in headers if not h[0].startswith(":")] or headers)
+            h[1] = rng.choice(w.values) if rng.random() < 0.7 else h[1] + rng.choice(w.values)
+        elif op == 2:  # a query parameter on the path
+            for h in headers:
+                if h[0] == ":path":
+                    sep = "&" if "?" in h[1] else "?"
+                    h[1] = f"{h[1]}{sep}{rng.choice(w.query)}{rng.choice(['', '=', '=1', '=true', '=x'])}"
+        elif op == 3:  # the method
+            for h in headers:
+                if h[0] == ":method":
+                    h[1] = rng.choice(_METHODS)
+        elif op == 4:  # a body, cut into frames
+            body = rng.choice(w.values) * rng.choice([1, 2, 16, 1024])
+            if rng.random() < 0.5 and len(body) > 1:
+                cut = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randint(1, 3))))
+                msg["chunks"] = [body[i:j] for i, j in zip([0, *cut], [*cut, len(body)], strict=True)]
+                msg.pop("body", None)
+            else:
+                msg["body"] = body
+                msg.pop("chunks", None)
+        elif op == 5:  # trailers
+            msg["trailers"] = [[rng.choice(w.names), rng.choice(w.values)]]
+        elif op == 6 and len(headers) > 3:  # drop a header that is not required
+            drop = rng.choice([i for i, h in enumerate(headers) if h[0] not in (":method", ":path", ":authority", ":status")] or [None])
+            if drop is not None:
+                del headers[drop]
+        elif op == 7 and len(sc["streams"]) < 4:  # another stream
+            sc["streams"].append(copy.deepcopy(rng.choice(sc["streams"])))
+        elif op == 8 and len(sc["streams"]) > 1:
+            sc["streams"].remove(stream)
+            continue
+        elif op == 9 and len(entries) > 1:  # splice a stream of another entry
+            other = _with_stream(rng.choice(entries))
+            sc["streams"][sc["streams"].index(stream)] = copy.deepcopy(rng.choice(other["streams"]))
+            continue
+        elif op == 10:  # a response status
+            resp = stream.setdefault("response", {"headers": [[":status", "200"]]})
+            rh = _pairs(resp.get("headers"))
+            for h in rh:
+                if h[0] == ":status":
+                    h[1] = rng.choice(["200", "204", "301", "400", "403", "404", "500", "503"])
+            resp["headers"] = rh
+        else:  # a name the filter uses, with a list-shaped value (generic HTTP list syntax)
+            headers.append([rng.choice(w.names), ",".join(rng.choice(w.values) for _ in range(rng.randint(2, 4)))])
+        msg["headers"] = headers
+    return sc
