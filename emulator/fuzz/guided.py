@@ -27,7 +27,7 @@ from .execution import execute_scenario
 from .harvest import harvest_strings
 from .options import FuzzOptions, _options
 from .report import Finding, FuzzReport, _confirm
-from .runner import _group, _once_per_behaviour, _prepare, _site_count
+from .runner import FuzzSetupError, _group, _once_per_behaviour, _prepare, _site_count
 from .shrink import _minimize
 from .strategies import COMMON_HEADER_NAMES, COMMON_QUERY_PARAMETERS
 
@@ -55,6 +55,27 @@ def guided_fuzz(
     rng = random.Random(opts.seed)
     base, parsed, invs = _prepare(path, opts)
     explore = _once_per_behaviour(invs)
+    report = FuzzReport(
+        str(path) if not isinstance(path, bytes | bytearray) else "<bytes>",
+        opts.seed,
+        0,
+        [],
+        [i.name for i in invs],
+        engine=opts.engine,
+        module=path,
+        checked=invs,
+    )
+    # the seed scenario as given first, as fuzz_filter does: its own failures are the findings
+    first = execute_scenario(path, base, engine=opts.engine, invariants=invs)
+    if first.violations:
+        report.findings = _group(first.violations, base, None, shrunk=False)
+        _confirm(report, opts.engine)
+        report.examples = 1
+        report.elapsed_s = time.perf_counter() - started
+        return report
+    if first.run is not None and first.run.start_error is not None:
+        err = first.run.start_error
+        raise FuzzSetupError(f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration")
     vocab = _case_space(path, base, parsed, opts).vocabulary
     names = [w.lower() for w in vocab.names if w and ":" not in w[1:]] + [n.decode() if isinstance(n, bytes) else n for n in COMMON_HEADER_NAMES]
     values = list(vocab.values) + _VALUES
@@ -73,16 +94,6 @@ def guided_fuzz(
                 continue
     covered: set[Any] = set()
     found: dict[str, Finding] = {}
-    report = FuzzReport(
-        str(path) if not isinstance(path, bytes | bytearray) else "<bytes>",
-        opts.seed,
-        0,
-        [],
-        [i.name for i in invs],
-        engine=opts.engine,
-        module=path,
-        checked=invs,
-    )
     executions = 0
 
     def run(sc: dict[str, Any]) -> bool:

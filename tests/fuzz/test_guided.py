@@ -38,3 +38,10 @@ def test_a_corpus_folder_carries_the_run_over(tmp_path):
     assert all("streams" in json.loads(p.read_text()) for p in saved)
     again = guided_fuzz(FIXTURES / "rust/headers_rust.wasm", examples=len(saved) + 1, seed=4, exclude=["trap"], leak_repeats=0, corpus=tmp_path)
     assert again.coverage["covered"] >= first.coverage["covered"]  # the saved entries alone reach what the first run reached
+
+
+def test_a_plugin_that_does_not_start_is_a_setup_error(tmp_path):
+    from emulator.fuzz import FuzzSetupError
+
+    with pytest.raises(FuzzSetupError, match="does not start"):
+        guided_fuzz(FIXTURES / "rust/headers_rust.wasm", examples=10, seed=1, plugin_config=b"fail-configure")
