@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..engines import get_engine
+from ..scenario import ScenarioError
 from .cases import _case_space
 from .execution import execute_scenario
 from .harvest import harvest_strings
@@ -51,6 +53,8 @@ def guided_fuzz(
 ) -> FuzzReport:
     """Fuzz ``path`` for ``options.examples`` executions, guided by guest coverage (wasmtime)."""
     opts = _options("guided_fuzz", options, FuzzOptions(), overrides, refuses=("properties",))
+    if "multi-memory" in get_engine(opts.engine).unsupported_proposals:
+        raise FuzzSetupError(f"the guided engine measures guest coverage, which needs an engine with multi-memory: use wasmtime, not {opts.engine}")
     started = time.perf_counter()
     rng = random.Random(opts.seed)
     base, parsed, invs = _prepare(path, opts)
@@ -102,7 +106,7 @@ def guided_fuzz(
         executions += 1
         try:
             res = execute_scenario(path, sc, engine=opts.engine, invariants=explore, coverage=True, reuse=True)
-        except Exception:  # a scenario the emulator refuses: not a finding, not coverage
+        except ScenarioError:  # a mutation the scenario format refuses: not a finding, not coverage
             return False
         for f in _group([v for v in res.violations if v.invariant not in found], sc, None, shrunk=False):
             found[f.invariant] = f

@@ -45,3 +45,12 @@ def test_a_plugin_that_does_not_start_is_a_setup_error(tmp_path):
 
     with pytest.raises(FuzzSetupError, match="does not start"):
         guided_fuzz(FIXTURES / "rust/headers_rust.wasm", examples=10, seed=1, plugin_config=b"fail-configure")
+
+
+def test_the_guided_engine_on_wasmer_says_it_needs_wasmtime(proxy_wasm_engine):
+    from emulator.fuzz import FuzzSetupError
+
+    if proxy_wasm_engine != "wasmer":
+        pytest.skip("wasmer only")
+    with pytest.raises(FuzzSetupError, match="needs an engine with multi-memory"):
+        guided_fuzz(FIXTURES / "rust/headers_rust.wasm", examples=5, seed=1, engine="wasmer")
