@@ -29,7 +29,7 @@ from .execution import execute_scenario
 from .harvest import harvest_strings
 from .options import FuzzOptions, _options
 from .report import Finding, FuzzReport, _confirm
-from .runner import FuzzSetupError, _group, _once_per_behaviour, _prepare, _site_count
+from .runner import FuzzSetupError, _group, _prepare, _site_count
 from .shrink import _minimize
 from .strategies import COMMON_HEADER_NAMES, COMMON_QUERY_PARAMETERS
 
@@ -58,7 +58,9 @@ def guided_fuzz(
     started = time.perf_counter()
     rng = random.Random(opts.seed)
     base, parsed, invs = _prepare(path, opts)
-    explore = _once_per_behaviour(invs)
+    # the replay checks (the leak check) run on inputs that reached new blocks, not on every execution
+    explore = [i for i in invs if i.when != "repeat"]
+    replayed = [i for i in invs if i.when == "repeat"]
     report = FuzzReport(
         str(path) if not isinstance(path, bytes | bytearray) else "<bytes>",
         opts.seed,
@@ -108,10 +110,13 @@ def guided_fuzz(
             res = execute_scenario(path, sc, engine=opts.engine, invariants=explore, coverage=True, reuse=True)
         except ScenarioError:  # a mutation the scenario format refuses: not a finding, not coverage
             return False
-        for f in _group([v for v in res.violations if v.invariant not in found], sc, None, shrunk=False):
-            found[f.invariant] = f
         new = (res.coverage or frozenset()) - covered
         covered.update(res.coverage or ())
+        violations = list(res.violations)
+        if new and replayed:
+            violations += execute_scenario(path, sc, engine=opts.engine, invariants=replayed, coverage=True, reuse=True).violations
+        for f in _group([v for v in violations if v.invariant not in found], sc, None, shrunk=False):
+            found[f.invariant] = f
         if progress is not None:
             progress(executions, opts.examples, len(found))
         return bool(new)
