@@ -94,7 +94,7 @@ COMMON_QUERY_PARAMETERS = tuple(
     w.encode()
     for w in (
         "q", "page", "id", "limit", "offset", "sort", "filter", "fields", "format", "lang", "token", "key", "callback",
-        "redirect", "next", "debug", "trace", "verbose", "test", "admin", "user", "version", "v", "cache", "utm_source",
+        "redirect", "next", "trace", "verbose", "test", "admin", "user", "version", "v", "cache", "utm_source",
     )
 )  # fmt: skip
 """Query parameter names that web fuzzing dictionaries start with (cf. common header names)."""
