@@ -1,6 +1,7 @@
 """The ``proxy-wasm-emulator`` command: ``inspect`` a filter, ``run`` it.
 
-Exit status: 0 on success, 1 when the filter fails to load or start, 2 for bad command-line input.
+Exit status: 0 on success, 1 when the filter fails to load or start (or, with ``run --fail-on-trap``, when a
+scenario stream traps), 2 for bad command-line input.
 """
 
 from __future__ import annotations
@@ -124,6 +125,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if host is not None:
         out["logs"] = [{"level": r.level_name, "message": r.message, "source": r.source, "context_id": r.context_id} for r in host.logs]
+    failed = [s.get("name") or f"stream {i}" for i, s in enumerate(out.get("streams", [])) if s["error"]]
+    failed += [c.get("name") or f"connection {i}" for i, c in enumerate(out.get("connections", [])) if c["error"]]
+    if args.fail_on_trap and failed and status == 0:
+        out["error"] = f"{len(failed)} of the scenario's streams and connections failed in the guest: {', '.join(failed)}"
+        out["phase"] = "scenario"
+        status = 1
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -133,6 +140,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"started: {args.filter} (ABI {out['abi_version']}, engine {engine})")
             if runs:
                 print(render_summary(runs))
+            if status:
+                print(f"error: {out['error']} (--fail-on-trap)", file=sys.stderr)
         else:
             print(f"error: {args.filter} did not start ({out.get('phase', 'load')}): {out['error']}", file=sys.stderr)
             if out.get("envoy"):
@@ -196,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--legacy-start",
         action="store_true",
         help="let _initialize/_start call any host function, as 2020-era Envoy did (current cpp-host refuses; Host(restricted_start=False))",
+    )
+    run.add_argument(
+        "--fail-on-trap",
+        action="store_true",
+        help="exit 1 when a stream or connection of the scenario trapped or panicked (by default such a stream is a result, reported per stream)",
     )
     run.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
     run.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")

@@ -110,3 +110,22 @@ def test_properties_and_configuration_objects():
     )
     assert sc.configuration == b'{"mode":"deny","n":2}'
     assert sc.properties == {"a": {"b": b"\x00\x01", "c": {"k": 1}}}
+
+
+def test_fail_on_trap_turns_a_trapped_stream_into_exit_1(capsys):
+    scenario = ROOT / "tests/scenarios/pitfalls.yaml"
+    code, data, _ = run_json(capsys, wat_module("pitfalls"), scenario)
+    assert code == 0 and data["error"] is None  # by default a trap is a per-stream result
+    code, data, _ = run_json(capsys, wat_module("pitfalls"), scenario, "--fail-on-trap")
+    assert code == 1 and data["started"] and data["phase"] == "scenario"
+    assert data["error"].endswith("failed in the guest: trap with fail open")
+    assert data["streams"][2]["error"]  # the streams are still reported
+    code = main(["run", str(wat_module("pitfalls")), str(scenario), "--fail-on-trap"])
+    captured = capsys.readouterr()
+    assert code == 1 and "trap with fail open (--fail-on-trap)" in captured.err
+    assert "error:" in captured.out  # the per-stream summary still names the trap
+
+
+def test_fail_on_trap_passes_a_clean_scenario(capsys):
+    code, data, _ = run_json(capsys, FIXTURES / "rust/headers_rust.wasm", SCENARIOS / "headers.json", "--fail-on-trap")
+    assert code == 0 and data["error"] is None
