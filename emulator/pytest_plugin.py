@@ -4,7 +4,8 @@ Fixtures:
 
 * ``proxy_wasm_host``: a fresh, isolated :class:`~emulator.Host` per test.
 * ``load_filter``: a factory ``load_filter(path, plugin_config=..., root_id=..., properties=...)``
-  that loads and starts a filter in that host.
+  that loads and starts a filter in that host. A relative path resolves against the test file's
+  directory, then rootdir, then the working directory.
 * ``proxy_wasm_engine``: the engine name the test runs on.
 
 Options: ``--proxy-wasm-engine NAME[,NAME...]`` (default ``wasmtime``; several names run each test
@@ -14,12 +15,15 @@ compiled-module cache). Nothing here is shared between tests, so ``pytest -n`` i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .engines import ENGINE_NAMES, available_engines
+from .errors import ModuleLoadError
 from .host import Host
 from .plugin import Plugin
 from .vm.cache import ModuleCache
@@ -140,7 +144,7 @@ def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | Non
 
 
 @pytest.fixture
-def proxy_wasm_benchmark(benchmark: Any, proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache | None) -> Callable[..., Any]:
+def proxy_wasm_benchmark(benchmark: Any, proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache | None, request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Benchmark one HTTP exchange through a filter with pytest-benchmark.
 
     ``proxy_wasm_benchmark(module, request, response=None, **load_kwargs)`` measures the exchange
@@ -151,8 +155,10 @@ def proxy_wasm_benchmark(benchmark: Any, proxy_wasm_engine: str, proxy_wasm_cach
     from .http.types import Request, Response
 
     cache = proxy_wasm_cache if proxy_wasm_cache is not None else False
+    fixture_request = request
 
     def run(module: Any, request: Request | Any, response: Response | Any = None, **load_kwargs: Any) -> Any:
+        module = resolve_filter_path(module, fixture_request)
         metered = Host(engine=proxy_wasm_engine, cache=cache, costs=True, trace=False).load(module, **load_kwargs)
         metered.http_exchange(request, response)  # warm-up: first-request allocations differ
         cost = metered.http_exchange(request, response).cost()
@@ -164,11 +170,41 @@ def proxy_wasm_benchmark(benchmark: Any, proxy_wasm_engine: str, proxy_wasm_cach
     return run
 
 
+def resolve_filter_path(module: Any, request: pytest.FixtureRequest) -> Any:
+    """The file a fixture's relative filter path names: under the test file's directory, rootdir or cwd.
+
+    The first of the three that holds the file wins. Bytes and absolute paths pass through. A
+    relative path found in none raises :class:`ModuleLoadError` naming every place it looked.
+    """
+    if not isinstance(module, str | os.PathLike):
+        return module
+    path = Path(module)
+    if path.is_absolute():
+        return module
+    bases = [Path(str(request.path)).parent, Path(str(request.config.rootpath)), Path.cwd()]
+    tried: list[Path] = []
+    for base in bases:
+        candidate = (base / path).resolve()
+        if candidate in tried:
+            continue
+        tried.append(candidate)
+        if candidate.exists():
+            return candidate
+    raise ModuleLoadError(
+        f"no such file: {module} (looked relative to the test file, rootdir and cwd: {', '.join(map(str, tried))})",
+        envoy="Envoy cannot read the module",
+    )
+
+
 @pytest.fixture
-def load_filter(proxy_wasm_host: Host) -> Callable[..., Plugin]:
-    """Factory: ``load_filter(path, plugin_config=b"", root_id="", vm_config=b"", properties=None, ...)``."""
+def load_filter(proxy_wasm_host: Host, request: pytest.FixtureRequest) -> Callable[..., Plugin]:
+    """Factory: ``load_filter(path, plugin_config=b"", root_id="", vm_config=b"", properties=None, ...)``.
+
+    A relative ``path`` resolves against the test file's directory, then rootdir, then the
+    working directory (see :func:`resolve_filter_path`).
+    """
 
     def load(path: Any, **kwargs: Any) -> Plugin:
-        return proxy_wasm_host.load(path, **kwargs)
+        return proxy_wasm_host.load(resolve_filter_path(path, request), **kwargs)
 
     return load

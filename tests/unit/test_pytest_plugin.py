@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.conftest import FIXTURES
 
 RUST = str(FIXTURES / "rust/headers_rust.wasm")
@@ -128,3 +130,27 @@ def test_assertion_helpers_hide_themselves_from_tracebacks(pytester):
     text = result.stdout.str()
     assert "headers differ" in text and 'assert_headers([(b"x-a", b"1")], {"x-a": "2"})' in text
     assert "emulator/testing.py" not in text  # the failure points at the test's line, not into the helper
+
+
+def test_relative_filter_paths_resolve_against_the_test_file_then_rootdir(pytester):
+    sub = pytester.mkdir("suite")
+    (sub / "filters").mkdir()
+    (sub / "filters" / "here.wasm").write_bytes(Path(RUST).read_bytes())
+    (pytester.path / "at_root.wasm").write_bytes(Path(PITFALLS).read_bytes())
+    (sub / "test_paths.py").write_text(
+        "import os, pytest\n"
+        "from emulator import Request\n"
+        "from emulator.errors import ModuleLoadError\n"
+        "from emulator.testing import assert_headers\n"
+        "def test_paths(load_filter):\n"
+        "    os.chdir(os.path.dirname(os.__file__))  # cwd is irrelevant when the file is found elsewhere\n"
+        "    stream = load_filter('filters/here.wasm').http_exchange(Request({':method': 'GET', ':path': '/', ':authority': 'a'}))\n"
+        "    assert_headers(stream.upstream_request, {'x-fixture': 'rust'})\n"
+        "    assert load_filter('at_root.wasm').vm.program.source.endswith('at_root.wasm')\n"
+        "    with pytest.raises(ModuleLoadError) as err:\n"
+        "        load_filter('filters/nowhere.wasm')\n"
+        "    assert 'looked relative to the test file, rootdir and cwd' in str(err.value)\n"
+        "    assert str(os.path.join(os.path.dirname(__file__), 'filters', 'nowhere.wasm')) in str(err.value)\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--rootdir", str(pytester.path))
+    result.assert_outcomes(passed=1)
