@@ -22,9 +22,21 @@ __all__ = ["compare", "measure"]
 GATED = (*DETERMINISTIC, "memory_pages")
 
 
-def measure(module: str | Path, scenario: Scenario, *, engine: str = "wasmtime", rounds: int = 5, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run ``scenario`` once with costs metered, then ``rounds`` times for timings."""
-    host = Host(engine=engine, costs=True, trace=False, seed=scenario.seed)
+def measure(
+    module: str | Path,
+    scenario: Scenario,
+    *,
+    engine: str = "wasmtime",
+    rounds: int = 5,
+    overrides: dict[str, Any] | None = None,
+    cache: bool | str | Path = True,
+) -> dict[str, Any]:
+    """Run ``scenario`` once with costs metered, then ``rounds`` times for timings.
+
+    ``overrides`` are the command line's plugin and VM settings (see ``start_plugins``); ``cache``
+    is :class:`Host`'s compiled-module cache setting.
+    """
+    host = Host(engine=engine, costs=True, trace=False, seed=scenario.seed, cache=cache)
     prog = host.program(module)
     plugins = start_plugins(host, prog, scenario, overrides=overrides)
     first = next(iter(plugins.values()))
@@ -39,7 +51,7 @@ def measure(module: str | Path, scenario: Scenario, *, engine: str = "wasmtime",
     metrics: dict[str, Any] = {**summed.to_json(), "memory_pages": pages, "memory_growth_pages": pages - start_pages}
     timings = []
     for _ in range(max(rounds, 1)):
-        h = Host(engine=engine, trace=False, seed=scenario.seed)
+        h = Host(engine=engine, trace=False, seed=scenario.seed, cache=cache)
         ps = start_plugins(h, h.program(module), scenario, overrides=overrides)
         t0 = time.perf_counter()
         run_scenario(next(iter(ps.values())), scenario, ps)

@@ -43,6 +43,35 @@ def _env_pairs(items: Sequence[str]) -> dict[str, str]:
     return env
 
 
+def _add_plugin_options(p: argparse.ArgumentParser) -> None:
+    """The options that configure the VM and plugin, spelled the same on every sub-command."""
+    p.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (Envoy: configuration)")
+    p.add_argument("--vm-config", metavar="FILE", help="VM configuration bytes (Envoy: vm_config.configuration)")
+    p.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
+    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
+
+
+def _add_cache_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
+    p.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line sets over a scenario's plugin and VM (see ``start_plugins``)."""
+    return {
+        "plugin_config": _read_file(args.plugin_config, "--plugin-config"),
+        "vm_config": _read_file(args.vm_config, "--vm-config"),
+        "root_id": args.root_id,
+        "vm_id": getattr(args, "vm_id", None),
+        "name": getattr(args, "name", None),
+        "environment": _env_pairs(args.env or []),
+    }
+
+
+def _cache(args: argparse.Namespace) -> bool | str:
+    return False if args.no_cache else (args.cache_dir or True)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect import inspect_module
 
@@ -69,14 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             scenario = load_scenario(args.scenario)
         except ScenarioError as exc:
             raise UsageError(f"bad scenario: {exc}") from None
-    overrides = {
-        "plugin_config": _read_file(args.plugin_config, "--plugin-config"),
-        "vm_config": _read_file(args.vm_config, "--vm-config"),
-        "root_id": args.root_id,
-        "vm_id": args.vm_id,
-        "name": args.name,
-        "environment": _env_pairs(args.env or []),
-    }
+    overrides = _overrides(args)
     engine = args.engine or (scenario.engine if scenario and scenario.engine else "wasmtime")
     out: dict[str, Any] = {"started": False, "abi_version": None, "engine": engine, "logs": [], "error": None}
     if scenario is not None:
@@ -87,7 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         host = Host(
             engine=engine,
-            cache=False if args.no_cache else (args.cache_dir or True),
+            cache=_cache(args),
             seed=scenario.seed if scenario else 0,
             restricted_start=not args.legacy_start,
         )
@@ -163,9 +185,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             baseline = load_baseline(args.baseline)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--baseline: {exc}") from None
-    overrides = {"plugin_config": _read_file(args.plugin_config, "--plugin-config"), "root_id": args.root_id}
     try:
-        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=overrides)
+        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=_overrides(args), cache=_cache(args))
     except EmulatorError as exc:
         print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
         return 1
@@ -193,12 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="load a filter and start it as Envoy would (initialise, VM start, configure)")
     run.add_argument("filter", metavar="FILTER.wasm")
     run.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario file (.json or .yaml) of HTTP exchanges to run")
-    run.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (Envoy: configuration)")
-    run.add_argument("--vm-config", metavar="FILE", help="VM configuration bytes (Envoy: vm_config.configuration)")
-    run.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
+    _add_plugin_options(run)
     run.add_argument("--vm-id", default=None, metavar="ID", help="vm_id (default: the scenario's, else empty)")
     run.add_argument("--name", default=None, metavar="NAME", help="plugin name")
-    run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
     run.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="default: the scenario's, else wasmtime")
     run.add_argument("--stub-unknown-imports", action="store_true", help="link unknown imports as stubs that log and return InternalFailure")
     run.add_argument(
@@ -211,22 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when a stream or connection of the scenario trapped or panicked (by default such a stream is a result, reported per stream)",
     )
-    run.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
-    run.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
+    _add_cache_options(run)
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser("bench", help="measure cost figures and timings on a scenario; gate on a baseline")
-    bench.add_argument("filter", metavar="FILTER.wasm")
+    bench.add_argument("filter", metavar="FILTER.wasm", help="the compiled filter to measure")
     bench.add_argument("scenario", metavar="SCENARIO", help="a scenario file (.json or .yaml)")
     bench.add_argument("--baseline", metavar="FILE", help="a saved `bench --json` result to compare with")
     bench.add_argument("--max-regression", type=float, default=5.0, metavar="PCT", help="fail when a deterministic metric grows by more (default 5)")
     bench.add_argument("--save", metavar="FILE", help="write this run's result (JSON) to FILE, e.g. a new baseline")
     bench.add_argument("--rounds", type=int, default=5, help="timing rounds (default 5)")
-    bench.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime")
-    bench.add_argument("--plugin-config", metavar="FILE")
-    bench.add_argument("--root-id", default=None, metavar="ID")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime", help="default: wasmtime")
+    _add_plugin_options(bench)
+    _add_cache_options(bench)
+    bench.add_argument("--json", action="store_true", help="print one JSON object (the result, with its regressions)")
     bench.set_defaults(func=_cmd_bench)
 
     from .fuzz import add_fuzz_command

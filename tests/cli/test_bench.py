@@ -78,3 +78,38 @@ def test_measure_reports_timings_without_gating_them():
     r = measure(wat_module("bench_fast"), load_scenario(SCENARIO), rounds=2)
     assert r["timing"]["rounds"] == 2 and r["timing"]["median_s"] > 0
     assert r["instructions_counted"] is True
+
+
+def test_bench_takes_the_same_plugin_and_cache_options_as_run(capsys, tmp_path, monkeypatch):
+    import emulator.bench
+
+    seen = []
+    real = emulator.bench.start_plugins
+
+    def spy(host, module, scenario, *, overrides=None):
+        seen.append(overrides)
+        return real(host, module, scenario, overrides=overrides)
+
+    monkeypatch.setattr(emulator.bench, "start_plugins", spy)
+    vm_config = tmp_path / "vm.cfg"
+    vm_config.write_text("from-bench")
+    cache = tmp_path / "cache"
+    module = tmp_path / "filter.wasm"  # a path of its own, so no in-process warm load skips the disk cache
+    module.write_bytes((FIXTURES / "rust/headers_rust.wasm").read_bytes() + b"\0\x05\x04test")
+    args = ["bench", str(module), str(SCENARIO), "--rounds", "1", "--vm-config", str(vm_config)]
+    assert main([*args, "--env", "A=1", "--cache-dir", str(cache), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["host_calls"] > 0
+    assert seen and all(o["vm_config"] == b"from-bench" and o["environment"] == {"A": "1"} for o in seen)
+    assert any(cache.rglob("*")), "--cache-dir holds the compiled module"
+    other = tmp_path / "unused"
+    assert main([*args, "--no-cache", "--cache-dir", str(other)]) == 0
+    assert not other.exists() or not any(other.rglob("*")), "--no-cache wins over --cache-dir"
+    assert main([*args, "--env", "NOEQUALS"]) == 2 and "KEY=VALUE" in capsys.readouterr().err
+    assert main(["bench", str(wat_module("bench_fast")), str(SCENARIO), "--vm-config", str(tmp_path / "missing")]) == 2
+
+
+def test_every_bench_option_has_help():
+    from emulator.cli.main import build_parser
+
+    bench = build_parser()._subparsers._group_actions[0].choices["bench"]
+    assert [a.dest for a in bench._actions if not a.help] == []
