@@ -1,7 +1,7 @@
 """The ``proxy-wasm-emulator`` command: ``inspect`` a filter, ``run`` it.
 
 Exit status: 0 on success, 1 when the filter fails to load or start (or, with ``run --fail-on-trap``, when a
-scenario stream traps), 2 for bad command-line input.
+scenario stream traps), 2 for bad command-line input (a FILTER that is not a file included).
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ def _read_file(path: str | None, option: str) -> bytes | None:
         return Path(path).read_bytes()
     except OSError as exc:
         raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _require_file(path: str) -> None:
+    """A FILTER argument that is not a readable file is a usage error (exit 2) on every sub-command."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"FILTER: {'is a directory' if p.is_dir() else 'no such file'}: {path}")
 
 
 def _env_pairs(items: Sequence[str]) -> dict[str, str]:
@@ -92,6 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..host import Host
     from ..scenario import ScenarioError, load_scenario, render_summary, run_connections, run_scenario, start_plugins, stream_result, world_state
 
+    _require_file(args.filter)
     scenario = None
     if args.scenario:
         try:
@@ -175,6 +183,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import compare, load_baseline, measure, render
     from ..scenario import ScenarioError, load_scenario
 
+    _require_file(args.filter)
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -314,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as exc:
+        if getattr(args, "json", False):  # --json promises one JSON object, failures included
+            print(json.dumps({"filter": getattr(args, "filter", None), "error": str(exc), "kind": "usage"}))
         print(f"proxy-wasm-emulator {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into `head`

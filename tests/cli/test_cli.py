@@ -114,3 +114,12 @@ def test_version_names_the_package_the_engines_and_the_call_path(capsys):
     assert out.startswith("proxy-wasm-emulator 0.1.0 (Python ")
     assert "wasmtime 50." in out and ("fast C-API call path" in out or "stock wasmtime-py API" in out)
     assert "wasmer" in out and "\n" not in out
+
+
+@pytest.mark.parametrize("command", ["inspect", "run", "bench", "fuzz"])
+def test_a_missing_filter_is_exit_2_and_one_json_object_on_every_command(capsys, tmp_path, command):
+    missing = tmp_path / "missing.wasm"
+    extra = [FIXTURES / "scenarios/bench.yaml"] if command == "bench" else []
+    code, out, err = run_cli(capsys, command, missing, *extra, "--json")
+    data = json.loads(out)
+    assert code == 2 and str(missing) in data["error"] and "Traceback" not in err
