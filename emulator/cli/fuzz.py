@@ -23,6 +23,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``fuzz`` sub-command to an ``argparse`` sub-parsers object."""
     from ..engines import ENGINE_NAMES
     from ..fuzz.invariants import BUILTIN_INVARIANTS
+    from .options import add_plugin_options
 
     names = ", ".join(i.name for i in BUILTIN_INVARIANTS)
     p = subparsers.add_parser(
@@ -38,8 +39,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a seed scenario: its plugin settings, responders and streams (checked first, then mutated)")
     p.add_argument("--examples", type=int, default=100, metavar="N", help="generated examples (default 100; 0 only checks the seed scenario)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the generator and the host (default 0)")
-    p.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
-    p.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (default: the scenario's)")
+    add_plugin_options(p)
     p.add_argument("--out", default="fuzz-failure.json", metavar="FILE", help="where to write the minimal failing scenario (default fuzz-failure.json)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime")
@@ -89,9 +89,16 @@ def _out_paths(out: Path, n: int) -> list[Path]:
     return [out] + [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(2, n + 1)]
 
 
-def fuzz_options(args: argparse.Namespace, *, plugin_config: bytes | None = None, config_schema: Any = None) -> FuzzOptions:
-    """The :class:`~emulator.fuzz.FuzzOptions` of parsed ``fuzz`` arguments (``--plugin-config`` and
-    ``--config-schema`` name files: pass what they hold)."""
+def fuzz_options(
+    args: argparse.Namespace,
+    *,
+    plugin_config: bytes | None = None,
+    config_schema: Any = None,
+    vm_config: bytes | None = None,
+    environment: dict[str, str] | None = None,
+) -> FuzzOptions:
+    """The :class:`~emulator.fuzz.FuzzOptions` of parsed ``fuzz`` arguments (``--plugin-config``,
+    ``--vm-config`` and ``--config-schema`` name files, and ``--env`` is parsed: pass what they hold)."""
     from ..fuzz.options import FuzzOptions
 
     return FuzzOptions(
@@ -100,6 +107,8 @@ def fuzz_options(args: argparse.Namespace, *, plugin_config: bytes | None = None
         engine=args.engine,
         root_id=args.root_id,
         plugin_config=plugin_config,
+        vm_config=vm_config,
+        environment=environment or None,
         scenario=args.scenario,
         invariants=args.invariant,
         exclude=args.skip or (),
@@ -119,17 +128,16 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     from ..fuzz.runner import FuzzSetupError, fuzz_filter
     from ..scenario import ScenarioError
     from ..vm.module import ModuleFormatError
+    from .options import UsageError, plugin_overrides
 
     if args.examples < 0 or args.max_streams < 1 or args.leak_repeats < 0:
         return _fail(args, "--examples and --leak-repeats must be >= 0 and --max-streams >= 1")
     if not Path(args.filter).is_file():
         return _fail(args, f"cannot read {args.filter}")
-    plugin_config = None
-    if args.plugin_config is not None:
-        try:
-            plugin_config = Path(args.plugin_config).read_bytes()
-        except OSError as exc:
-            return _fail(args, f"--plugin-config: cannot read {args.plugin_config}: {exc.strerror or exc}")
+    try:
+        settings = plugin_overrides(args)
+    except UsageError as exc:
+        return _fail(args, str(exc))
     schema = None
     if args.config_schema is not None:
         try:
@@ -140,7 +148,9 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"fuzzing {args.filter}: {args.examples} examples, seed {args.seed}, engine {args.engine}", flush=True)
     try:
-        options = fuzz_options(args, plugin_config=plugin_config, config_schema=schema)
+        options = fuzz_options(
+            args, plugin_config=settings["plugin_config"], config_schema=schema, vm_config=settings["vm_config"], environment=settings["environment"]
+        )
         if args.guided:
             from ..fuzz.guided import guided_fuzz
 

@@ -16,73 +16,15 @@ from typing import Any
 from ..engines import ENGINE_NAMES
 from ..errors import EmulatorError, ModuleLoadError, PluginStartError
 from ..vm.module import ModuleFormatError
+from .options import UsageError, add_cache_options, add_plugin_options, cache_setting, plugin_overrides, read_file, require_file
 
 __all__ = ["main"]
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed without a traceback, exit status 2."""
-
-
-def _read_file(path: str | None, option: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _require_file(path: str) -> None:
-    """A FILTER argument that is not a readable file is a usage error (exit 2) on every sub-command."""
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"FILTER: {'is a directory' if p.is_dir() else 'no such file'}: {path}")
-
-
-def _env_pairs(items: Sequence[str]) -> dict[str, str]:
-    env = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"--env: expected KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        env[k] = v
-    return env
-
-
-def _add_plugin_options(p: argparse.ArgumentParser) -> None:
-    """The options that configure the VM and plugin, spelled the same on every sub-command."""
-    p.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (Envoy: configuration)")
-    p.add_argument("--vm-config", metavar="FILE", help="VM configuration bytes (Envoy: vm_config.configuration)")
-    p.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
-    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
-
-
-def _add_cache_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
-    p.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """What the command line sets over a scenario's plugin and VM (see ``start_plugins``)."""
-    return {
-        "plugin_config": _read_file(args.plugin_config, "--plugin-config"),
-        "vm_config": _read_file(args.vm_config, "--vm-config"),
-        "root_id": args.root_id,
-        "vm_id": getattr(args, "vm_id", None),
-        "name": getattr(args, "name", None),
-        "environment": _env_pairs(args.env or []),
-    }
-
-
-def _cache(args: argparse.Namespace) -> bool | str:
-    return False if args.no_cache else (args.cache_dir or True)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect import inspect_module
 
-    wasm = _read_file(args.filter, "FILTER") or b""
+    wasm = read_file(args.filter, "FILTER") or b""
     try:
         result = inspect_module(wasm, args.filter)
     except ModuleFormatError as exc:
@@ -99,14 +41,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..host import Host
     from ..scenario import ScenarioError, load_scenario, render_summary, run_connections, run_scenario, start_plugins, stream_result, world_state
 
-    _require_file(args.filter)
+    require_file(args.filter)
     scenario = None
     if args.scenario:
         try:
             scenario = load_scenario(args.scenario)
         except ScenarioError as exc:
             raise UsageError(f"bad scenario: {exc}") from None
-    overrides = _overrides(args)
+    overrides = plugin_overrides(args)
     engine = args.engine or (scenario.engine if scenario and scenario.engine else "wasmtime")
     out: dict[str, Any] = {"started": False, "abi_version": None, "engine": engine, "logs": [], "error": None}
     if scenario is not None:
@@ -117,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         host = Host(
             engine=engine,
-            cache=_cache(args),
+            cache=cache_setting(args),
             seed=scenario.seed if scenario else 0,
             restricted_start=not args.legacy_start,
         )
@@ -183,7 +125,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import compare, load_baseline, measure, render
     from ..scenario import ScenarioError, load_scenario
 
-    _require_file(args.filter)
+    require_file(args.filter)
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -195,7 +137,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UsageError(f"--baseline: {exc}") from None
     try:
-        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=_overrides(args), cache=_cache(args))
+        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=plugin_overrides(args), cache=cache_setting(args))
     except EmulatorError as exc:
         print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
         return 1
@@ -223,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="load a filter and start it as Envoy would (initialise, VM start, configure)")
     run.add_argument("filter", metavar="FILTER.wasm")
     run.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario file (.json or .yaml) of HTTP exchanges to run")
-    _add_plugin_options(run)
+    add_plugin_options(run)
     run.add_argument("--vm-id", default=None, metavar="ID", help="vm_id (default: the scenario's, else empty)")
     run.add_argument("--name", default=None, metavar="NAME", help="plugin name")
     run.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="default: the scenario's, else wasmtime")
@@ -238,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when a stream or connection of the scenario trapped or panicked (by default such a stream is a result, reported per stream)",
     )
-    _add_cache_options(run)
+    add_cache_options(run)
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(func=_cmd_run)
 
@@ -250,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--save", metavar="FILE", help="write this run's result (JSON) to FILE, e.g. a new baseline")
     bench.add_argument("--rounds", type=int, default=5, help="timing rounds (default 5)")
     bench.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime", help="default: wasmtime")
-    _add_plugin_options(bench)
-    _add_cache_options(bench)
+    add_plugin_options(bench)
+    add_cache_options(bench)
     bench.add_argument("--json", action="store_true", help="print one JSON object (the result, with its regressions)")
     bench.set_defaults(func=_cmd_bench)
 

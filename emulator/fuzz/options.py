@@ -44,6 +44,10 @@ class FuzzOptions:
     plugin_config: bytes | str | None = None
     """The plugin configuration (``None``: the seed scenario's, else empty). With ``fuzz_config``
     it is also the base that generated configurations truncate."""
+    vm_config: bytes | str | None = None
+    """The VM configuration (``None``: the seed scenario's, else empty)."""
+    environment: dict[str, str] | None = None
+    """Environment variables of the VM, over the seed scenario's."""
     scenario: str | Path | dict[str, Any] | None = None
     """A seed scenario (file or dict) for :func:`fuzz_filter` and :func:`fuzz_test`: its streams are
     checked first, then mutated alongside generated ones; its plugins, properties, responders and

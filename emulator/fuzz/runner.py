@@ -71,15 +71,25 @@ def _load_base(scenario: str | Path | dict[str, Any] | None) -> dict[str, Any]:
     return data
 
 
-def _apply_overrides(base: dict[str, Any], *, root_id: str | None, plugin_config: bytes | str | None, seed: int) -> dict[str, Any]:
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _apply_overrides(base: dict[str, Any], opts: FuzzOptions) -> dict[str, Any]:
+    """The seed scenario with the options' plugin and VM settings written in, so findings replay them."""
     sc = copy.deepcopy(base)
-    if root_id is not None or plugin_config is not None:
+    if opts.root_id is not None or opts.plugin_config is not None:
         target = sc["plugins"][0] if "plugins" in sc else sc.setdefault("plugin", {})
-        if root_id is not None:
-            target["root_id"] = root_id
-        if plugin_config is not None:
-            target["configuration"] = _config_value(plugin_config.encode() if isinstance(plugin_config, str) else bytes(plugin_config))
-    sc.setdefault("seed", seed)
+        if opts.root_id is not None:
+            target["root_id"] = opts.root_id
+        if opts.plugin_config is not None:
+            target["configuration"] = _config_value(_as_bytes(opts.plugin_config))
+    if opts.vm_config is not None:
+        sc.setdefault("plugin", {})["vm_configuration"] = _config_value(_as_bytes(opts.vm_config))
+    if opts.environment:
+        vm = sc.setdefault("plugin", {})
+        vm["environment"] = {**vm.get("environment", {}), **opts.environment}
+    sc.setdefault("seed", opts.seed)
     return sc
 
 
@@ -139,7 +149,7 @@ def _prepare(path: ModuleSource, opts: FuzzOptions) -> tuple[dict[str, Any], Any
     from ..scenario import parse_scenario
 
     Host(engine=opts.engine, trace=False).program(path)  # ModuleLoadError early; compiled once for every example
-    base = _apply_overrides(_load_base(opts.scenario), root_id=opts.root_id, plugin_config=opts.plugin_config, seed=opts.seed)
+    base = _apply_overrides(_load_base(opts.scenario), opts)
     parsed = parse_scenario(base)
     invs = _with_memory_repeats(resolve_invariants(opts.invariants, exclude=opts.exclude), opts.leak_repeats, opts.leak_warmup)
     return base, parsed, invs

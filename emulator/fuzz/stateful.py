@@ -39,7 +39,7 @@ def filter_state_machine(path: ModuleSource, options: FuzzOptions | None = None,
 
     ``options`` (default :data:`STATE_MACHINE_DEFAULTS`) and keyword ``overrides`` are
     :class:`FuzzOptions` (``max_open_streams`` is an older name of ``max_streams``): ``root_id``,
-    ``plugin_config``, ``properties``, ``engine``, ``seed`` (the host), ``invariants`` minus
+    ``plugin_config``, ``vm_config``, ``environment``, ``properties``, ``engine``, ``seed`` (the host), ``invariants`` minus
     ``exclude``, ``adversarial``, ``vocabulary``, ``harvest``, ``fuzz_config``/``config_schema``
     (the first configuration is drawn too), ``faults`` and ``max_streams`` (open at once).
     """
@@ -91,7 +91,9 @@ def filter_state_machine(path: ModuleSource, options: FuzzOptions | None = None,
                     host.observer = self.observer
             config = data.draw(configs, label="configuration") if draw_first_config else config_base
             try:
-                self.plugin = host.load(filter_path, root_id=root_id, plugin_config=config, properties=properties)
+                self.plugin = host.load(
+                    filter_path, root_id=root_id, plugin_config=config, properties=properties, vm_config=opts.vm_config, environment=opts.environment
+                )
             except PluginStartError as exc:
                 self.start_error = exc
 

@@ -109,3 +109,20 @@ def test_guided_json_keeps_the_contract(capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert status == 1 and out["found"] and out["examples"] == 1500 and "elapsed_s" in out
     assert out["coverage"]["covered"] > 0 and any(corpus.glob("*.json"))
+
+
+def test_vm_config_and_env_reach_the_vm_and_the_written_finding(tmp_path, capsys):
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"streams": [{"request": {"headers": {":method": "GET", ":path": "/", ":authority": "a", "x-trap": "1"}}}]}))
+    vm_config = tmp_path / "vm.cfg"
+    vm_config.write_text("from-fuzz")
+    out = tmp_path / "failure.json"
+    rust = str(FIXTURES / "rust/headers_rust.wasm")
+    status = fuzz(rust, str(seed), "--examples", "0", "--vm-config", str(vm_config), "--env", "A=1", "--leak-repeats", "0", "--out", str(out), "--json")
+    assert status == 1, capsys.readouterr()
+    finding = json.loads(out.read_text())
+    assert finding["plugin"]["vm_configuration"] == "from-fuzz" and finding["plugin"]["environment"] == {"A": "1"}
+    capsys.readouterr()
+    assert cli.main(["run", rust, str(out), "--json"]) == 0
+    assert {"level": "info", "message": "vm_start: from-fuzz"} in [{k: r[k] for k in ("level", "message")} for r in json.loads(capsys.readouterr().out)["logs"]]
+    assert fuzz(rust, "--env", "NOEQUALS", "--json") == 2 and "KEY=VALUE" in json.loads(capsys.readouterr().out)["error"]

@@ -1,0 +1,73 @@
+"""Options and input checks shared by the sub-commands, so each is spelled and read one way."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["UsageError", "add_cache_options", "add_plugin_options", "cache_setting", "env_pairs", "plugin_overrides", "read_file", "require_file"]
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed without a traceback, exit status 2."""
+
+
+def read_file(path: str | None, option: str) -> bytes | None:
+    """The bytes of an option's file (``None`` when the option is unset); unreadable is a usage error."""
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def require_file(path: str) -> None:
+    """A FILTER argument that is not a readable file is a usage error (exit 2) on every sub-command."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"FILTER: {'is a directory' if p.is_dir() else 'no such file'}: {path}")
+
+
+def env_pairs(items: Sequence[str]) -> dict[str, str]:
+    """``--env KEY=VALUE`` items as a mapping."""
+    env = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--env: expected KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        env[k] = v
+    return env
+
+
+def add_plugin_options(p: argparse.ArgumentParser) -> None:
+    """The options that configure the VM and plugin, spelled the same on every sub-command."""
+    p.add_argument("--plugin-config", metavar="FILE", help="plugin configuration bytes (Envoy: configuration)")
+    p.add_argument("--vm-config", metavar="FILE", help="VM configuration bytes (Envoy: vm_config.configuration)")
+    p.add_argument("--root-id", default=None, metavar="ID", help="plugin root_id (default: the scenario's, else empty)")
+    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the VM (repeatable)")
+
+
+def add_cache_options(p: argparse.ArgumentParser) -> None:
+    """``--no-cache`` and ``--cache-dir``, for the sub-commands that compile a module."""
+    p.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
+    p.add_argument("--cache-dir", metavar="DIR", help="compiled-module cache directory")
+
+
+def plugin_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line sets over a scenario's plugin and VM (see ``start_plugins``)."""
+    return {
+        "plugin_config": read_file(args.plugin_config, "--plugin-config"),
+        "vm_config": read_file(args.vm_config, "--vm-config"),
+        "root_id": args.root_id,
+        "vm_id": getattr(args, "vm_id", None),
+        "name": getattr(args, "name", None),
+        "environment": env_pairs(args.env or []),
+    }
+
+
+def cache_setting(args: argparse.Namespace) -> bool | str:
+    """:class:`~emulator.Host`'s ``cache`` argument from the cache options."""
+    return False if args.no_cache else (args.cache_dir or True)
