@@ -113,3 +113,25 @@ def test_every_bench_option_has_help():
 
     bench = build_parser()._subparsers._group_actions[0].choices["bench"]
     assert [a.dest for a in bench._actions if not a.help] == []
+
+
+def test_timed_rounds_are_warm_and_start_from_one_snapshot(monkeypatch):
+    import emulator.bench
+
+    states = []
+    real = emulator.bench.run_scenario
+
+    def spy(plugin, scenario, plugins=None):
+        host = plugin.host
+        states.append((host.clock.elapsed_ns, len(host.logs), len(plugin.streams)))
+        return real(plugin, scenario, plugins)
+
+    monkeypatch.setattr(emulator.bench, "run_scenario", spy)
+    scenario = load_scenario(FIXTURES / "scenarios/headers.json")
+    result = measure(FIXTURES / "rust/headers_rust.wasm", scenario, rounds=4)
+    t = result["timing"]
+    assert t["rounds"] == 4 and t["reset"] == "snapshot/restore"
+    assert t["cold_start_ms"] > 0 and t["first_round_ms"] > 0
+    # the metered run, the warm-up round, then 4 timed rounds, each from the warm-up's starting state
+    assert len(states) == 6
+    assert states[2:] == [states[1]] * 4
