@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from abi import LogLevel
+
 from ..engines import ENGINE_NAMES
 from ..errors import EmulatorError, ModuleLoadError, PluginStartError
 from ..vm.module import ModuleFormatError
@@ -62,6 +64,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             cache=cache_setting(args),
             seed=scenario.seed if scenario else 0,
             restricted_start=not args.legacy_start,
+            log_level=LogLevel[args.log_level.upper()],
         )
         if scenario is not None and scenario.faults:
             from ..fuzz.faults import FaultInjectingObserver
@@ -179,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-trap",
         action="store_true",
         help="exit 1 when a stream or connection of the scenario trapped or panicked (by default such a stream is a result, reported per stream)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=[level.name.lower() for level in LogLevel],
+        default="trace",
+        help="Envoy's wasm log level: proxy_get_log_level returns it and lower records are dropped, so SDK debug floods stop at the source (default trace)",
     )
     add_cache_options(run)
     run.add_argument("--json", action="store_true", help="print one JSON object")

@@ -123,3 +123,16 @@ def test_a_missing_filter_is_exit_2_and_one_json_object_on_every_command(capsys,
     code, out, err = run_cli(capsys, command, missing, *extra, "--json")
     data = json.loads(out)
     assert code == 2 and str(missing) in data["error"] and "Traceback" not in err
+
+
+def test_log_level_drops_lower_records_at_the_source(capsys):
+    rust = FIXTURES / "rust/headers_rust.wasm"
+    _, out, _ = run_cli(capsys, "run", rust, FIXTURES / "scenarios/headers.json", "--json")
+    levels = {r["level"] for r in json.loads(out)["logs"]}
+    assert "info" in levels
+    code, out, _ = run_cli(capsys, "run", rust, FIXTURES / "scenarios/headers.json", "--json", "--log-level", "warn")
+    data = json.loads(out)
+    assert code == 0 and data["streams"] and not [r for r in data["logs"] if r["level"] in ("trace", "debug", "info")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(rust), "--log-level", "loud"])
+    assert exit_info.value.code == 2
