@@ -50,7 +50,7 @@ class Inspection:
             + ("" if self.abi_declared else " (inferred: no marker export)")
             + f", headers callbacks take {self.headers_arity} parameters",
             f"SDK (best guess): {self.sdk}; toolchain: {self.toolchain}",
-            f"memory: {self.memory}",
+            f"memory: {_memory_line(self.memory)}",
             f"imports ({len(self.imports)}):",
         ]
         for imp in self.imports:
@@ -167,3 +167,11 @@ def _sig(ty: Any) -> str:
     if ty is None:
         return ""
     return f"({', '.join(ty[0])}) -> ({', '.join(ty[1])})"
+
+
+def _memory_line(memory: dict[str, Any]) -> str:
+    """``37 pages (2,424,832 bytes) initial, no maximum, defined by the module`` for the human report."""
+    hi = memory["maximum_pages"]
+    limit = "no maximum" if hi is None else f"maximum {hi} pages ({hi * 65536:,} bytes)"
+    owner = "imported from the host" if memory["imported"] else "defined by the module"
+    return f"{memory['initial_pages']} pages ({memory['initial_bytes']:,} bytes) initial, {limit}, {owner}"

@@ -136,3 +136,12 @@ def test_log_level_drops_lower_records_at_the_source(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", str(rust), "--log-level", "loud"])
     assert exit_info.value.code == 2
+
+
+def test_inspect_human_memory_line_is_words_not_a_dict(capsys):
+    go = FIXTURES / "go/headers_go.wasm"
+    _, out, _ = run_cli(capsys, "inspect", go, "--json")
+    pages = json.loads(out)["memory"]["initial_pages"]
+    _, out, _ = run_cli(capsys, "inspect", go)
+    line = next(x for x in out.splitlines() if x.startswith("memory:"))
+    assert line == f"memory: {pages} pages ({pages * 65536:,} bytes) initial, no maximum, defined by the module"
