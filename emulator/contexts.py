@@ -46,6 +46,7 @@ __all__ = [
     "Properties",
     "SharedData",
     "SharedQueues",
+    "StreamContext",
     "StreamControl",
     "Timers",
     "VmContext",
@@ -448,6 +449,30 @@ class ContextBase:
     def get_status(self) -> tuple[int, bytes]:
         root = self.root
         return root.status if root is not None else (0, b"")
+
+
+class StreamContext(ContextBase):
+    """A per-stream context, an HTTP stream or a TCP connection: a child of its plugin's root context."""
+
+    plugin: Plugin
+    context_id: int | None
+
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        """This context's id (0 once the filter no longer runs on it)."""
+        return self.context_id or 0
+
+    @property
+    def parent_id(self) -> int:  # type: ignore[override]
+        return self.plugin.root_context_id
+
+    @property
+    def root(self) -> Plugin:  # type: ignore[override]
+        return self.plugin
+
+    @property
+    def stream(self) -> Any:
+        return self
 
 
 class VmContext(ContextBase):

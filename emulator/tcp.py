@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from abi import FailurePolicy, FilterStatus, PeerType, Status, StreamType
 
 from .buffer import Buffer
-from .contexts import ContextBase
+from .contexts import StreamContext
 from .errors import CallbackError
 from .http.types import CallbackRecord, as_body
 from .properties import set_filter_state
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["TcpConnection"]
 
 
-class TcpConnection(ContextBase):
+class TcpConnection(StreamContext):
     """A network-filter stream context; see the module docstring."""
 
     is_http = False
@@ -74,24 +74,6 @@ class TcpConnection(ContextBase):
         if raw is not _FAILED:
             self.new_connection_action = self.callbacks[-1].action = FilterStatus.Continue.name if not raw else FilterStatus.StopIteration.name
         self.host.drain()
-
-    # -- the context -----------------------------------------------------------------------------
-    @property
-    def id(self) -> int:  # type: ignore[override]
-        """This connection's context id (0 once the filter no longer runs on it)."""
-        return self.context_id or 0
-
-    @property
-    def parent_id(self) -> int:  # type: ignore[override]
-        return self.plugin.root_context_id
-
-    @property
-    def root(self) -> Plugin:  # type: ignore[override]
-        return self.plugin
-
-    @property
-    def stream(self) -> TcpConnection:
-        return self
 
     # -- host calls Envoy gives a network filter (emulator.contexts; it has no HTTP maps) -------------
     def continue_stream(self, stream_type: StreamType) -> Status:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, MapType, Status, StreamType
 
 from ..buffer import Buffer
-from ..contexts import ContextBase
+from ..contexts import StreamContext
 from ..errors import CallbackError, EmulatorError, InputWarning
 from ..properties import set_filter_state
 from ..stream_info import ConnectionInfo
@@ -105,7 +105,7 @@ class _Side:
         return bool(self.headers_held or self.buffering or self.trailers_held)
 
 
-class HttpStream(ContextBase):
+class HttpStream(StreamContext):
     """An HTTP stream context of a plugin; see the module docstring.
 
     It is the receiver of the host calls its callbacks make (see :mod:`emulator.contexts`).
@@ -159,24 +159,6 @@ class HttpStream(ContextBase):
         # in-VM state"), so on_delete follows for every context created.
         self.created_in_vm = True
         self.host.drain()
-
-    # -- the context -----------------------------------------------------------------------------
-    @property
-    def id(self) -> int:  # type: ignore[override]
-        """This stream's context id (0 once the filter no longer runs on it)."""
-        return self.context_id or 0
-
-    @property
-    def parent_id(self) -> int:  # type: ignore[override]
-        return self.plugin.root_context_id
-
-    @property
-    def root(self) -> Plugin:  # type: ignore[override]
-        return self.plugin
-
-    @property
-    def stream(self) -> HttpStream:
-        return self
 
     # -- views ---------------------------------------------------------------------------------
     @property
