@@ -78,18 +78,7 @@ _STREAM_CALLBACKS = (
 )
 _MULTI = {
     "concurrent_streams": _STREAM_CALLBACKS,
-    "stream_all": (
-        "proxy_on_context_create",
-        "proxy_on_request_headers",
-        "proxy_on_request_body",
-        "proxy_on_request_trailers",
-        "proxy_on_response_headers",
-        "proxy_on_response_body",
-        "proxy_on_response_trailers",
-        "proxy_on_log",
-        "proxy_on_done",
-        "proxy_on_delete",
-    ),
+    "stream_all": _STREAM_CALLBACKS,
     "tcp_all": (
         "proxy_on_context_create",
         "proxy_on_new_connection",
