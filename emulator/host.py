@@ -170,7 +170,7 @@ class Host:
         """Every ``env`` host call, decoded (``Host(trace=False)`` turns it off for speed)."""
         self.trace_limit = trace_limit
         self.expectations: Expectations | None = None
-        self.observer: HostCallObserver | None = HostCallObserver(self) if trace or costs else None
+        self.observer: HostCallObserver | None = HostCallObserver(self) if trace else None
         if cache is True:
             self.cache: ModuleCache | None = ModuleCache()
         elif cache is False or cache is None:
@@ -345,7 +345,7 @@ class Host:
             raise
         finally:
             self.expectations = previous
-            if self.trace is None and previous is None and not self.costs:
+            if self.trace is None and previous is None:
                 self.observer = None
             if not failed:
                 expectations.verify()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from abi import HOST_FUNCTIONS, Status
 
 from .engines import MemoryAccessError
-from .trace import TraceEntry, capture_args, capture_results, captured, decode_call
+from .trace import RECORDERS, TraceEntry, capture_args, capture_results, captured, decode_call
 
 if TYPE_CHECKING:
     from .host import Host
@@ -27,15 +27,24 @@ __all__ = ["HostCallObserver"]
 class HostCallObserver:
     """Decode, check, run and record one host call (see the module docstring)."""
 
+    plain = True
+    """Whether host calls may take the one-frame recorder (:func:`emulator.trace.recorder`) when
+    only a trace is kept; a subclass changes what a call does, so it always gets :meth:`__call__`."""
+
+    recorders = RECORDERS
+    """The one-frame recorder of each import (see :func:`emulator.trace.RECORDERS`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.plain = False
+
     def __init__(self, host: Host) -> None:
         self.host = host
         self.counts: Counter[str] = Counter()
-        self.total = 0
 
     def __call__(self, vm: Vm, name: str, impl: Callable[..., Any], args: tuple[int, ...], fault: int) -> Any:
         host = self.host
         self.counts[name] += 1
-        self.total += 1
         expectations = host.expectations
         trace = host.trace
         if trace is None and expectations is None:

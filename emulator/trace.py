@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from abi import HOST_FUNCTIONS, Signature, Status, decode_pairs, decode_path
 from abi.roles import COPY_OUT, ENUM, IN, OUT
 
+from .engines import MemoryAccessError
 from .engines._codegen import build
 
 if TYPE_CHECKING:
     from .vm.instance import Vm
 
-__all__ = ["Trace", "TraceEntry", "capture_args", "capture_results", "captured", "decode_call"]
+__all__ = ["RECORDERS", "Trace", "TraceEntry", "capture_args", "capture_results", "captured", "decode_call"]
 
 
 def _text(raw: bytes) -> Any:
@@ -168,6 +169,85 @@ class _Generated(dict[str, Any]):
 
 _CAPTURE_IN = _Generated(_capture_in)
 _CAPTURE_OUT = _Generated(_capture_out)
+
+
+def _recorder(function: str) -> Any:
+    """One function per import that counts, captures, runs and records a host call in one frame.
+
+    ``rec(vm, observer, impl, *args)`` does what :class:`~emulator.observer.HostCallObserver` does
+    for a host that only records (a trace, no expectations), with the input and output reads of
+    the ABI table's plan written inline. A bad pointer falls back to the generic capture, which
+    says which range was invalid; the entry is the same tuple either way.
+    """
+    plan = _PLANS[function]
+    n = len(HOST_FUNCTIONS[function].params)
+    params = ", ".join(f"a{i}" for i in range(n))
+    args = f"({params}{',' if n == 1 else ''})"
+    reads = [f"read(a{x.index}, a{x.size_index})" for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT)]
+    outs, items = [], []
+    for i, x in enumerate(plan):
+        if x.role == COPY_OUT:
+            outs.append(f"            p{i} = u32(a{x.index}); n{i} = u32(a{x.size_index})")
+            items.append(f"(read(p{i}, n{i}) if n{i} else b'')")
+        elif x.role == OUT:
+            items.append(f"{'mem.u64' if x.width == 8 else 'u32'}(a{x.index})")
+    out_block = (
+        "        u32 = mem.u32\n"
+        "        try:\n" + "".join(line + "\n" for line in outs) + f"            res = {_tuple(items)}\n"
+        "        except Exception:\n"
+        f"            res = capture_results(vm, name, {args})\n"
+        f"        results = (name, {args}, res)\n"
+        if items
+        else f"        results = (name, {args}, ())\n"
+    )
+    src = (
+        f"def rec(vm, obs, impl, {params}):\n"
+        "    obs.counts[name] += 1\n"
+        "    mem = vm.memory\n"
+        "    read = mem.read\n"
+        "    try:\n"
+        f"        raw = {_tuple(reads)}\n"
+        "    except Exception:\n"
+        f"        raw = capture_args(vm, name, {args})\n"
+        "    try:\n"
+        f"        status = impl({params})\n"
+        "    except MemoryAccessError as exc:\n"
+        "        vm.note(f'{name}: {exc}')\n"
+        "        status = fault\n"
+        "    if status == 0:\n"
+        f"{out_block}"
+        "    else:\n"
+        "        results = {}\n"
+        "    host = obs.host\n"
+        "    host._seq = seq = host._seq + 1\n"
+        "    trace = host.trace\n"
+        f"    trace.append(new(TraceEntry, (seq, name, (name, {args}, raw), status, results, vm.active.id, vm.current_callback, False)))\n"
+        "    if len(trace) > 2 * host.trace_limit:\n"
+        "        del trace[: len(trace) - host.trace_limit]\n"
+        "    return status\n"
+    )
+    namespace = {
+        "name": function,
+        "capture_args": capture_args,
+        "capture_results": capture_results,
+        "MemoryAccessError": MemoryAccessError,
+        "fault": int(Status.InvalidMemoryAccess),
+        "new": tuple.__new__,
+        "TraceEntry": TraceEntry,
+    }
+    return build("rec", src, namespace)
+
+
+class _Recorders(dict[str, Any]):
+    """Recorders, generated for an import the first time it is recorded."""
+
+    def __missing__(self, name: str) -> Any:
+        fn = self[name] = _recorder(name)
+        return fn
+
+
+RECORDERS: Mapping[str, Any] = _Recorders()
+"""``RECORDERS[name](vm, observer, impl, *args)``: the one-frame recorder of each ``env`` import."""
 
 
 def _decode_args(function: str, args: tuple[int, ...], raw: tuple[Any, ...]) -> dict[str, Any]:

@@ -216,12 +216,14 @@ class GuestMemory(ABC):
                 raise MemoryAccessError(ptr, size, self._size)
         return self._view
 
+    def _byte_size(self) -> int:
+        """The current size in bytes (an engine may answer without building a view)."""
+        return len(self._fresh_view())
+
     @property
     def size(self) -> int:
-        """Current size of linear memory in bytes."""
-        self._view = self._fresh_view()
-        self._size = len(self._view)
-        return self._size
+        """Current size of linear memory in bytes (the cached view is refreshed on the next access past it)."""
+        return self._byte_size()
 
     def view(self, ptr: int, size: int) -> memoryview:
         """A zero-copy view of ``size`` bytes at ``ptr`` (valid until the memory grows)."""

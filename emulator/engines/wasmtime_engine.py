@@ -55,6 +55,8 @@ class _CApi:
         self.trap_new = self._fn("wasmtime_trap_new", c_void_p, [ctypes.c_char_p, c_size_t])
         self.mem_data = self._fn("wasmtime_memory_data", c_void_p)
         self.mem_size = self._fn("wasmtime_memory_data_size", c_size_t)
+        self.get_fuel = self._fn("wasmtime_context_get_fuel", c_void_p, [c_void_p, POINTER(c_uint64)])
+        self.set_fuel = self._fn("wasmtime_context_set_fuel", c_void_p, [c_void_p, c_uint64])
         self.ok = not self.missing
 
     def _fn(self, name: str, restype: Any, argtypes: list[Any] | None = None) -> Any:
@@ -299,6 +301,9 @@ class _WasmtimeMemory(GuestMemory):
         self._ctx = c_void_p(ctypes.addressof(store._context().contents))
         self._mem = mem
 
+    def _byte_size(self) -> int:
+        return int(_C.mem_size(self._ctx, byref(self._mem._memory))) if _C.mem_size else self._mem.data_len(self._ctx)
+
     def _fresh_view(self) -> memoryview:
         ref = byref(self._mem._memory)
         size = _C.mem_size(self._ctx, ref) if _C.mem_size else self._mem.data_len(self._ctx)
@@ -324,6 +329,7 @@ class _WasmtimeInstance(Instance):
         if engine.config.max_memory_pages is not None:
             self.store.set_limits(memory_size=engine.config.max_memory_pages * 65536)
         self._ctx = c_void_p(ctypes.addressof(self.store._context().contents))
+        self._fuel_out = byref(c_uint64())
         try:
             self.wt = linked.linker.instantiate(self.store, linked.module)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
@@ -411,11 +417,22 @@ class _WasmtimeInstance(Instance):
     def set_fuel(self, fuel: int) -> None:
         if not self.linked.engine.config.fuel:
             raise NotImplementedError("fuel is off: create the engine with EngineConfig(fuel=True)")
+        if self.linked.engine.fast:  # one C call; the stock path costs ~0.7 us in Python
+            err = _C.set_fuel(self._ctx, fuel)
+            if err:
+                raise EngineError(f"cannot set fuel: {_error_text(err)}")
+            return
         self.store.set_fuel(fuel)
 
     def get_fuel(self) -> int:
         if not self.linked.engine.config.fuel:
             raise NotImplementedError("fuel is off: create the engine with EngineConfig(fuel=True)")
+        if self.linked.engine.fast:
+            out = self._fuel_out
+            err = _C.get_fuel(self._ctx, out)
+            if err:
+                raise EngineError(f"cannot read fuel: {_error_text(err)}")
+            return out._obj.value
         return self.store.get_fuel()
 
     def set_deadline(self, seconds: float | None) -> None:

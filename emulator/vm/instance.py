@@ -93,11 +93,15 @@ class Vm:
         self.bytes_from_guest = 0
         self.alloc_calls = 0
         self.alloc_bytes = 0
+        self.host_calls = 0
+        """``env`` host calls made so far (counted by the import wrappers; costs read the difference)."""
         self.instructions = 0
-        self.memory_high_water = 0
+        self._earlier_memory = 0  # the largest memory of instances this VM replaced (restore)
         self.last_cost: Cost | None = None
         self._fuel = (host.costs or host.callback_fuel is not None) and "fuel" in host.engine.capabilities and host.engine.config.fuel
         self._budget = host.callback_fuel or _FUEL_BUDGET
+        self._costs = host.costs
+        self._deadline = host.callback_deadline_s
         self._next_id = 1
         self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
         program.switch(self)
@@ -229,15 +233,15 @@ class Vm:
         self._running = self.contexts.get(cid)  # looked up once per callback
         self.effective_context = None
         self.current_callback = export
-        self.program.switch(self)
+        self.program.calls.vm = self  # program.switch(self), inline: this is every callback
         top = saved[2] is None
-        metered = self.host.costs and top
+        metered = self._costs and top
         if metered:
             before = self._meter()
         elif top and self._fuel:
             self.instance.set_fuel(self._budget)
-        if top and self.host.callback_deadline_s is not None:
-            self.instance.set_deadline(self.host.callback_deadline_s)
+        if top and self._deadline is not None:
+            self.instance.set_deadline(self._deadline)
         try:
             return fn(*args)
         except GuestTrap as trap:
@@ -254,27 +258,37 @@ class Vm:
                 self.last_cost = self._cost_since(before)
 
     def _meter(self) -> tuple[int, ...]:
+        """The counters before a metered callback; fuel is reset to the budget only when one is set
+        (``callback_fuel``): otherwise the store's fuel is read, one C call instead of two."""
+        fuel = 0
         if self._fuel:
-            self.instance.set_fuel(self._budget)
-        observer = self.host.observer
-        calls = observer.total if observer is not None else 0
-        return (calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
+            if self.host.callback_fuel is not None:
+                self.instance.set_fuel(self._budget)
+                fuel = self._budget
+            else:
+                fuel = self.instance.get_fuel()
+        return (fuel, self.host_calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
 
     def _cost_since(self, before: tuple[int, ...]) -> Cost:
-        after = self._meter_counts()
         instructions: int | None = None
         if self._fuel:
-            instructions = self._budget - self.instance.get_fuel()
+            instructions = before[0] - self.instance.get_fuel()
             self.instructions += instructions
-        if self.memory is not None:
-            self.memory_high_water = max(self.memory_high_water, self.memory.size)
-        delta = [a - b for a, b in zip(after, before, strict=True)]
-        return Cost(instructions, *delta)
+        return Cost(
+            instructions,
+            self.host_calls - before[1],
+            self.bytes_to_guest - before[2],
+            self.bytes_from_guest - before[3],
+            self.alloc_calls - before[4],
+            self.alloc_bytes - before[5],
+        )
 
-    def _meter_counts(self) -> tuple[int, ...]:
-        observer = self.host.observer
-        calls = observer.total if observer is not None else 0
-        return (calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
+    @property
+    def memory_high_water(self) -> int:
+        """The largest linear memory this VM has had, in bytes (wasm memories never shrink, so it
+        is the current size unless a restore replaced a larger instance)."""
+        current = self.memory.size if self.memory is not None else 0
+        return max(current, self._earlier_memory)
 
     def alloc(self, size: int) -> int:
         """Allocate guest memory with the module's allocator (never with size 0)."""
@@ -329,6 +343,7 @@ class Vm:
         """Put the VM back to ``snap`` (memory that grew since means a fresh instance first, without ``_initialize``)."""
         size = len(snap.memory)
         if self.memory is None or self.memory.size > size or self.failed is not None:
+            self._earlier_memory = self.memory_high_water
             self.program.switch(self)
             self.allowed_imports = self.start_imports
             try:

@@ -170,13 +170,25 @@ def _sig(ty: Any) -> str:
 
 
 def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int, wasi: bool) -> Callable[..., Any]:
-    """A per-arity wrapper: phase restrictions, the observer (trace, expectations), bad pointers."""
+    """A per-arity wrapper: phase restrictions, the observer (trace, expectations), bad pointers.
+
+    A plain observer of a host that only keeps a trace hands the call to its one-frame recorder
+    (``observer.recorders[name]``); any other observer gets the generic ``observer(vm, name, ...)``.
+    """
     args = ", ".join(f"a{i}" for i in range(nparams))
     fault = int(WasiErrno.FAULT if wasi else Status.InvalidMemoryAccess)
     observe = (
         ""
         if wasi
-        else (f"    obs = vm.host.observer\n    if obs is not None:\n        return obs(vm, name, impl, ({args}{',' if nparams == 1 else ''}), {fault})\n")
+        else (
+            "    vm.host_calls += 1\n"
+            "    host = vm.host\n"
+            "    obs = host.observer\n"
+            "    if obs is not None:\n"
+            "        if obs.plain and host.expectations is None and host.trace is not None:\n"
+            f"            return obs.recorders[name](vm, obs, impl{', ' if nparams else ''}{args})\n"
+            f"        return obs(vm, name, impl, ({args}{',' if nparams == 1 else ''}), {fault})\n"
+        )
     )
     src = (
         f"def host({args}):\n"

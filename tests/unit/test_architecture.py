@@ -226,6 +226,8 @@ def test_wasmtime_private_names_are_present_and_used_in_one_module():
 
 
 def layer_of(filename: str) -> str:
+    if filename == "<proxy-wasm-emulator adapter rec>":
+        return "trace"  # the trace's one-frame recorder of a host call (emulator.trace.RECORDERS)
     if filename.startswith("<proxy-wasm-emulator adapter"):
         return "engines"  # the per-arity callers and host trampolines the engine adapter generates
     rel = Path(filename).resolve().relative_to(ROOT).with_suffix("") if filename.startswith(str(ROOT)) else None
