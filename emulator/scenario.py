@@ -554,6 +554,17 @@ def start_plugins(host: Any, module: Any, scenario: Scenario, *, overrides: dict
 
 def prepare_host(host: Any, scenario: Scenario) -> None:
     """Install the scenario's responders, clusters and initial shared data on a host."""
+    install_responders(host, scenario)
+    for key, value, vm_id in scenario.shared_data:
+        host.shared_data.set(key, value, vm_id=vm_id)
+    if scenario.clusters is not None:
+        host.clusters = set(scenario.clusters)
+    if scenario.node is not None:
+        host.node = scenario.node
+
+
+def install_responders(host: Any, scenario: Scenario) -> None:
+    """Add the scenario's ``http_calls`` and ``grpc_calls`` responders to a host."""
     for r in scenario.http_calls:
         resp = r["response"]
         if isinstance(resp, str):
@@ -564,12 +575,6 @@ def prepare_host(host: Any, scenario: Scenario) -> None:
             )
     for r in scenario.grpc_calls:
         host.grpc_calls.add_responder(r["cluster"], service=r["service"], method=r["method"], **r["response"])
-    for key, value, vm_id in scenario.shared_data:
-        host.shared_data.set(key, value, vm_id=vm_id)
-    if scenario.clusters is not None:
-        host.clusters = set(scenario.clusters)
-    if scenario.node is not None:
-        host.node = scenario.node
 
 
 def run_scenario(plugin: Any, scenario: Scenario, plugins: dict[str, Any] | None = None) -> list[tuple[StreamSpec, HttpStream]]:

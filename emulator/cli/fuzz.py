@@ -53,7 +53,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--guided",
         action="store_true",
-        help="the coverage-guided engine: a corpus of scenarios that reached new guest code, mutated (wasmtime; --examples counts executions)",
+        help="the coverage-guided engine: a corpus of scenarios that reached new guest code, mutated; it answers the callouts the filter makes, and with --faults makes host calls fail (wasmtime; --examples counts executions)",
     )
     p.add_argument("--corpus", metavar="DIR", help="(--guided) seed from and save new corpus entries to this folder, so the next run continues")
     p.add_argument("--coverage", action="store_true", help="measure guest coverage and steer toward examples that enter more of the filter (wasmtime)")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engines import get_engine
 from ..scenario import ScenarioError
+from ..vm.module import parse_module
 from .cases import _case_space
 from .execution import execute_scenario
 from .harvest import harvest_strings
@@ -31,7 +32,7 @@ from .options import FuzzOptions, _options
 from .report import Finding, FuzzReport, _confirm
 from .runner import FuzzSetupError, _group, _prepare, _site_count
 from .shrink import _minimize
-from .strategies import COMMON_HEADER_NAMES, COMMON_QUERY_PARAMETERS
+from .strategies import COMMON_HEADER_NAMES, COMMON_QUERY_PARAMETERS, FAULT_STATUSES
 
 if TYPE_CHECKING:
     from ..host import ModuleSource
@@ -53,6 +54,10 @@ def guided_fuzz(
 ) -> FuzzReport:
     """Fuzz ``path`` for ``options.examples`` executions, guided by guest coverage (wasmtime)."""
     opts = _options("guided_fuzz", options, FuzzOptions(), overrides, refuses=("properties",))
+    if opts.fuzz_config or opts.config_schema is not None:
+        raise ValueError(
+            "guided_fuzz() does not mutate the plugin configuration yet: use fuzz_filter (the command line without --guided) for fuzz_config or config_schema"
+        )
     if "multi-memory" in get_engine(opts.engine).unsupported_proposals:
         raise FuzzSetupError(f"the guided engine measures guest coverage, which needs an engine with multi-memory: use wasmtime, not {opts.engine}")
     started = time.perf_counter()
@@ -88,6 +93,11 @@ def guided_fuzz(
     module_words = harvest_strings(path) if opts.harvest else []
     query_names = [w for w in [*vocab.values, *module_words] if w.isascii() and w.isalnum() and len(w) <= 16] + [q.decode() for q in COMMON_QUERY_PARAMETERS]
     words = _Words(names, values, query_names)
+    outline = parse_module(_module_bytes(path))
+    words.ticks = any(e.name == "proxy_on_tick" for e in outline.exports)
+    if opts.faults:  # the host functions the module imports and that have error statuses
+        imported = {name for module, name in outline.import_names() if module == "env"}
+        words.faults = sorted(f for f in imported if f in FAULT_STATUSES)
 
     entries: list[dict[str, Any]] = [_with_stream(base)]
     folder = Path(corpus) if corpus is not None else None
@@ -110,6 +120,9 @@ def guided_fuzz(
             res = execute_scenario(path, sc, engine=opts.engine, invariants=explore, coverage=True, reuse=True)
         except ScenarioError:  # a mutation the scenario format refuses: not a finding, not coverage
             return False
+        if res.host is not None:  # the clusters the filter called: their answers become mutable
+            words.clusters.update(c.cluster for c in res.host.http_calls.calls)
+            words.grpc_clusters.update(c.cluster for c in res.host.grpc_calls.calls)
         new = (res.coverage or frozenset()) - covered
         covered.update(res.coverage or ())
         violations = list(res.violations)
@@ -150,10 +163,44 @@ def guided_fuzz(
 
 
 class _Words:
+    """What mutations draw from: words, and what the filter was seen to use (clusters it called,
+    host functions it imports that can fail)."""
+
     def __init__(self, names: list[str], values: list[str], query_names: list[str]) -> None:
         self.names = list(dict.fromkeys(names)) or ["x-a"]
         self.values = list(dict.fromkeys(values)) or ["1"]
         self.query = list(dict.fromkeys(query_names)) or ["q"]
+        self.clusters: set[str] = set()
+        self.grpc_clusters: set[str] = set()
+        self.faults: list[str] = []
+        self.ticks = False
+
+
+def _module_bytes(path: ModuleSource) -> bytes:
+    return bytes(path) if isinstance(path, bytes | bytearray) else Path(path).read_bytes()
+
+
+_CALLOUT_STATUSES = [200, 200, 204, 301, 400, 401, 403, 404, 429, 500, 502, 503, 504]
+_GRPC_CODES = [0, 1, 2, 3, 4, 5, 7, 8, 13, 14, 16]
+_ADVANCE_MS = [1, 10, 100, 1000, 5000, 30000, 60000]
+
+
+def _callout_answer(rng: random.Random, w: _Words) -> Any:
+    """A scenario ``http_calls`` response: a failure, a timeout, or a response built from words."""
+    pick = rng.random()
+    if pick < 0.15:
+        return "fail"
+    if pick < 0.25:
+        return "timeout"
+    headers = [[rng.choice(w.names), rng.choice(w.values)] for _ in range(rng.randint(0, 2))]
+    body = "" if rng.random() < 0.3 else rng.choice(w.values) * rng.choice([1, 1, 2, 64])
+    return {"status": rng.choice(_CALLOUT_STATUSES), "headers": headers, "body": body}
+
+
+def _grpc_answer(rng: random.Random, w: _Words) -> dict[str, Any]:
+    if rng.random() < 0.5:
+        return {"message": rng.choice(w.values)}
+    return {"status": rng.choice(_GRPC_CODES), "message": rng.choice(w.values)}
 
 
 def _with_stream(sc: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +225,22 @@ def _mutate(parent: dict[str, Any], rng: random.Random, w: _Words, entries: list
         side = "request" if rng.random() < 0.8 or "response" not in stream else "response"
         msg = stream.setdefault(side, {"headers": []})
         headers = _pairs(msg.get("headers"))
+        extra = rng.random()
+        if extra < 0.2:
+            if w.clusters or w.grpc_clusters:  # answer a callout the filter made
+                _mutate_callouts(sc, rng, w)
+                continue
+        elif extra < 0.25 and (w.ticks or w.clusters or w.grpc_clusters):  # virtual time passes: ticks run, callouts time out
+            if rng.random() < 0.5:
+                sc["advance_ms"] = rng.choice(_ADVANCE_MS)
+            else:
+                stream["advance_ms"] = rng.choice(_ADVANCE_MS)
+            continue
+        elif extra < 0.32 and w.faults:  # a host call fails (--faults)
+            fn = rng.choice(w.faults)
+            rule = {"function": fn, "status": int(rng.choice(FAULT_STATUSES[fn])), "nth": rng.randint(1, 4)}
+            sc["faults"] = [*sc.get("faults", [])[:2], rule] if rng.random() < 0.5 else [rule]
+            continue
         op = rng.randrange(12)
         if op == 0:  # add a header the filter may look for
             headers.append([rng.choice(w.names), rng.choice(w.values)])
@@ -228,3 +291,13 @@ def _mutate(parent: dict[str, Any], rng: random.Random, w: _Words, entries: list
             headers.append([rng.choice(w.names), ",".join(rng.choice(w.values) for _ in range(rng.randint(2, 4)))])
         msg["headers"] = headers
     return sc
+
+
+def _mutate_callouts(sc: dict[str, Any], rng: random.Random, w: _Words) -> None:
+    """Set the answer to the calls to one cluster the filter called (HTTP or gRPC)."""
+    kinds = [k for k, have in (("http_calls", w.clusters), ("grpc_calls", w.grpc_clusters)) if have]
+    kind = rng.choice(kinds)
+    cluster = rng.choice(sorted(w.clusters if kind == "http_calls" else w.grpc_clusters))
+    answer = _callout_answer(rng, w) if kind == "http_calls" else _grpc_answer(rng, w)
+    others = [r for r in sc.get(kind, []) if r.get("cluster") != cluster]
+    sc[kind] = [*others, {"cluster": cluster, "response": answer}]

@@ -54,3 +54,32 @@ def test_the_guided_engine_on_wasmer_says_it_needs_wasmtime(proxy_wasm_engine):
         pytest.skip("wasmer only")
     with pytest.raises(FuzzSetupError, match="needs an engine with multi-memory"):
         guided_fuzz(FIXTURES / "rust/headers_rust.wasm", examples=5, seed=1, engine="wasmer")
+
+
+def _saved(folder):
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def test_host_faults_are_mutated_only_when_asked(tmp_path):
+    module = FIXTURES / "c/headers_c.wasm"
+    plain, faulty = tmp_path / "plain", tmp_path / "faults"
+    guided_fuzz(module, examples=400, seed=2, exclude=["trap"], leak_repeats=0, corpus=plain)
+    guided_fuzz(module, examples=400, seed=2, exclude=["trap"], leak_repeats=0, corpus=faulty, faults=True)
+    assert not any("faults" in sc for sc in _saved(plain))
+    rules = [rule for sc in _saved(faulty) for rule in sc.get("faults", [])]
+    assert rules, "failing host calls reach guest code nothing else reaches"
+    imported = {"proxy_get_header_map_value", "proxy_add_header_map_value", "proxy_replace_header_map_value", "proxy_remove_header_map_value"}
+    assert any(rule["function"] in imported for rule in rules)
+
+
+def test_callouts_the_filter_makes_get_answers(tmp_path):
+    guided_fuzz(BUGS / "c_callout_empty/bug_c_callout_empty.wasm", examples=300, seed=1, exclude=["trap"], leak_repeats=0, corpus=tmp_path)
+    answers = [r for sc in _saved(tmp_path) for r in sc.get("http_calls", [])]
+    assert {r["cluster"] for r in answers} == {"authz"}  # the cluster the filter called, nothing invented
+    kinds = {r["response"] if isinstance(r["response"], str) else "response" for r in answers}
+    assert "response" in kinds and kinds & {"fail", "timeout"}
+
+
+def test_configuration_fuzzing_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="configuration"):
+        guided_fuzz(FIXTURES / "c/headers_c.wasm", examples=10, fuzz_config=True)
