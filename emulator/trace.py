@@ -177,7 +177,9 @@ def _recorder(function: str) -> Any:
     ``rec(vm, observer, impl, *args)`` does what :class:`~emulator.observer.HostCallObserver` does
     for a host that only records (a trace, no expectations), with the input and output reads of
     the ABI table's plan written inline. A bad pointer falls back to the generic capture, which
-    says which range was invalid; the entry is the same tuple either way.
+    says which range was invalid. The record is one flat tuple of plain values in
+    :attr:`Trace.pending` (see :func:`_from_flat`): the collector untracks it, and it becomes a
+    :class:`TraceEntry` only when the trace is read.
     """
     plan = _PLANS[function]
     n = len(HOST_FUNCTIONS[function].params)
@@ -196,9 +198,8 @@ def _recorder(function: str) -> Any:
         "        try:\n" + "".join(line + "\n" for line in outs) + f"            res = {_tuple(items)}\n"
         "        except Exception:\n"
         f"            res = capture_results(vm, name, {args})\n"
-        f"        results = (name, {args}, res)\n"
         if items
-        else f"        results = (name, {args}, ())\n"
+        else "        res = ()\n"
     )
     src = (
         f"def rec(vm, obs, impl, {params}):\n"
@@ -217,13 +218,14 @@ def _recorder(function: str) -> Any:
         "    if status == 0:\n"
         f"{out_block}"
         "    else:\n"
-        "        results = {}\n"
+        "        res = ()\n"
         "    host = obs.host\n"
         "    host._seq = seq = host._seq + 1\n"
         "    trace = host.trace\n"
-        f"    trace.append(new(TraceEntry, (seq, name, (name, {args}, raw), status, results, vm.active.id, vm.current_callback, False)))\n"
-        "    if len(trace) > 2 * host.trace_limit:\n"
-        "        del trace[: len(trace) - host.trace_limit]\n"
+        "    pending = trace.pending\n"
+        f"    pending.append((seq, name, status, vm.active.id, vm.current_callback, {params}{', ' if n else ''}*raw, *res))\n"
+        "    if len(pending) + llen(trace) > 2 * host.trace_limit:\n"
+        "        trace.trim(host.trace_limit)\n"
         "    return status\n"
     )
     namespace = {
@@ -232,8 +234,7 @@ def _recorder(function: str) -> Any:
         "capture_results": capture_results,
         "MemoryAccessError": MemoryAccessError,
         "fault": int(Status.InvalidMemoryAccess),
-        "new": tuple.__new__,
-        "TraceEntry": TraceEntry,
+        "llen": list.__len__,
     }
     return build("rec", src, namespace)
 
@@ -248,6 +249,27 @@ class _Recorders(dict[str, Any]):
 
 RECORDERS: Mapping[str, Any] = _Recorders()
 """``RECORDERS[name](vm, observer, impl, *args)``: the one-frame recorder of each ``env`` import."""
+
+
+class _Layouts(dict[str, tuple[int, int]]):
+    def __missing__(self, name: str) -> tuple[int, int]:
+        plan = _PLANS[name]
+        inputs = sum(1 for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT))
+        layout = self[name] = (len(HOST_FUNCTIONS[name].params), inputs)
+        return layout
+
+
+_LAYOUTS = _Layouts()
+
+
+def _from_flat(flat: tuple[Any, ...]) -> TraceEntry:
+    """The :class:`TraceEntry` of a recorder's flat record ``(seq, name, status, context, callback,
+    *args, *inputs, *outputs)``: the same entry the generic observer path builds."""
+    seq, name, status, ctx, callback = flat[:5]
+    n, k = _LAYOUTS[name]
+    args = flat[5 : 5 + n]
+    results: Any = (name, args, flat[5 + n + k :]) if status == 0 else {}
+    return tuple.__new__(TraceEntry, (seq, name, (name, args, flat[5 + n : 5 + n + k]), status, results, ctx, callback, False))
 
 
 def _decode_args(function: str, args: tuple[int, ...], raw: tuple[Any, ...]) -> dict[str, Any]:
@@ -403,8 +425,86 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _flushing(method: Any) -> Any:
+    def wrapper(self: Trace, *args: Any, **kwargs: Any) -> Any:
+        if self.pending:
+            self.flush()
+        return method(self, *args, **kwargs)
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
 class Trace(list[TraceEntry]):
-    """The list of host calls of a host, with rendering, export and comparison."""
+    """The list of host calls of a host, with rendering, export and comparison.
+
+    The recorders append flat tuples to :attr:`pending`; every read of the list turns them into
+    :class:`TraceEntry` objects first, in order, so a trace reads as a plain list of entries.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self, entries: Any = ()) -> None:
+        super().__init__(entries)
+        self.pending: list[tuple[Any, ...]] = []
+        """Records not read yet (flat tuples of plain values, see :func:`_from_flat`)."""
+
+    def flush(self) -> None:
+        """Turn the pending records into entries (every read does this first)."""
+        pending = self.pending
+        list.extend(self, map(_from_flat, pending))
+        pending.clear()
+
+    def trim(self, limit: int) -> None:
+        """Keep only the ``limit`` most recent calls (the oldest go first, read or not)."""
+        drop = list.__len__(self) + len(self.pending) - limit
+        if drop <= 0:
+            return
+        head = min(drop, list.__len__(self))
+        list.__delitem__(self, slice(0, head))
+        del self.pending[: drop - head]
+
+    def __len__(self) -> int:
+        return list.__len__(self) + len(self.pending)
+
+    def __bool__(self) -> bool:
+        return bool(list.__len__(self) or self.pending)
+
+    def clear(self) -> None:
+        """Forget every call, pending ones too."""
+        self.pending.clear()
+        list.clear(self)
+
+    __iter__ = _flushing(list.__iter__)
+    __reversed__ = _flushing(list.__reversed__)
+    __getitem__ = _flushing(list.__getitem__)
+    __setitem__ = _flushing(list.__setitem__)
+    __delitem__ = _flushing(list.__delitem__)
+    __contains__ = _flushing(list.__contains__)
+    __eq__ = _flushing(list.__eq__)
+    __ne__ = _flushing(list.__ne__)
+    __lt__ = _flushing(list.__lt__)
+    __le__ = _flushing(list.__le__)
+    __gt__ = _flushing(list.__gt__)
+    __ge__ = _flushing(list.__ge__)
+    __add__ = _flushing(list.__add__)
+    __iadd__ = _flushing(list.__iadd__)
+    __mul__ = _flushing(list.__mul__)
+    __imul__ = _flushing(list.__imul__)
+    __repr__ = _flushing(list.__repr__)
+    __reduce_ex__ = _flushing(list.__reduce_ex__)
+    append = _flushing(list.append)
+    extend = _flushing(list.extend)
+    insert = _flushing(list.insert)
+    pop = _flushing(list.pop)
+    remove = _flushing(list.remove)
+    index = _flushing(list.index)
+    count = _flushing(list.count)
+    copy = _flushing(list.copy)
+    sort = _flushing(list.sort)
+    reverse = _flushing(list.reverse)
+    __hash__ = None  # type: ignore[assignment]
 
     def calls(self, function: str) -> list[TraceEntry]:
         """Entries of one function."""

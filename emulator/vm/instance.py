@@ -105,6 +105,8 @@ class Vm:
         self._next_id = 1
         self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
         program.switch(self)
+        self._calls = program.calls
+        self._exports: dict[str, Any] = {}  # callers of this instance's exports, by name
         self.memory: GuestMemory | None = None
         self.current_callback = "(wasm start function)"
         try:
@@ -222,10 +224,13 @@ class Vm:
         A trap, a panic, ``proc_exit`` or a host-side exception raises :class:`CallbackError`
         and marks the VM failed, as cpp-host does.
         """
-        fn = self.instance.export(export)
+        fn = self._exports.get(export)
         if fn is None:
-            self.last_cost = None
-            return None
+            fn = self.instance.export(export)
+            if fn is None:
+                self.last_cost = None
+                return None
+            self._exports[export] = fn
         if self.failed is not None:
             raise VmFailedError(self.failed)
         saved = (self.current_context, self.effective_context, self.current_callback, self._running)
@@ -233,7 +238,7 @@ class Vm:
         self._running = self.contexts.get(cid)  # looked up once per callback
         self.effective_context = None
         self.current_callback = export
-        self.program.calls.vm = self  # program.switch(self), inline: this is every callback
+        self._calls.vm = self  # program.switch(self), inline: this is every callback
         top = saved[2] is None
         metered = self._costs and top
         if metered:
@@ -350,6 +355,7 @@ class Vm:
                 self.instance = self.program.linked.instantiate()
             finally:
                 self.allowed_imports = None
+            self._exports = {}
             self.memory = self.instance.memory
             self._alloc = self.instance.export(self.allocator)
             if self.coverage_memory is not None:
