@@ -4,6 +4,7 @@ and value words, so generated traffic reaches the headers a filter looks for wit
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..host import ModuleSource
 
-__all__ = ["Vocabulary", "data_segments", "harvest_strings", "host_call_vocabulary", "module_vocabulary"]
+__all__ = ["Vocabulary", "data_segments", "harvest_strings", "host_call_vocabulary", "literal_pieces", "module_vocabulary"]
 
 
 def _read_wasm(module: ModuleSource) -> bytes:
@@ -29,20 +30,109 @@ def data_segments(module: ModuleSource) -> list[bytes]:
     return [data[start:end] for start, end in parse_module(data).data_segments]
 
 
+_PRINTABLE = re.compile(rb"[\x20-\x7e]+")
 _SPLIT = re.compile(rb"[\s\"'=<>,;(){}\[\]|\\`]+")
 _NAME_LIKE = re.compile(r"^:?[a-z0-9][a-z0-9_.-]*[a-z0-9]$")
+
+
+def literal_pieces(module: ModuleSource, *, max_len: int = 64) -> list[bytes]:
+    """The module's data segments cut where the code says literals are.
+
+    Toolchains store string literals back to back: Go packs them sorted by length, so
+    ``x-mirror-to30517578125/dev/stdout`` is three literals, and Rust and C++ put them end to
+    end. The code names each literal it uses with constants
+    (:mod:`emulator.vm.instructions`): an address and, next to it, a length. So the pieces are:
+    first every ``(address, length)`` pair of constants that lands in an active segment (the
+    literals exactly), then the segments cut at every constant address that points into them.
+    Segments whose address is not a constant stay whole.
+    """
+    literals, pieces = _pieces(_read_wasm(module), max_len)
+    return literals + pieces
+
+
+def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes]]:
+    """The exact literals (from address and length pairs), and the segments cut at addresses."""
+    from bisect import bisect_left, bisect_right
+
+    from ..vm.instructions import code_constants, nearby_pairs
+    from ..vm.module import parse_module
+
+    info = parse_module(data)
+    placed = sorted((address, start, end) for (start, end), address in zip(info.data_segments, info.data_addresses, strict=True) if address is not None)
+    if not placed:
+        return [], [data[start:end] for start, end in info.data_segments]
+    bases = [base for base, _, _ in placed]
+    constants = code_constants(data, info)
+    starts = {value for value, _ in constants}
+    literals: list[bytes] = []
+    for address, size in sorted(nearby_pairs(constants)):
+        if not 0 < size <= max_len:
+            continue
+        i = bisect_right(bases, address) - 1
+        if i < 0:
+            continue
+        base, start, end = placed[i]
+        at = start + address - base
+        # a length is the literal's when the next literal starts there (the code names it too),
+        # or when it does not stop in the middle of a word
+        fits = address + size in starts or not _continues_token(data, at + size, end)
+        if at + size <= end and fits and 0 not in data[at : at + size]:
+            literals.append(data[at : at + size])
+    consts = sorted(starts)
+    pieces: list[bytes] = []
+    for (start, end), address in zip(info.data_segments, info.data_addresses, strict=True):
+        seg = data[start:end]
+        if address is None:
+            pieces.append(seg)
+            continue
+        cuts = [c - address for c in consts[bisect_right(consts, address) : bisect_left(consts, address + len(seg))]]
+        pieces += [seg[a:b] for a, b in zip([0, *cuts], [*cuts, len(seg)], strict=True)]
+    return literals, pieces
+
+
+_TOKEN = frozenset(b"abcdefghijklmnopqrstuvwxyz-_")
+
+
+def _continues_token(data: bytes, pos: int, end: int) -> bool:
+    """Whether the byte at ``pos`` would continue a lower-case word: a length that stops there
+    cuts a literal in the middle, so it is not the literal's length."""
+    return pos < end and data[pos] in _TOKEN
 
 
 def harvest_strings(module: ModuleSource, *, min_len: int = 3, max_len: int = 64, limit: int = 4096) -> list[str]:
     """Printable strings of the module's data segments, cut into dictionary words.
 
-    Runs of printable ASCII (and of UTF-16 ASCII, as AssemblyScript stores strings) are split at
-    whitespace and punctuation, and before every ``x-`` (SDKs
-    such as Rust's store string literals back to back, so ``x-denyx-pause`` holds two names).
-    Words keep their first-seen order; at most ``limit``.
+    The segments are first cut where the code says literals start (:func:`literal_pieces`); runs
+    of printable ASCII (and of UTF-16 ASCII, as AssemblyScript stores strings) are then split at
+    whitespace and punctuation, and before every ``x-``. The words of the whole segments follow,
+    for literals the code addresses in ways the cut does not see. Words keep their first-seen
+    order; at most ``limit``.
     """
+    data = _read_wasm(module)
+    key = hashlib.sha256(data).hexdigest(), min_len, max_len, limit
+    cached = _HARVESTS.get(key)
+    if cached is None:
+        cached = _HARVESTS[key] = _harvest(data, min_len, max_len, limit)
+        while len(_HARVESTS) > 8:
+            _HARVESTS.pop(next(iter(_HARVESTS)))
+    return list(cached)
+
+
+_HARVESTS: dict[tuple[Any, ...], list[str]] = {}
+
+
+def _harvest(data: bytes, min_len: int, max_len: int, limit: int) -> list[str]:
     seen: dict[str, None] = {}
-    for seg in data_segments(module):
+    literals, pieces = _pieces(data, max_len)
+    for literal in literals:  # split at punctuation only: a literal the code names holds no glued neighbour
+        if not _PRINTABLE.fullmatch(literal):
+            continue
+        for piece in _SPLIT.split(literal):
+            w = piece.decode()
+            w = w.rstrip(":.") if w.startswith(":") else w.strip(":.-_/")
+            if min_len <= len(w) <= max_len and w not in seen:
+                seen[w] = None
+    for seg in [*pieces, *data_segments(data)]:
         runs = re.findall(rb"[\x20-\x7e]{%d,}" % min_len, seg)
         # UTF-16 (AssemblyScript); a segment loses its trailing zero bytes, so the last character may lack its \0
         wide = re.findall(rb"(?:[\x20-\x7e]\x00){%d,}(?:[\x20-\x7e]\Z)?" % (min_len - 1), seg)
@@ -76,7 +166,8 @@ def module_vocabulary(module: ModuleSource, *, max_names: int = 256, max_values:
     short value words harvested from the module's data segments."""
     words = harvest_strings(module)
     names = [w for w in words if _NAME_LIKE.match(w) and len(w) <= 40]
-    names.sort(key=lambda w: 0 if ("-" in w or w.startswith(":")) else 1)
+    # custom headers first (the ``x-`` convention), then other hyphenated and pseudo-header words
+    names.sort(key=lambda w: 0 if w.startswith("x-") else 1 if ("-" in w or w.startswith(":")) else 2)
     values = [w for w in words if len(w) <= 32]
     return Vocabulary(names[:max_names], values[:max_values])
 

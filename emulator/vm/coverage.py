@@ -9,9 +9,8 @@ after ``br_if``, ``br_on_null``/``br_on_non_null`` and the GC casts that may fal
 every ``catch`` of exception handling. Probes leave the stack as they found it, so they fit at any
 instruction boundary.
 
-The instructions are decoded only far enough to find their ends (every opcode of WebAssembly 3.0
-and its phase-4 proposals); a byte this reader does not know stops the rewrite with
-:class:`CoverageError` naming it. Needs an engine with multi-memory (wasmtime; not wasmer 2.1).
+The instructions are decoded only far enough to find their ends (:mod:`emulator.vm.instructions`);
+a byte that reader does not know stops the rewrite with :class:`CoverageError` naming it. Needs an engine with multi-memory (wasmtime; not wasmer 2.1).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 
 from abi.leb128 import encode_uleb
 
+from .instructions import skip_immediates
 from .module import ModuleInfo, _Reader, parse_module
 
 __all__ = ["COVERAGE_EXPORT", "CoverageError", "CoverageMap", "instrument"]
@@ -48,13 +48,6 @@ class CoverageMap:
 # opcodes after which a new basic block starts (a probe follows the instruction)
 _PROBE_AFTER = {0x03, 0x04, 0x05, 0x0B, 0x0D, 0xD5, 0xD6, 0x07, 0x19}
 _BLOCK_STARTS = {0x02, 0x03, 0x04, 0x06, 0x1F}  # block, loop, if, try, try_table: push a label
-_NO_IMMEDIATE = set(range(0x45, 0xC5)) | {0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD4}
-_U32_IMMEDIATE = {0x0C, 0x0D, 0x10, 0x12, 0x14, 0x15, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3F, 0x40, 0xD2, 0xD5, 0xD6, 0x07, 0x08, 0x09, 0x18}
-_SIMD_MEMARG = set(range(0, 12)) | {92, 93}
-_SIMD_LANE = set(range(21, 35))
-_SIMD_MEMARG_LANE = set(range(84, 92))
-_GC_ONE = {0, 1, 6, 7, 11, 12, 13, 14, 16}
-_GC_TWO = {2, 3, 4, 5, 8, 9, 10, 17, 18, 19}
 
 
 def instrument(wasm: bytes, info: ModuleInfo | None = None) -> tuple[bytes, CoverageMap]:
@@ -158,7 +151,7 @@ def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: in
         at = r.pos
         op = r.byte()
         try:
-            _skip_immediates(r, op)
+            skip_immediates(r, op)
         except Exception as exc:
             raise CoverageError(f"function {func}: cannot decode the instruction at byte {at} (opcode 0x{op:02x}): {exc}") from None
         out += wasm[at : r.pos]
@@ -173,102 +166,3 @@ def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: in
         if op in _PROBE_AFTER or (op == 0xFB and wasm[at + 1] in (24, 25)):
             probe(r.pos)
     raise CoverageError(f"function {func}: body ends without its final end")
-
-
-def _blocktype(r: _Reader) -> None:
-    b = r.peek()
-    if b == 0x40:
-        r.pos += 1
-    elif b in (0x7F, 0x7E, 0x7D, 0x7C, 0x7B) or b in range(0x63, 0x76):
-        r.valtype()
-    else:
-        r.sleb(33)
-
-
-def _memarg(r: _Reader) -> None:
-    flags = r.uleb()
-    if flags & 0x40:
-        r.uleb()
-    r.u64()
-
-
-def _skip_immediates(r: _Reader, op: int) -> None:
-    if op in _NO_IMMEDIATE:
-        return
-    if op in _U32_IMMEDIATE:
-        r.uleb()
-    elif op in (0x02, 0x03, 0x04, 0x06):
-        _blocktype(r)
-    elif op == 0x1F:  # try_table
-        _blocktype(r)
-        for _ in range(r.uleb()):
-            kind = r.byte()
-            if kind in (0, 1):
-                r.uleb()
-            r.uleb()
-    elif op == 0x0E:  # br_table
-        for _ in range(r.uleb()):
-            r.uleb()
-        r.uleb()
-    elif op in (0x11, 0x13):  # call_indirect, return_call_indirect
-        r.uleb()
-        r.uleb()
-    elif op == 0x1C:  # select t*
-        for _ in range(r.uleb()):
-            r.valtype()
-    elif 0x28 <= op <= 0x3E:
-        _memarg(r)
-    elif op == 0x41:
-        r.sleb(32)
-    elif op == 0x42:
-        r.sleb(64)
-    elif op == 0x43:
-        r.bytes_(4)
-    elif op == 0x44:
-        r.bytes_(8)
-    elif op == 0xD0:
-        r.heaptype()
-    elif op == 0xFC:
-        sub = r.uleb()
-        if sub in (8, 12, 14) or sub == 10:
-            r.uleb()
-            r.uleb()
-        elif sub in (9, 11, 13, 15, 16, 17):
-            r.uleb()
-        elif sub > 22:
-            raise ValueError(f"unknown 0xfc instruction {sub}")
-    elif op == 0xFD:
-        sub = r.uleb()
-        if sub in _SIMD_MEMARG:
-            _memarg(r)
-        elif sub in (12, 13):
-            r.bytes_(16)
-        elif sub in _SIMD_LANE:
-            r.byte()
-        elif sub in _SIMD_MEMARG_LANE:
-            _memarg(r)
-            r.byte()
-    elif op == 0xFB:
-        sub = r.uleb()
-        if sub in _GC_ONE:
-            r.uleb()
-        elif sub in _GC_TWO:
-            r.uleb()
-            r.uleb()
-        elif sub in (20, 21, 22, 23):
-            r.heaptype()
-        elif sub in (24, 25):
-            r.byte()
-            r.uleb()
-            r.heaptype()
-            r.heaptype()
-        elif sub > 30:
-            raise ValueError(f"unknown 0xfb instruction {sub}")
-    elif op == 0xFE:
-        sub = r.uleb()
-        if sub == 3:
-            r.byte()
-        else:
-            _memarg(r)
-    else:
-        raise ValueError(f"unknown opcode 0x{op:02x}")

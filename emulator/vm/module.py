@@ -104,6 +104,9 @@ class ModuleInfo:
     mutable_globals: int = 0
     mutable_global_indices: list[int] = field(default_factory=list)
     data_segments: list[tuple[int, int]] = field(default_factory=list)
+    data_addresses: list[int | None] = field(default_factory=list)
+    """Where each data segment goes in linear memory (``None``: passive, or an offset that is not a
+    plain constant), parallel to :attr:`data_segments`."""
     proposals: set[str] = field(default_factory=set)
     """Post-MVP proposals the outline shows (``compact-imports``, ``gc``, ``exceptions``, ``memory64``, ...)."""
     _name_section: bytes | None = field(default=None, repr=False)
@@ -432,12 +435,16 @@ class _Parser:
                 flags = s.uleb()
                 if flags == 2:
                     s.uleb()
+                address = None
                 if flags in (0, 2):
+                    begin = s.pos
                     s.const_expr()
+                    address = _constant_offset(s.data[begin : s.pos])
                 elif flags != 1:
                     raise s.fail(f"unknown data segment flags {flags}")
                 size = s.uleb()
                 info.data_segments.append((s.pos, s.pos + size))
+                info.data_addresses.append(address)
                 s.bytes_(size)
         return ""
 
@@ -598,3 +605,12 @@ def _read_names(s: _Reader, names: dict[int, str]) -> None:
             s.pos = end
     except ModuleFormatError:
         pass
+
+
+def _constant_offset(expr: bytes) -> int | None:
+    """The value of an offset expression that is one ``i32.const``/``i64.const`` and ``end``."""
+    if len(expr) < 3 or expr[0] not in (0x41, 0x42) or expr[-1] != 0x0B:
+        return None
+    r = _Reader(expr, 1, len(expr) - 1)
+    value = r.sleb(32 if expr[0] == 0x41 else 64)
+    return value if r.pos == len(expr) - 1 else None
