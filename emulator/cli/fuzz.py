@@ -37,7 +37,13 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("filter", metavar="FILTER.wasm")
     p.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a seed scenario: its plugin settings, responders and streams (checked first, then mutated)")
-    p.add_argument("--examples", type=int, default=100, metavar="N", help="generated examples (default 100; 0 only checks the seed scenario)")
+    p.add_argument(
+        "--examples",
+        type=int,
+        default=100,
+        metavar="N",
+        help="executions (guided) or generated examples (hypothesis); default 100; 0 only checks the seed scenario",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the generator and the host (default 0)")
     add_plugin_options(p)
     p.add_argument("--out", default="fuzz-failure.json", metavar="FILE", help="where to write the minimal failing scenario (default fuzz-failure.json)")
@@ -51,17 +57,52 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--fuzz-config", action="store_true", help="fuzz the plugin configuration too")
     p.add_argument("--config-schema", metavar="FILE", help="fuzz the configuration from this JSON Schema")
     p.add_argument(
-        "--guided",
-        action="store_true",
-        help="the coverage-guided engine: a corpus of scenarios that reached new guest code, mutated; it answers the callouts the filter makes, and with --faults makes host calls fail (wasmtime; --examples counts executions)",
+        "--fuzzer",
+        choices=FUZZERS,
+        help=(
+            "guided (the default on wasmtime): a corpus of scenarios that reached new guest code, mutated; it answers the callouts the "
+            "filter makes, and with --faults makes host calls fail; --examples counts executions. hypothesis: hypothesis draws every "
+            "example (the default on wasmer, and with --fuzz-config or --config-schema, which the guided engine does not do yet)"
+        ),
     )
-    p.add_argument("--corpus", metavar="DIR", help="(--guided) seed from and save new corpus entries to this folder, so the next run continues")
+    p.add_argument("--guided", action="store_const", const="guided", dest="fuzzer", help="the same as --fuzzer guided")
+    p.add_argument("--corpus", metavar="DIR", help="(guided) seed from and save new corpus entries to this folder, so the next run continues")
     p.add_argument("--coverage", action="store_true", help="measure guest coverage and steer toward examples that enter more of the filter (wasmtime)")
     p.add_argument(
         "--faults", action="store_true", help="also inject host-call errors (a finding's file keeps them in its 'faults' field, so 'run' replays them)"
     )
     p.set_defaults(func=run_fuzz_command)
     return p
+
+
+FUZZERS = ("guided", "hypothesis")
+
+
+def choose_fuzzer(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The fuzzer a ``fuzz`` run uses and, when the default had to change, why.
+
+    Raises :class:`~emulator.cli.options.UsageError` when ``--fuzzer guided`` (or ``--guided``) is
+    asked for something only the hypothesis engine does.
+    """
+    from ..engines import get_engine
+    from .options import UsageError
+
+    lacks = None
+    try:
+        unsupported = get_engine(args.engine).unsupported_proposals
+    except Exception:  # e.g. wasmer not installed on this Python: the run itself says so
+        unsupported = frozenset({"multi-memory"})
+    if "multi-memory" in unsupported:
+        lacks = f"the guided engine measures guest coverage, which needs wasmtime's multi-memory ({args.engine} has none)"
+    elif args.fuzz_config or args.config_schema is not None:
+        lacks = "the guided engine does not mutate the plugin configuration yet (--fuzz-config, --config-schema)"
+    if args.fuzzer == "guided" and lacks:
+        raise UsageError(f"--fuzzer guided: {lacks}; use --fuzzer hypothesis")
+    if args.fuzzer == "hypothesis" or lacks:
+        if args.corpus is not None:
+            raise UsageError("--corpus keeps the guided engine's corpus; the hypothesis engine keeps its examples in .hypothesis/")
+        return "hypothesis", (None if args.fuzzer == "hypothesis" else lacks)
+    return "guided", None
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -144,14 +185,21 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
             schema = json.loads(Path(args.config_schema).read_text())
         except (OSError, ValueError) as exc:
             return _fail(args, f"--config-schema: cannot read {args.config_schema} as JSON: {exc}")
+    try:
+        fuzzer, why = choose_fuzzer(args)
+    except UsageError as exc:
+        return _fail(args, str(exc))
     progress = None if args.json else _progress_printer(args.examples)
     if not args.json:
-        print(f"fuzzing {args.filter}: {args.examples} examples, seed {args.seed}, engine {args.engine}", flush=True)
+        unit = "executions" if fuzzer == "guided" else "examples"
+        print(f"fuzzing {args.filter}: {args.examples} {unit}, seed {args.seed}, {fuzzer} fuzzer, engine {args.engine}", flush=True)
+        if why:
+            print(f"  (the hypothesis fuzzer: {why})", flush=True)
     try:
         options = fuzz_options(
             args, plugin_config=settings["plugin_config"], config_schema=schema, vm_config=settings["vm_config"], environment=settings["environment"]
         )
-        if args.guided:
+        if fuzzer == "guided":
             from ..fuzz.guided import guided_fuzz
 
             report = guided_fuzz(args.filter, options, corpus=args.corpus, progress=progress)
@@ -176,6 +224,9 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         written.append(str(path))
     if args.json:
         out = report.to_json()
+        out["fuzzer"] = fuzzer
+        if why:
+            out["fuzzer_note"] = why
         out["written"] = written
         for f, path in zip(out["findings"], written, strict=False):
             f["file"] = path

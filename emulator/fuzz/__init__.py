@@ -57,7 +57,7 @@ from __future__ import annotations
 from .execution import Execution, execute_scenario
 from .faults import FaultInjectingObserver, InjectedFault
 from .guided import guided_fuzz
-from .harvest import Vocabulary, data_segments, harvest_strings, host_call_vocabulary, literal_pieces, module_vocabulary
+from .harvest import Vocabulary, data_segments, harvest_strings, host_call_vocabulary, literal_pieces, module_vocabulary, own_strings
 from .options import FUZZ_TEST_DEFAULTS, STATE_MACHINE_DEFAULTS, FuzzOptions
 from .report import Finding, FuzzReport, format_json
 from .runner import FuzzSetupError, fuzz_filter, fuzz_test
@@ -85,5 +85,6 @@ __all__ = [
     "host_call_vocabulary",
     "literal_pieces",
     "module_vocabulary",
+    "own_strings",
     "run_filter_state_machine",
 ]

@@ -27,7 +27,7 @@ from ..scenario import ScenarioError
 from ..vm.module import parse_module
 from .cases import _case_space
 from .execution import execute_scenario
-from .harvest import harvest_strings
+from .harvest import _NAME_LIKE, harvest_strings, own_strings
 from .options import FuzzOptions, _options
 from .report import Finding, FuzzReport, _confirm
 from .runner import FuzzSetupError, _group, _prepare, _site_count
@@ -41,6 +41,8 @@ __all__ = ["guided_fuzz"]
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"]
 _VALUES = ["", "0", "1", "-1", "true", "false", "a,b", "a,,b", " , ,", "x" * 64, "%00", "\t", "application/json", "text/plain", "*/*", "gzip"]
+_ODD_VALUES = frozenset({"", "a,,b", " , ,", "%00", "\t"})
+"""Values left out of well-formed traffic (``adversarial=False``, the command line's ``--well-formed``)."""
 _DEFAULT_STREAM = {"request": {"headers": [[":method", "GET"], [":path", "/"], [":authority", "example.com"]]}, "response": {"headers": [[":status", "200"]]}}
 
 
@@ -88,11 +90,19 @@ def guided_fuzz(
         err = first.run.start_error
         raise FuzzSetupError(f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration")
     vocab = _case_space(path, base, parsed, opts).vocabulary
-    names = [w.lower() for w in vocab.names if w and ":" not in w[1:]] + [n.decode() if isinstance(n, bytes) else n for n in COMMON_HEADER_NAMES]
+    module_names = [w.lower() for w in vocab.names if w and ":" not in w[1:]]
+    names = module_names + [n.decode() if isinstance(n, bytes) else n for n in COMMON_HEADER_NAMES]
     values = list(vocab.values) + _VALUES
     module_words = harvest_strings(path) if opts.harvest else []
     query_names = [w for w in [*vocab.values, *module_words] if w.isascii() and w.isalnum() and len(w) <= 16] + [q.decode() for q in COMMON_QUERY_PARAMETERS]
-    words = _Words(names, values, query_names)
+    words = _Words(names, values if opts.adversarial else [v for v in values if v not in _ODD_VALUES], query_names)
+    own = own_strings(path) if opts.harvest else []
+    words.module_names = list(dict.fromkeys(module_names))
+    words.own_names = [w.lower() for w in own if _NAME_LIKE.match(w.lower()) and len(w) <= 40]
+    words.own_values = [w for w in own if len(w) <= 32]
+    words.own_query = [w for w in own if w.isascii() and w.isalnum() and len(w) <= 16]
+    words.adversarial = opts.adversarial
+    words.max_streams = opts.max_streams
     outline = parse_module(_module_bytes(path))
     words.ticks = any(e.name == "proxy_on_tick" for e in outline.exports)
     if opts.faults:  # the host functions the module imports and that have error statuses
@@ -174,6 +184,26 @@ class _Words:
         self.grpc_clusters: set[str] = set()
         self.faults: list[str] = []
         self.ticks = False
+        self.adversarial = True
+        self.max_streams = 4
+        # the words of the author's own code (Go's package main), drawn half of the time when known
+        self.own_names: list[str] = []
+        self.own_values: list[str] = []
+        self.own_query: list[str] = []
+        self.module_names: list[str] = []  # the module's and its host calls' names, without the generic ones
+
+    def name(self, rng: random.Random) -> str:
+        """A header name: the author's own words half of the time (when known), then the module's
+        words as often as generic HTTP names."""
+        if self.own_names and rng.random() < 0.5:
+            return rng.choice(self.own_names)
+        return rng.choice(self.module_names if self.module_names and rng.random() < 0.5 else self.names)
+
+    def value(self, rng: random.Random) -> str:
+        return rng.choice(self.own_values if self.own_values and rng.random() < 0.5 else self.values)
+
+    def query_name(self, rng: random.Random) -> str:
+        return rng.choice(self.own_query if self.own_query and rng.random() < 0.5 else self.query)
 
 
 def _module_bytes(path: ModuleSource) -> bytes:
@@ -192,15 +222,15 @@ def _callout_answer(rng: random.Random, w: _Words) -> Any:
         return "fail"
     if pick < 0.25:
         return "timeout"
-    headers = [[rng.choice(w.names), rng.choice(w.values)] for _ in range(rng.randint(0, 2))]
-    body = "" if rng.random() < 0.3 else rng.choice(w.values) * rng.choice([1, 1, 2, 64])
+    headers = [[w.name(rng), w.value(rng)] for _ in range(rng.randint(0, 2))]
+    body = "" if rng.random() < 0.3 else w.value(rng) * rng.choice([1, 1, 2, 64])
     return {"status": rng.choice(_CALLOUT_STATUSES), "headers": headers, "body": body}
 
 
 def _grpc_answer(rng: random.Random, w: _Words) -> dict[str, Any]:
     if rng.random() < 0.5:
-        return {"message": rng.choice(w.values)}
-    return {"status": rng.choice(_GRPC_CODES), "message": rng.choice(w.values)}
+        return {"message": w.value(rng)}
+    return {"status": rng.choice(_GRPC_CODES), "message": w.value(rng)}
 
 
 def _with_stream(sc: dict[str, Any]) -> dict[str, Any]:
@@ -243,21 +273,21 @@ def _mutate(parent: dict[str, Any], rng: random.Random, w: _Words, entries: list
             continue
         op = rng.randrange(12)
         if op == 0:  # add a header the filter may look for
-            headers.append([rng.choice(w.names), rng.choice(w.values)])
+            headers.append([w.name(rng), w.value(rng)])
         elif op == 1 and headers:  # change a value
             h = rng.choice([h for h in headers if not h[0].startswith(":")] or headers)
-            h[1] = rng.choice(w.values) if rng.random() < 0.7 else h[1] + rng.choice(w.values)
+            h[1] = w.value(rng) if rng.random() < 0.7 else h[1] + w.value(rng)
         elif op == 2:  # a query parameter on the path
             for h in headers:
                 if h[0] == ":path":
                     sep = "&" if "?" in h[1] else "?"
-                    h[1] = f"{h[1]}{sep}{rng.choice(w.query)}{rng.choice(['', '=', '=1', '=true', '=x'])}"
+                    h[1] = f"{h[1]}{sep}{w.query_name(rng)}{rng.choice(['', '=', '=1', '=true', '=x'])}"
         elif op == 3:  # the method
             for h in headers:
                 if h[0] == ":method":
                     h[1] = rng.choice(_METHODS)
         elif op == 4:  # a body, cut into frames
-            body = rng.choice(w.values) * rng.choice([1, 2, 16, 1024])
+            body = w.value(rng) * rng.choice([1, 2, 16, 1024])
             if rng.random() < 0.5 and len(body) > 1:
                 cut = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randint(1, 3))))
                 msg["chunks"] = [body[i:j] for i, j in zip([0, *cut], [*cut, len(body)], strict=True)]
@@ -266,12 +296,12 @@ def _mutate(parent: dict[str, Any], rng: random.Random, w: _Words, entries: list
                 msg["body"] = body
                 msg.pop("chunks", None)
         elif op == 5:  # trailers
-            msg["trailers"] = [[rng.choice(w.names), rng.choice(w.values)]]
+            msg["trailers"] = [[w.name(rng), w.value(rng)]]
         elif op == 6 and len(headers) > 3:  # drop a header that is not required
             drop = rng.choice([i for i, h in enumerate(headers) if h[0] not in (":method", ":path", ":authority", ":status")] or [None])
             if drop is not None:
                 del headers[drop]
-        elif op == 7 and len(sc["streams"]) < 4:  # another stream
+        elif op == 7 and len(sc["streams"]) < w.max_streams:  # another stream
             sc["streams"].append(copy.deepcopy(rng.choice(sc["streams"])))
         elif op == 8 and len(sc["streams"]) > 1:
             sc["streams"].remove(stream)
@@ -287,8 +317,8 @@ def _mutate(parent: dict[str, Any], rng: random.Random, w: _Words, entries: list
                 if h[0] == ":status":
                     h[1] = rng.choice(["200", "204", "301", "400", "403", "404", "500", "503"])
             resp["headers"] = rh
-        else:  # a name the filter uses, with a list-shaped value (generic HTTP list syntax)
-            headers.append([rng.choice(w.names), ",".join(rng.choice(w.values) for _ in range(rng.randint(2, 4)))])
+        elif w.adversarial:  # a name the filter uses, with a list-shaped value (generic HTTP list syntax)
+            headers.append([w.name(rng), ",".join(w.value(rng) for _ in range(rng.randint(2, 4)))])
         msg["headers"] = headers
     return sc
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..host import ModuleSource
 
-__all__ = ["Vocabulary", "data_segments", "harvest_strings", "host_call_vocabulary", "literal_pieces", "module_vocabulary"]
+__all__ = ["Vocabulary", "data_segments", "harvest_strings", "host_call_vocabulary", "literal_pieces", "module_vocabulary", "own_strings"]
 
 
 def _read_wasm(module: ModuleSource) -> bytes:
@@ -46,12 +46,18 @@ def literal_pieces(module: ModuleSource, *, max_len: int = 64) -> list[bytes]:
     literals exactly), then the segments cut at every constant address that points into them.
     Segments whose address is not a constant stay whole.
     """
-    literals, pieces = _pieces(_read_wasm(module), max_len)
+    literals, pieces, _ = _pieces(_read_wasm(module), max_len)
     return literals + pieces
 
 
-def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes]]:
-    """The exact literals (from address and length pairs), and the segments cut at addresses."""
+_OWN_CODE = ("main.",)
+"""Name prefixes of the functions a filter's author wrote, where a toolchain makes them plain: Go
+names the program's own package ``main``. Literals named in those functions rank first."""
+
+
+def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """The exact literals (from address and length pairs), the segments cut at addresses, and
+    the literals named in the author's own functions (:data:`_OWN_CODE`)."""
     from bisect import bisect_left, bisect_right
 
     from ..vm.instructions import code_constants, nearby_pairs
@@ -60,12 +66,15 @@ def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes]]:
     info = parse_module(data)
     placed = sorted((address, start, end) for (start, end), address in zip(info.data_segments, info.data_addresses, strict=True) if address is not None)
     if not placed:
-        return [], [data[start:end] for start, end in info.data_segments]
+        return [], [data[start:end] for start, end in info.data_segments], []
     bases = [base for base, _, _ in placed]
     constants = code_constants(data, info)
-    starts = {value for value, _ in constants}
+    starts = {value for value, _, _ in constants}
+    names = info.function_names
+    own_functions = {i for i, name in names.items() if name.startswith(_OWN_CODE)}
     literals: list[bytes] = []
-    for address, size in sorted(nearby_pairs(constants)):
+    own: list[bytes] = []
+    for (address, size), functions in sorted(nearby_pairs(constants).items()):
         if not 0 < size <= max_len:
             continue
         i = bisect_right(bases, address) - 1
@@ -76,8 +85,12 @@ def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes]]:
         # a length is the literal's when the next literal starts there (the code names it too),
         # or when it does not stop in the middle of a word
         fits = address + size in starts or not _continues_token(data, at + size, end)
-        if at + size <= end and fits and 0 not in data[at : at + size]:
+        if at + size > end or 0 in data[at : at + size]:
+            continue
+        if fits:
             literals.append(data[at : at + size])
+        if functions & own_functions:  # few, and the author's: every candidate length is kept
+            own.append(data[at : at + size])
     consts = sorted(starts)
     pieces: list[bytes] = []
     for (start, end), address in zip(info.data_segments, info.data_addresses, strict=True):
@@ -87,7 +100,7 @@ def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes]]:
             continue
         cuts = [c - address for c in consts[bisect_right(consts, address) : bisect_left(consts, address + len(seg))]]
         pieces += [seg[a:b] for a, b in zip([0, *cuts], [*cuts, len(seg)], strict=True)]
-    return literals, pieces
+    return literals, pieces, own
 
 
 _TOKEN = frozenset(b"abcdefghijklmnopqrstuvwxyz-_")
@@ -121,9 +134,20 @@ def harvest_strings(module: ModuleSource, *, min_len: int = 3, max_len: int = 64
 _HARVESTS: dict[tuple[Any, ...], list[str]] = {}
 
 
-def _harvest(data: bytes, min_len: int, max_len: int, limit: int) -> list[str]:
-    seen: dict[str, None] = {}
-    literals, pieces = _pieces(data, max_len)
+def own_strings(module: ModuleSource, *, min_len: int = 3, max_len: int = 64) -> list[str]:
+    """The words of the literals the filter's author's own functions name (Go: package ``main``),
+    in code order; empty where a toolchain does not make the author's code plain."""
+    data = _read_wasm(module)
+    key = hashlib.sha256(data).hexdigest(), "own", min_len, max_len
+    cached = _HARVESTS.get(key)
+    if cached is None:
+        words: dict[str, None] = {}
+        _add_literal_words(words, _pieces(data, max_len)[2], min_len, max_len)
+        cached = _HARVESTS[key] = list(words)
+    return list(cached)
+
+
+def _add_literal_words(seen: dict[str, None], literals: list[bytes], min_len: int, max_len: int) -> None:
     for literal in literals:  # split at punctuation only: a literal the code names holds no glued neighbour
         if not _PRINTABLE.fullmatch(literal):
             continue
@@ -132,6 +156,12 @@ def _harvest(data: bytes, min_len: int, max_len: int, limit: int) -> list[str]:
             w = w.rstrip(":.") if w.startswith(":") else w.strip(":.-_/")
             if min_len <= len(w) <= max_len and w not in seen:
                 seen[w] = None
+
+
+def _harvest(data: bytes, min_len: int, max_len: int, limit: int) -> list[str]:
+    seen: dict[str, None] = {}
+    literals, pieces, _ = _pieces(data, max_len)
+    _add_literal_words(seen, literals, min_len, max_len)
     for seg in [*pieces, *data_segments(data)]:
         runs = re.findall(rb"[\x20-\x7e]{%d,}" % min_len, seg)
         # UTF-16 (AssemblyScript); a segment loses its trailing zero bytes, so the last character may lack its \0

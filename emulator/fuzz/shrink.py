@@ -48,6 +48,10 @@ def _candidates(sc: dict[str, Any], base_http: int, base_grpc: int) -> Iterable[
                 continue
             if msg.get("trailers") is not None:
                 yield with_stream({**stream, side: {k: v for k, v in msg.items() if k != "trailers"}})
+            body = msg.get("body")
+            if body:
+                for smaller in _smaller_bodies(body):
+                    yield with_stream({**stream, side: {**msg, "body": smaller}})
             chunks = msg.get("chunks")
             if chunks:
                 yield with_stream({**stream, side: {k: v for k, v in msg.items() if k != "chunks"}})
@@ -63,6 +67,29 @@ def _candidates(sc: dict[str, Any], base_http: int, base_grpc: int) -> Iterable[
             for j, (name, value) in enumerate(headers):
                 if value not in ("", "0") and name not in _REQUIRED[side]:
                     yield with_stream({**stream, side: {**msg, "headers": [*headers[:j], [name, ""], *headers[j + 1 :]]}})
+            for j, (name, value) in enumerate(headers):
+                for smaller in _smaller_values(name, value) if isinstance(value, str) else ():
+                    yield with_stream({**stream, side: {**msg, "headers": [*headers[:j], [name, smaller], *headers[j + 1 :]]}})
+
+
+def _smaller_values(name: str, value: str) -> list[str]:
+    """Shorter versions of a header value: a path without its query or without one parameter; a
+    list without one item; the first character or half of any other value."""
+    if name == ":path":
+        if "?" not in value:
+            return []
+        path, query = value.split("?", 1)
+        params = query.split("&")
+        out = [path or "/"]
+        if len(params) > 1:
+            out += [f"{path}?{'&'.join(params[:k] + params[k + 1 :])}" for k in range(len(params))]
+        return out
+    if name.startswith(":") or len(value) < 2:
+        return []
+    items = value.split(",")
+    if len(items) > 1:
+        return [",".join(items[:k] + items[k + 1 :]) for k in range(len(items))]
+    return [v for v in (value[:1], value[: len(value) // 2]) if v != value]
 
 
 def _smaller_bodies(body: Any) -> list[Any]:

@@ -22,10 +22,10 @@ _GC_ONE = {0, 1, 6, 7, 11, 12, 13, 14, 16}
 _GC_TWO = {2, 3, 4, 5, 8, 9, 10, 17, 18, 19}
 
 
-def code_constants(wasm: bytes, info: ModuleInfo | None = None) -> list[tuple[int, int]]:
-    """``(value, position)`` of every ``i32.const`` and ``i64.const`` in the module's function
-    bodies, in code order; positions count instructions, with a gap between bodies so that
-    constants of different bodies are never near each other.
+def code_constants(wasm: bytes, info: ModuleInfo | None = None) -> list[tuple[int, int, int]]:
+    """``(value, position, function index)`` of every ``i32.const`` and ``i64.const`` in the
+    module's function bodies, in code order; positions count instructions, with a gap between
+    bodies so that constants of different bodies are never near each other.
 
     Compilers load the address of a string literal with such a constant, and its length with
     another close by (Go stores both to its stack, Rust and C pass both to a call), so these say
@@ -34,19 +34,19 @@ def code_constants(wasm: bytes, info: ModuleInfo | None = None) -> list[tuple[in
     return list(_constants(wasm, info))
 
 
-def nearby_pairs(constants: list[tuple[int, int]], *, within: int = 8, ahead: int = 3) -> set[tuple[int, int]]:
+def nearby_pairs(constants: list[tuple[int, int, int]], *, within: int = 8, ahead: int = 3) -> dict[tuple[int, int], set[int]]:
     """``(a, b)`` for every constant ``a`` and each of the next ``ahead`` constants ``b`` at most
-    ``within`` instructions later (from :func:`code_constants`)."""
-    pairs: set[tuple[int, int]] = set()
-    for i, (a, at) in enumerate(constants):
-        for b, bt in constants[i + 1 : i + 1 + ahead]:
+    ``within`` instructions later (from :func:`code_constants`), with the functions they are in."""
+    pairs: dict[tuple[int, int], set[int]] = {}
+    for i, (a, at, func) in enumerate(constants):
+        for b, bt, _ in constants[i + 1 : i + 1 + ahead]:
             if bt - at > within:
                 break
-            pairs.add((a, b))
+            pairs.setdefault((a, b), set()).add(func)
     return pairs
 
 
-def _constants(wasm: bytes, info: ModuleInfo | None) -> Iterator[tuple[int, int]]:
+def _constants(wasm: bytes, info: ModuleInfo | None) -> Iterator[tuple[int, int, int]]:
     """``(value, instruction number)`` of every integer constant, numbered across the module so
     that constants of different bodies are never adjacent. A body this reader cannot decode is
     left from the instruction it stops at."""
@@ -56,7 +56,8 @@ def _constants(wasm: bytes, info: ModuleInfo | None) -> Iterator[tuple[int, int]
         return
     r = _Reader(wasm, code.start, code.end)
     count = 0
-    for _ in range(r.uleb()):
+    for body in range(r.uleb()):
+        func = info.num_imported_functions + body
         size = r.uleb()
         end = r.pos + size
         count += 1 << 10  # a gap wider than any pairing distance
@@ -68,9 +69,9 @@ def _constants(wasm: bytes, info: ModuleInfo | None) -> Iterator[tuple[int, int]
                 op = r.byte()
                 count += 1
                 if op == 0x41:
-                    yield r.sleb(32), count
+                    yield r.sleb(32), count, func
                 elif op == 0x42:
-                    yield r.sleb(64), count
+                    yield r.sleb(64), count, func
                 else:
                     skip_immediates(r, op)
         except (ValueError, IndexError):  # an instruction this reader does not know: skip the rest of the body

@@ -27,10 +27,10 @@ def fuzz(*argv: str) -> int:
 @pytest.mark.slow
 def test_finds_writes_and_the_written_file_replays(tmp_path, capsys):
     out = tmp_path / "failure.json"
-    status = fuzz(PITFALLS, "--examples", "150", "--well-formed", "--leak-repeats", "0", "--max-streams", "2", "--out", str(out))
+    status = fuzz(PITFALLS, "--examples", "2000", "--well-formed", "--leak-repeats", "0", "--max-streams", "2", "--out", str(out))
     text = capsys.readouterr().out
     assert status == 1
-    assert text.startswith(f"fuzzing {PITFALLS}: 150 examples, seed 0, engine wasmtime\n")
+    assert text.startswith(f"fuzzing {PITFALLS}: 2000 executions, seed 0, guided fuzzer, engine wasmtime\n")
     assert "found 4 broken invariant(s):" in text
     assert f"[1] scenario: {out}" in text and f"replay: proxy-wasm-emulator run {PITFALLS} {out}" in text
     assert "last host calls:" in text
@@ -126,3 +126,23 @@ def test_vm_config_and_env_reach_the_vm_and_the_written_finding(tmp_path, capsys
     assert cli.main(["run", rust, str(out), "--json"]) == 0
     assert {"level": "info", "message": "vm_start: from-fuzz"} in [{k: r[k] for k in ("level", "message")} for r in json.loads(capsys.readouterr().out)["logs"]]
     assert fuzz(rust, "--env", "NOEQUALS", "--json") == 2 and "KEY=VALUE" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_the_guided_fuzzer_is_the_default_and_hypothesis_is_one_option_away(tmp_path, capsys):
+    common = ("--json", "--examples", "30", "--leak-repeats", "0", "--out", str(tmp_path / "f.json"))
+    fuzz(QUIET, *common)
+    assert json.loads(capsys.readouterr().out)["fuzzer"] == "guided"
+    fuzz(QUIET, "--fuzzer", "hypothesis", *common)
+    report = json.loads(capsys.readouterr().out)
+    assert report["fuzzer"] == "hypothesis" and "fuzzer_note" not in report and report["examples"] >= 30
+
+
+def test_what_only_hypothesis_does_falls_back_to_it_and_says_why(tmp_path, capsys):
+    common = ("--json", "--examples", "5", "--leak-repeats", "0", "--out", str(tmp_path / "f.json"))
+    fuzz(QUIET, "--fuzz-config", *common)
+    report = json.loads(capsys.readouterr().out)
+    assert report["fuzzer"] == "hypothesis" and "configuration" in report["fuzzer_note"]
+    assert fuzz(QUIET, "--fuzzer", "guided", "--fuzz-config", *common) == 2  # asked for by name: refused, not switched
+    assert "--fuzzer hypothesis" in json.loads(capsys.readouterr().out)["error"]
+    assert fuzz(QUIET, "--fuzzer", "hypothesis", "--corpus", str(tmp_path / "c"), *common) == 2
+    assert "corpus" in json.loads(capsys.readouterr().out)["error"]

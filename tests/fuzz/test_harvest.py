@@ -27,7 +27,7 @@ def _module() -> bytes:
 
 def test_constants_and_their_neighbours_come_from_the_code():
     wasm = _module()
-    values = [v for v, _ in code_constants(wasm)]
+    values = [v for v, _, _ in code_constants(wasm)]
     assert values == [2, 1024, 11, 2, 1035, 10]
     pairs = nearby_pairs(code_constants(wasm))
     assert (1024, 11) in pairs and (1035, 10) in pairs
