@@ -80,3 +80,26 @@ def test_reset_restore(benchmark, engine_name, fixture):
 
     benchmark(host.restore, snap)
     assert not plugin.streams and plugin.started
+
+
+@pytest.mark.parametrize("fixture", ["rust/headers_rust.wasm", "go/headers_go.wasm"])
+def test_guided_executions(benchmark, engine_name, fixture):
+    """The command line's default engine: executions and newly covered blocks per second
+    (``extra_info``), 1,000 executions per round, leak check on new coverage only (its default)."""
+    if engine_name != "wasmtime":
+        pytest.skip("the guided engine measures guest coverage, which needs wasmtime's multi-memory")
+    from emulator.fuzz.guided import guided_fuzz
+
+    reports = []
+
+    def run():
+        report = guided_fuzz(FIXTURES / fixture, examples=1000, seed=1, exclude=["trap"])
+        reports.append(report)
+        return report
+
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    assert all(not r.found for r in reports) and all(r.examples == 1000 for r in reports)
+    best = min(reports, key=lambda r: r.elapsed_s)
+    benchmark.extra_info["executions_per_second"] = round(best.examples / best.elapsed_s, 1)
+    benchmark.extra_info["covered_blocks"] = best.coverage["covered"]
+    benchmark.extra_info["covered_blocks_per_second"] = round(best.coverage["covered"] / best.elapsed_s, 1)

@@ -41,6 +41,7 @@ def test_c_leak_on_a_chunking(capsys, tmp_path):
     (finding,) = [f for f in report.findings if f.invariant == "memory_growth"]
     assert finding.reproduces and len(finding.scenario["streams"]) == 1
     assert "keeps growing" in finding.violations[0]
+    assert "it grew during proxy_on_request_body" in finding.violations[0]  # where: the callback that copies the chunks
 
 
 def _found_on_two_of_three_seeds(module, invariant, *, examples, leak_repeats=0):
