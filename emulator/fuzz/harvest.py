@@ -31,6 +31,7 @@ def data_segments(module: ModuleSource) -> list[bytes]:
 
 
 _PRINTABLE = re.compile(rb"[\x20-\x7e]+")
+_WORD_AS_WRITTEN = re.compile(r"^:?[A-Za-z0-9][A-Za-z0-9_.:/=-]*$")
 _SPLIT = re.compile(rb"[\s\"'=<>,;(){}\[\]|\\`]+")
 _NAME_LIKE = re.compile(r"^:?[a-z0-9][a-z0-9_.-]*[a-z0-9]$")
 
@@ -65,13 +66,16 @@ def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes], list[b
 
     info = parse_module(data)
     placed = sorted((address, start, end) for (start, end), address in zip(info.data_segments, info.data_addresses, strict=True) if address is not None)
-    if not placed:
-        return [], [data[start:end] for start, end in info.data_segments], []
-    bases = [base for base, _, _ in placed]
     constants = code_constants(data, info)
+    own_functions = {i for i, name in info.function_names.items() if name.startswith(_OWN_CODE)}
+    # short literals a compiler compares inline: the bytes of an integer constant ("sandbox-" as
+    # one i64.const), joined with the constants right after it in the same function
+    immediates = _immediate_words(constants)
+    own_immediates = _own_immediates(constants, own_functions)
+    if not placed:
+        return immediates, [data[start:end] for start, end in info.data_segments], [w for w in immediates if w in own_immediates]
+    bases = [base for base, _, _ in placed]
     starts = {value for value, _, _ in constants}
-    names = info.function_names
-    own_functions = {i for i, name in names.items() if name.startswith(_OWN_CODE)}
     literals: list[bytes] = []
     own: list[bytes] = []
     for (address, size), functions in sorted(nearby_pairs(constants).items()):
@@ -100,7 +104,41 @@ def _pieces(data: bytes, max_len: int) -> tuple[list[bytes], list[bytes], list[b
             continue
         cuts = [c - address for c in consts[bisect_right(consts, address) : bisect_left(consts, address + len(seg))]]
         pieces += [seg[a:b] for a, b in zip([0, *cuts], [*cuts, len(seg)], strict=True)]
-    return literals, pieces, own
+    return literals + immediates, pieces, own + [w for w in immediates if w in own_immediates]
+
+
+_IMMEDIATE_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/")
+
+
+def _immediate_bytes(value: int) -> bytes | None:
+    """The little-endian bytes of a constant when they are all word characters (at least 3)."""
+    raw = (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little").rstrip(b"\0")
+    if len(raw) >= 3 and all(b in _IMMEDIATE_CHARS for b in raw):
+        return raw
+    return None
+
+
+def _immediate_words(constants: list[tuple[int, int, int]]) -> list[bytes]:
+    out: dict[bytes, None] = {}
+    run: list[bytes] = []
+    last: tuple[int, int] | None = None
+    for value, at, func in constants:
+        raw = _immediate_bytes(value)
+        if raw is None:
+            continue
+        if last is not None and last[1] == func and at - last[0] <= 8 and len(run[-1]) == 8:
+            run.append(raw)  # a longer literal compared 8 bytes at a time
+        else:
+            run = [raw]
+        out[raw] = None
+        if len(run) > 1:
+            out[b"".join(run)] = None
+        last = (at, func)
+    return list(out)
+
+
+def _own_immediates(constants: list[tuple[int, int, int]], own_functions: set[int]) -> set[bytes]:
+    return set(_immediate_words([c for c in constants if c[2] in own_functions])) if own_functions else set()
 
 
 _TOKEN = frozenset(b"abcdefghijklmnopqrstuvwxyz-_")
@@ -151,6 +189,9 @@ def _add_literal_words(seen: dict[str, None], literals: list[bytes], min_len: in
     for literal in literals:  # split at punctuation only: a literal the code names holds no glued neighbour
         if not _PRINTABLE.fullmatch(literal):
             continue
+        raw = literal.decode()
+        if min_len <= len(raw) <= max_len and _WORD_AS_WRITTEN.match(raw):
+            seen.setdefault(raw, None)  # as written, e.g. a prefix the code compares against ("sandbox-")
         for piece in _SPLIT.split(literal):
             w = piece.decode()
             w = w.rstrip(":.") if w.startswith(":") else w.strip(":.-_/")

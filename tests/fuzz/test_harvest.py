@@ -51,3 +51,17 @@ def test_go_literals_are_cut_where_go_packs_them():
     assert b"x-mirror-to30517578125" in raw
     names = module_vocabulary(module).names
     assert names[0] == "x-mirror-to"
+
+
+def test_short_literals_compared_inline_come_from_the_constants():
+    # rustc compares a value with the 8-byte prefix "sandbox-" as one i64.const: the bytes are in no
+    # data segment, only in the code
+    module = FIXTURES / "bugs/rust_value_prefix/bug_rust_value_prefix.wasm"
+    assert b"sandbox-" not in module.read_bytes()
+    assert "sandbox-" in harvest_strings(module)
+    inline = """
+    (module (memory (export "memory") 1)
+      (func (export "f") (param i64) (result i32)
+        (i64.eq (local.get 0) (i64.const 0x2d786f62646e6173))))
+    """
+    assert "sandbox-" in harvest_strings(bytes(wasmtime.wat2wasm(inline)))

@@ -64,6 +64,7 @@ GUIDED = [
     ("c_local_continue", "local_reply_then_continue", 3000, 0),
     ("go_resume_unpaused", "continue_not_paused", 6000, 0),
     ("go_leak_on_errors", "memory_growth", 1000, 24),
+    ("rust_value_prefix", "trap", 20000, 0),
 ]
 
 
@@ -114,5 +115,5 @@ def test_the_planted_triggers_are_in_no_builtin_dictionary():
     # the Go bug answers a query parameter its code names; our dictionaries must not hold it
     builtin = {(w.decode() if isinstance(w, bytes) else w).lower() for w in (*strategies.COMMON_QUERY_PARAMETERS, *strategies.COMMON_HEADER_NAMES)}
     assert "debug" not in builtin
-    for trigger in ("x-authz-ticket", "x-dry-run", "x-mirror-to", "authz"):  # the other planted bugs' own words
+    for trigger in ("x-authz-ticket", "x-dry-run", "x-mirror-to", "authz", "x-tenant", "sandbox-"):  # the other planted bugs' own words
         assert trigger not in builtin
