@@ -16,7 +16,7 @@ DETERMINISTIC = ("instructions", "host_calls", "bytes_to_guest", "bytes_from_gue
 """The cost fields that are identical on every machine for the same module and traffic."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Cost:
     """The cost of one callback, one request or one run."""
 

@@ -330,6 +330,7 @@ class _WasmtimeInstance(Instance):
             self.store.set_limits(memory_size=engine.config.max_memory_pages * 65536)
         self._ctx = c_void_p(ctypes.addressof(self.store._context().contents))
         self._fuel_out = byref(c_uint64())
+        self._fast_fuel = bool(engine.config.fuel and engine.fast)
         try:
             self.wt = linked.linker.instantiate(self.store, linked.module)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
@@ -425,14 +426,14 @@ class _WasmtimeInstance(Instance):
         self.store.set_fuel(fuel)
 
     def get_fuel(self) -> int:
-        if not self.linked.engine.config.fuel:
-            raise NotImplementedError("fuel is off: create the engine with EngineConfig(fuel=True)")
-        if self.linked.engine.fast:
+        if self._fast_fuel:  # fuel on and the fast path: one C call
             out = self._fuel_out
             err = _C.get_fuel(self._ctx, out)
             if err:
                 raise EngineError(f"cannot read fuel: {_error_text(err)}")
             return out._obj.value
+        if not self.linked.engine.config.fuel:
+            raise NotImplementedError("fuel is off: create the engine with EngineConfig(fuel=True)")
         return self.store.get_fuel()
 
     def set_deadline(self, seconds: float | None) -> None:

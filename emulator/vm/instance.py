@@ -101,6 +101,8 @@ class Vm:
         self._fuel = (host.costs or host.callback_fuel is not None) and "fuel" in host.engine.capabilities and host.engine.config.fuel
         self._budget = host.callback_fuel or _FUEL_BUDGET
         self._costs = host.costs
+        self._fuel_per_callback = host.callback_fuel is not None  # a budget per callback: fuel is reset, not read
+        self._fuel_mark: int | None = None  # the store's fuel after the last metered callback (None: read it)
         self._deadline = host.callback_deadline_s
         self._next_id = 1
         self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
@@ -267,18 +269,20 @@ class Vm:
         (``callback_fuel``): otherwise the store's fuel is read, one C call instead of two."""
         fuel = 0
         if self._fuel:
-            if self.host.callback_fuel is not None:
+            if self._fuel_per_callback:
                 self.instance.set_fuel(self._budget)
                 fuel = self._budget
-            else:
-                fuel = self.instance.get_fuel()
+            else:  # what the last metered callback left (the guest runs only in callbacks), or read it
+                fuel = self._fuel_mark if self._fuel_mark is not None else self.instance.get_fuel()
         return (fuel, self.host_calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
 
     def _cost_since(self, before: tuple[int, ...]) -> Cost:
         instructions: int | None = None
         if self._fuel:
-            instructions = before[0] - self.instance.get_fuel()
+            left = self.instance.get_fuel()
+            instructions = before[0] - left
             self.instructions += instructions
+            self._fuel_mark = None if self._fuel_per_callback else left
         return Cost(
             instructions,
             self.host_calls - before[1],
@@ -349,6 +353,7 @@ class Vm:
         size = len(snap.memory)
         if self.memory is None or self.memory.size > size or self.failed is not None:
             self._earlier_memory = self.memory_high_water
+            self._fuel_mark = None  # a new store: its fuel starts afresh
             self.program.switch(self)
             self.allowed_imports = self.start_imports
             try:
