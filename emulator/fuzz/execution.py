@@ -93,6 +93,8 @@ class Execution:
     injected: list[InjectedFault] = field(default_factory=list)
     coverage: frozenset[tuple[int, int]] | None = None
     """The guest sites the traffic entered (``coverage=True``): ``(VM position, site)``."""
+    comparisons: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """The operands of the guest's ``memcmp``/``bcmp`` calls (``coverage=True``), for the fuzzer's words."""
 
     def responders(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Scenario ``http_calls`` and ``grpc_calls`` entries for the answers drawn during the run."""
@@ -172,6 +174,7 @@ def execute_scenario(
                 run_connections(first, sc, plugins)
             if coverage:
                 result.coverage = run.coverage = frozenset((k, m.start()) for k, vm in enumerate(host.vms) for m in _HIT.finditer(vm.coverage() or b""))
+                result.comparisons = [pair for vm in host.vms for pair in vm.comparisons()]
             if sc.streams:
                 run.repeat = lambda: run_scenario(first, sc, plugins)
         result.violations += check(run, invs, "end")

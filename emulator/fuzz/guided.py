@@ -130,6 +130,9 @@ def guided_fuzz(
             res = execute_scenario(path, sc, engine=opts.engine, invariants=explore, coverage=True, reuse=True)
         except ScenarioError:  # a mutation the scenario format refuses: not a finding, not coverage
             return False
+        for pair in res.comparisons:  # what the filter compared bytes with: words for the next inputs
+            for operand in pair:
+                words.learn(operand)
         if res.host is not None:  # the clusters the filter called: their answers become mutable
             words.clusters.update(c.cluster for c in res.host.http_calls.calls)
             words.grpc_clusters.update(c.cluster for c in res.host.grpc_calls.calls)
@@ -191,18 +194,43 @@ class _Words:
         self.own_values: list[str] = []
         self.own_query: list[str] = []
         self.module_names: list[str] = []  # the module's and its host calls' names, without the generic ones
+        # operands of the guest's byte comparisons, learned while fuzzing (comparison capture)
+        self._learned: set[str] = set()
+        self.learned_values: list[str] = []
+        self.learned_names: list[str] = []
+        self.learned_query: list[str] = []
+
+    def learn(self, operand: bytes) -> None:
+        """Keep an operand of a guest comparison as a word (printable, 1-32 bytes, once)."""
+        if not 0 < len(operand) <= 32 or not all(0x20 < b < 0x7F for b in operand):
+            return
+        word = operand.decode()
+        if word in self._learned:
+            return
+        self._learned.add(word)
+        self.learned_values.append(word)
+        if _NAME_LIKE.match(word.lower()):
+            self.learned_names.append(word.lower())
+        if word.isalnum() and len(word) <= 16:
+            self.learned_query.append(word)
 
     def name(self, rng: random.Random) -> str:
-        """A header name: the author's own words half of the time (when known), then the module's
-        words as often as generic HTTP names."""
+        """A header name: a compared operand a quarter of the time, the author's own words half of
+        the rest (when known), then the module's words as often as generic HTTP names."""
+        if self.learned_names and rng.random() < 0.25:
+            return rng.choice(self.learned_names)
         if self.own_names and rng.random() < 0.5:
             return rng.choice(self.own_names)
         return rng.choice(self.module_names if self.module_names and rng.random() < 0.5 else self.names)
 
     def value(self, rng: random.Random) -> str:
+        if self.learned_values and rng.random() < 0.25:
+            return rng.choice(self.learned_values)
         return rng.choice(self.own_values if self.own_values and rng.random() < 0.5 else self.values)
 
     def query_name(self, rng: random.Random) -> str:
+        if self.learned_query and rng.random() < 0.25:
+            return rng.choice(self.learned_query)
         return rng.choice(self.own_query if self.own_query and rng.random() < 0.5 else self.query)
 
 

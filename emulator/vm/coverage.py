@@ -22,7 +22,7 @@ from abi.leb128 import encode_uleb
 from .instructions import skip_immediates
 from .module import ModuleInfo, _Reader, parse_module
 
-__all__ = ["COVERAGE_EXPORT", "CoverageError", "CoverageMap", "instrument"]
+__all__ = ["COVERAGE_EXPORT", "CoverageError", "CoverageMap", "instrument", "read_comparisons"]
 
 COVERAGE_EXPORT = "__coverage"
 
@@ -38,6 +38,9 @@ class CoverageMap:
 
     sites: list[tuple[int, int]] = field(default_factory=list)
     names: dict[int, str] = field(default_factory=dict)
+    comparisons: int | None = None
+    """Where the comparison ring starts in the coverage memory (``None``: no comparison function
+    was found to probe); see :func:`read_comparisons`."""
 
     def describe(self, site: int) -> str:
         """``function+0xoffset`` of a site."""
@@ -50,25 +53,44 @@ _PROBE_AFTER = {0x03, 0x04, 0x05, 0x0B, 0x0D, 0xD5, 0xD6, 0x07, 0x19}
 _BLOCK_STARTS = {0x02, 0x03, 0x04, 0x06, 0x1F}  # block, loop, if, try, try_table: push a label
 
 
+# Comparison capture: the C library's byte comparisons, found by name, (i32 a, i32 b, i32 n) -> i32.
+# At their entry a probe copies up to _CMP_BYTES of both operands into a ring in the coverage
+# memory, so the fuzzer learns what the filter compared its input with (a configured token, say).
+_CMP_FUNCTIONS = frozenset({"memcmp", "bcmp"})
+_CMP_BYTES = 32
+_CMP_SLOTS = 64
+_CMP_SLOT = 4 + 2 * _CMP_BYTES  # n, then the operands
+
+
 def instrument(wasm: bytes, info: ModuleInfo | None = None) -> tuple[bytes, CoverageMap]:
     """The module with coverage probes and its ``__coverage`` memory, and where the sites are."""
     info = info or parse_module(wasm)
     code = next((s for s in info.sections if s.id == 10), None)
     cov_index = len(info.memories)
-    cmap = CoverageMap(names=dict(info.function_names))
+    names = dict(info.function_names)
+    cmap = CoverageMap(names=names)
+    compared = {
+        i for i, name in names.items() if name in _CMP_FUNCTIONS and i < len(info.function_types) and info.function_types[i] == (("i32",) * 3, ("i32",))
+    }
     bodies = b""
     if code is not None:
+        count = _Reader(wasm, code.start, code.end).uleb()
+        ring = -(-_probe_count_bound(wasm, code.start, code.end) // 16) * 16 if compared else 0
         r = _Reader(wasm, code.start, code.end)
         count = r.uleb()
         out = bytearray(encode_uleb(count))
         for i in range(count):
             size = r.uleb()
             start = r.pos
-            body = _instrument_body(wasm, start, start + size, info.num_imported_functions + i, cov_index, cmap)
+            func = info.num_imported_functions + i
+            body = _instrument_body(wasm, start, start + size, func, cov_index, cmap, ring if func in compared else None)
             out += encode_uleb(len(body)) + body
             r.pos = start + size
         bodies = bytes(out)
-    pages = max(1, -(-len(cmap.sites) // 65536))
+        if compared:
+            cmap.comparisons = ring
+    end = len(cmap.sites) if cmap.comparisons is None else cmap.comparisons + 16 + _CMP_SLOTS * _CMP_SLOT
+    pages = max(1, -(-end // 65536))
     memory_type = b"\x01" + encode_uleb(pages) + encode_uleb(pages)
     export_entry = encode_uleb(len(COVERAGE_EXPORT)) + COVERAGE_EXPORT.encode() + b"\x02" + encode_uleb(cov_index)
     return _rebuild(wasm, info, bodies, memory_type, export_entry), cmap
@@ -123,6 +145,40 @@ def _probe(site: int, cov_index: int) -> bytes:
     return b"\x41" + _sleb(site) + b"\x41\x01\x3a\x40" + encode_uleb(cov_index) + b"\x00"
 
 
+def _comparison_probe(ring: int, cov: int) -> bytes:
+    """Copy ``n`` and up to ``_CMP_BYTES`` bytes of both operands (locals 0, 1, 2 of a
+    ``memcmp``-shaped function) into the next slot of the ring, then count the slot."""
+    mem = encode_uleb(cov)
+
+    def load_counter() -> bytes:  # i32.load (memory cov) offset 0 of i32.const ring
+        return b"\x41" + _sleb(ring) + b"\x28\x42" + mem + b"\x00"
+
+    slot = (
+        b"\x41" + _sleb(ring + 16) + load_counter() + b"\x41" + _sleb(_CMP_SLOTS - 1) + b"\x71"  # i32.and
+        + b"\x41" + _sleb(_CMP_SLOT) + b"\x6c" + b"\x6a"  # i32.mul, i32.add
+    )  # fmt: skip
+    clamp = b"\x20\x02" + b"\x41" + _sleb(_CMP_BYTES) + b"\x20\x02" + b"\x41" + _sleb(_CMP_BYTES) + b"\x49" + b"\x1b"  # select(n, 32, n < 32)
+    copy = b"\xfc\x0a" + mem + b"\x00"  # memory.copy (dst: coverage memory) (src: memory 0)
+    out = bytearray()
+    out += slot + b"\x20\x02" + b"\x36\x42" + mem + b"\x00"  # i32.store n
+    out += slot + b"\x41\x04\x6a" + b"\x20\x00" + clamp + copy
+    out += slot + b"\x41" + _sleb(4 + _CMP_BYTES) + b"\x6a" + b"\x20\x01" + clamp + copy
+    out += b"\x41" + _sleb(ring) + load_counter() + b"\x41\x01\x6a" + b"\x36\x42" + mem + b"\x00"  # counter += 1
+    return bytes(out)
+
+
+def read_comparisons(view: bytes, ring: int) -> list[tuple[bytes, bytes]]:
+    """The operands the probed comparisons saw since the ring was cleared (the most recent
+    ``_CMP_SLOTS``), each cut to the compared length."""
+    count = int.from_bytes(view[ring : ring + 4], "little")
+    out = []
+    for k in range(max(0, count - _CMP_SLOTS), count):
+        at = ring + 16 + (k % _CMP_SLOTS) * _CMP_SLOT
+        n = min(int.from_bytes(view[at : at + 4], "little"), _CMP_BYTES)
+        out.append((bytes(view[at + 4 : at + 4 + n]), bytes(view[at + 4 + _CMP_BYTES : at + 4 + _CMP_BYTES + n])))
+    return out
+
+
 def _sleb(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -134,7 +190,13 @@ def _sleb(n: int) -> bytes:
         out.append(b | 0x80)
 
 
-def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: int, cmap: CoverageMap) -> bytes:
+def _probe_count_bound(wasm: bytes, start: int, end: int) -> int:
+    """An upper bound of the number of probes: one per function plus one per instruction byte
+    (the ring must start after the last site, and is placed before the sites are counted)."""
+    return end - start + 1
+
+
+def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: int, cmap: CoverageMap, ring: int | None = None) -> bytes:
     r = _Reader(wasm, start, end)
     for _ in range(r.uleb()):  # local declarations: count, type
         r.uleb()
@@ -145,6 +207,8 @@ def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: in
         cmap.sites.append((func, at))
         out.extend(_probe(len(cmap.sites) - 1, cov_index))
 
+    if ring is not None:
+        out.extend(_comparison_probe(ring, cov_index))
     probe(r.pos)
     depth = 1
     while r.pos < end:

@@ -19,7 +19,7 @@ from abi.signatures import INTEGRATION_EXPORTS
 from ..costs import Cost
 from ..engines import GuestMemory, GuestTrap, LinkError
 from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
-from .coverage import COVERAGE_EXPORT
+from .coverage import COVERAGE_EXPORT, read_comparisons
 
 if TYPE_CHECKING:
     from ..contexts import ContextBase
@@ -319,10 +319,22 @@ class Vm:
         return mem.read(0, len(self.program.coverage.sites)) if self.program.coverage and self.program.coverage.sites else b""
 
     def reset_coverage(self) -> None:
-        """Forget what was covered (before the next input)."""
+        """Forget what was covered and compared (before the next input)."""
         mem = self.coverage_memory
-        if mem is not None and self.program.coverage is not None and self.program.coverage.sites:
-            mem.write(0, bytes(len(self.program.coverage.sites)))
+        cov = self.program.coverage
+        if mem is not None and cov is not None and cov.sites:
+            mem.write(0, bytes(len(cov.sites)))
+        if mem is not None and cov is not None and cov.comparisons is not None:
+            mem.write(cov.comparisons, bytes(4))
+
+    def comparisons(self) -> list[tuple[bytes, bytes]]:
+        """The operands of the guest's byte comparisons (``memcmp``, ``bcmp``) since the last
+        :meth:`reset_coverage`, most recent last; empty without coverage or such functions."""
+        mem = self.coverage_memory
+        cov = self.program.coverage
+        if mem is None or cov is None or cov.comparisons is None:
+            return []
+        return read_comparisons(mem.view(0, mem.size), cov.comparisons)
 
     def phase_name(self) -> str:
         """Human name of what is running, for errors."""

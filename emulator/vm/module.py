@@ -107,6 +107,8 @@ class ModuleInfo:
     data_addresses: list[int | None] = field(default_factory=list)
     """Where each data segment goes in linear memory (``None``: passive, or an offset that is not a
     plain constant), parallel to :attr:`data_segments`."""
+    function_types: list[FuncType | None] = field(default_factory=list)
+    """``(params, results)`` of every function, imported ones first (``None``: not a function type)."""
     proposals: set[str] = field(default_factory=set)
     """Post-MVP proposals the outline shows (``compact-imports``, ``gc``, ``exceptions``, ``memory64``, ...)."""
     _name_section: bytes | None = field(default=None, repr=False)
@@ -335,6 +337,7 @@ class _Parser:
         info.proposals |= {"multi-memory"} if len(info.memories) > 1 else set()
         info.memory_limits = (info.memories[0].minimum, info.memories[0].maximum) if info.memories else None
         info.memory_imported = bool(info.memories) and info.memories[0].imported
+        info.function_types = [self.types[t] if t < len(self.types) else None for t in self.func_types]
         return info
 
     @staticmethod

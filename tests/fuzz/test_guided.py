@@ -83,3 +83,16 @@ def test_callouts_the_filter_makes_get_answers(tmp_path):
 def test_configuration_fuzzing_is_refused_not_ignored():
     with pytest.raises(ValueError, match="configuration"):
         guided_fuzz(FIXTURES / "c/headers_c.wasm", examples=10, fuzz_config=True)
+
+
+def test_the_operands_of_memcmp_are_captured_per_execution():
+    from emulator import Host
+
+    host = Host(coverage=True, trace=False)
+    plugin = host.load(BUGS / "c_local_continue/bug_c_local_continue.wasm")
+    assert host.program(BUGS / "c_local_continue/bug_c_local_continue.wasm").coverage.comparisons is not None
+    plugin.vm.reset_coverage()
+    plugin.http_stream().send_request_headers([(":method", "DELETE"), (":path", "/"), (":authority", "a")], end_of_stream=True)
+    assert plugin.vm.comparisons() == [(b"DELETE", b"DELETE")]  # the filter's memcmp of the method against its own "DELETE"
+    plugin.vm.reset_coverage()
+    assert plugin.vm.comparisons() == []

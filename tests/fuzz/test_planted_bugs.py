@@ -111,9 +111,28 @@ def test_the_leak_free_controls_give_no_finding(capsys, tmp_path, control):
         assert report.findings == [] and report.coverage["corpus"] > 1
 
 
+@pytest.mark.slow
+def test_comparison_capture_learns_a_token_that_is_only_in_the_configuration(capsys, tmp_path):
+    # the operator token is the plugin configuration (the user's deployment, given as the seed
+    # scenario): in no data segment, no constant, no dictionary; the filter's memcmp shows it
+    module = BUGS / "c_config_token/bug_c_config_token.wasm"
+    token = "op-7f3a9c21"
+    assert token.encode() not in module.read_bytes()
+    found = []
+    for seed in (1, 2, 3):
+        report = guided_fuzz(module, examples=3000, seed=seed, find_all=False, leak_repeats=0, scenario={"plugin": {"configuration": token}})
+        found += [f for f in report.findings if f.invariant == "local_reply_then_continue"]
+        if len(found) == 2:
+            break
+    assert len(found) >= 2
+    assert ["x-operator", token] in found[0].scenario["streams"][0]["request"]["headers"]
+    out = replay(capsys, module, found[0], tmp_path)
+    assert any("followed by Continue" in lint for lint in out["streams"][0]["lints"])
+
+
 def test_the_planted_triggers_are_in_no_builtin_dictionary():
     # the Go bug answers a query parameter its code names; our dictionaries must not hold it
     builtin = {(w.decode() if isinstance(w, bytes) else w).lower() for w in (*strategies.COMMON_QUERY_PARAMETERS, *strategies.COMMON_HEADER_NAMES)}
     assert "debug" not in builtin
-    for trigger in ("x-authz-ticket", "x-dry-run", "x-mirror-to", "authz", "x-tenant", "sandbox-"):  # the other planted bugs' own words
+    for trigger in ("x-authz-ticket", "x-dry-run", "x-mirror-to", "authz", "x-tenant", "sandbox-", "x-operator"):  # the other planted bugs' own words
         assert trigger not in builtin
