@@ -86,14 +86,16 @@ def test_reset_restore(benchmark, engine_name, fixture):
 def test_guided_executions(benchmark, engine_name, fixture):
     """The command line's default engine: executions and newly covered blocks per second
     (``extra_info``), 1,000 executions per round, leak check on new coverage only (its default)."""
-    if engine_name != "wasmtime":
-        pytest.skip("the guided engine measures guest coverage, which needs wasmtime's multi-memory")
+    from emulator.engines import get_engine
     from emulator.fuzz.guided import guided_fuzz
+
+    if "multi-memory" in get_engine(engine_name).unsupported_proposals:
+        pytest.skip(f"the guided engine measures guest coverage, which needs multi-memory ({engine_name} has none)")
 
     reports = []
 
     def run():
-        report = guided_fuzz(FIXTURES / fixture, examples=1000, seed=1, exclude=["trap"])
+        report = guided_fuzz(FIXTURES / fixture, examples=1000, seed=1, exclude=["trap"], engine=engine_name)
         reports.append(report)
         return report
 

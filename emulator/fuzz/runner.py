@@ -188,9 +188,11 @@ def fuzz_test(path: ModuleSource, options: FuzzOptions | None = None, **override
     A failure raises ``AssertionError`` with the violations and the scenario (JSON) to replay with
     ``proxy-wasm-emulator run``. ``options`` (default :data:`FUZZ_TEST_DEFAULTS`) and keyword
     ``overrides`` are :class:`FuzzOptions`; ``seed`` seeds the host (the hypothesis seed, the
-    number of examples and shrinking come from pytest's or HypoFuzz's settings).
+    number of examples and shrinking come from pytest's or HypoFuzz's settings). ``coverage=True``
+    loads the guest with coverage probes and reports the blocks each example entered to
+    ``hypothesis.target``, which steers pytest's and HypoFuzz's generation (wasmtime).
     """
-    from hypothesis import given
+    from hypothesis import given, target
 
     opts = _options("fuzz_test", options, FUZZ_TEST_DEFAULTS, overrides, refuses=("properties",))
     base, parsed, invs = _prepare(path, opts)
@@ -200,7 +202,9 @@ def fuzz_test(path: ModuleSource, options: FuzzOptions | None = None, **override
     @given(data=st.data())
     def test_filter_invariants(data: Any) -> None:
         sc, plan = data.draw(cases, label="scenario")
-        res = _run_drawn(data, path, sc, plan, engine, invs)
+        res = _run_drawn(data, path, sc, plan, engine, invs, opts.coverage)
+        if res.coverage is not None:  # coverage=True: steer hypothesis (and HypoFuzz) toward more of the guest
+            target(float(len(res.coverage)), label="guest basic blocks entered")
         if res.violations:
             full = _with_responders(sc, res)
             if plan:

@@ -227,3 +227,19 @@ def test_a_fuzz_target_fails_with_a_replayable_scenario():
         target()
     scenario = json.loads(str(info.value).split("proxy-wasm-emulator run):\n", 1)[1].split("\n\n", 1)[0])
     assert execute_scenario(PITFALLS, scenario).violations
+
+
+def test_a_fuzz_target_with_coverage_reports_the_blocks_it_entered(monkeypatch):
+    import hypothesis
+
+    observed = []
+    real_target = hypothesis.target
+
+    def spy(value, *, label=""):
+        observed.append((label, value))
+        return real_target(value, label=label)
+
+    monkeypatch.setattr(hypothesis, "target", spy)
+    quick = settings(max_examples=5, deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=True, phases=[Phase.generate])
+    quick(fuzz_test(RUST, adversarial=False, harvest=False, coverage=True))()
+    assert observed and all(label == "guest basic blocks entered" and value > 50 for label, value in observed)
