@@ -15,16 +15,22 @@ a byte that reader does not know stops the rewrite with :class:`CoverageError` n
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from abi.leb128 import encode_uleb
 
 from .instructions import skip_immediates
 from .module import ModuleInfo, _Reader, parse_module
 
-__all__ = ["COVERAGE_EXPORT", "CoverageError", "CoverageMap", "instrument", "read_comparisons"]
+__all__ = ["COVERAGE_EXPORT", "INSTRUMENTATION_VERSION", "CoverageError", "CoverageMap", "instrument", "read_comparisons"]
 
 COVERAGE_EXPORT = "__coverage"
+
+INSTRUMENTATION_VERSION = zlib.crc32(Path(__file__).read_bytes() + (Path(__file__).parent / "instructions.py").read_bytes())
+"""Part of the module cache's key for instrumented modules and their coverage maps: a change to
+the probes (this file) or to the decoder compiles the module again."""
 
 
 class CoverageError(ValueError):
@@ -53,7 +59,8 @@ _PROBE_AFTER = {0x03, 0x04, 0x05, 0x0B, 0x0D, 0xD5, 0xD6, 0x07, 0x19}
 _BLOCK_STARTS = {0x02, 0x03, 0x04, 0x06, 0x1F}  # block, loop, if, try, try_table: push a label
 
 
-# Comparison capture: the C library's byte comparisons, found by name, (i32 a, i32 b, i32 n) -> i32.
+# Comparison capture: the C library's byte comparisons, found by name, (i32 a, i32 b, i32 n) -> i32,
+# and Go's runtime.memequal (its arguments on Go's stack).
 # At their entry a probe copies up to _CMP_BYTES of both operands into a ring in the coverage
 # memory, so the fuzzer learns what the filter compared its input with (a configured token, say).
 _CMP_FUNCTIONS = frozenset({"memcmp", "bcmp"})
@@ -69,9 +76,14 @@ def instrument(wasm: bytes, info: ModuleInfo | None = None) -> tuple[bytes, Cove
     cov_index = len(info.memories)
     names = dict(info.function_names)
     cmap = CoverageMap(names=names)
-    compared = {
-        i for i, name in names.items() if name in _CMP_FUNCTIONS and i < len(info.function_types) and info.function_types[i] == (("i32",) * 3, ("i32",))
-    }
+    types = info.function_types
+    compared: dict[int, tuple[bytes, bytes, bytes]] = {}
+    for i, name in names.items():
+        ty = types[i] if i < len(types) else None
+        if name in _CMP_FUNCTIONS and ty == (("i32",) * 3, ("i32",)):
+            compared[i] = _LOCALS
+        elif name == "runtime.memequal" and ty == (("i32",), ("i32",)):
+            compared[i] = _go_args()
     bodies = b""
     if code is not None:
         count = _Reader(wasm, code.start, code.end).uleb()
@@ -83,7 +95,7 @@ def instrument(wasm: bytes, info: ModuleInfo | None = None) -> tuple[bytes, Cove
             size = r.uleb()
             start = r.pos
             func = info.num_imported_functions + i
-            body = _instrument_body(wasm, start, start + size, func, cov_index, cmap, ring if func in compared else None)
+            body = _instrument_body(wasm, start, start + size, func, cov_index, cmap, (ring, compared[func]) if func in compared else None)
             out += encode_uleb(len(body)) + body
             r.pos = start + size
         bodies = bytes(out)
@@ -145,9 +157,25 @@ def _probe(site: int, cov_index: int) -> bytes:
     return b"\x41" + _sleb(site) + b"\x41\x01\x3a\x40" + encode_uleb(cov_index) + b"\x00"
 
 
-def _comparison_probe(ring: int, cov: int) -> bytes:
-    """Copy ``n`` and up to ``_CMP_BYTES`` bytes of both operands (locals 0, 1, 2 of a
-    ``memcmp``-shaped function) into the next slot of the ring, then count the slot."""
+_LOCALS = (b"\x20\x00", b"\x20\x01", b"\x20\x02")
+"""``local.get 0, 1, 2``: the operands of a C ``memcmp``/``bcmp``."""
+
+
+def _go_stack_argument(slot: int) -> bytes:
+    """The ``slot``-th 8-byte argument of a Go function, read at entry from Go's stack:
+    ``i64.load(SP + 8 * (slot + 1))`` wrapped to i32 (SP is global 0; the return address is at SP)."""
+    return b"\x23\x00" + b"\x41" + _sleb(8 * (slot + 1)) + b"\x6a" + b"\x29\x03\x00" + b"\xa7"
+
+
+def _go_args() -> tuple[bytes, bytes, bytes]:
+    """``runtime.memequal(a, b unsafe.Pointer, size uintptr)`` under Go's wasm calling convention."""
+    return (_go_stack_argument(0), _go_stack_argument(1), _go_stack_argument(2))
+
+
+def _comparison_probe(ring: int, cov: int, operands: tuple[bytes, bytes, bytes] = _LOCALS) -> bytes:
+    """Copy ``n`` and up to ``_CMP_BYTES`` bytes of both operands (``operands``: code that pushes
+    ``a``, ``b`` and ``n``) into the next slot of the ring, then count the slot."""
+    a, b, n = operands
     mem = encode_uleb(cov)
 
     def load_counter() -> bytes:  # i32.load (memory cov) offset 0 of i32.const ring
@@ -157,12 +185,12 @@ def _comparison_probe(ring: int, cov: int) -> bytes:
         b"\x41" + _sleb(ring + 16) + load_counter() + b"\x41" + _sleb(_CMP_SLOTS - 1) + b"\x71"  # i32.and
         + b"\x41" + _sleb(_CMP_SLOT) + b"\x6c" + b"\x6a"  # i32.mul, i32.add
     )  # fmt: skip
-    clamp = b"\x20\x02" + b"\x41" + _sleb(_CMP_BYTES) + b"\x20\x02" + b"\x41" + _sleb(_CMP_BYTES) + b"\x49" + b"\x1b"  # select(n, 32, n < 32)
+    clamp = n + b"\x41" + _sleb(_CMP_BYTES) + n + b"\x41" + _sleb(_CMP_BYTES) + b"\x49" + b"\x1b"  # select(n, 32, n < 32)
     copy = b"\xfc\x0a" + mem + b"\x00"  # memory.copy (dst: coverage memory) (src: memory 0)
     out = bytearray()
-    out += slot + b"\x20\x02" + b"\x36\x42" + mem + b"\x00"  # i32.store n
-    out += slot + b"\x41\x04\x6a" + b"\x20\x00" + clamp + copy
-    out += slot + b"\x41" + _sleb(4 + _CMP_BYTES) + b"\x6a" + b"\x20\x01" + clamp + copy
+    out += slot + n + b"\x36\x42" + mem + b"\x00"  # i32.store n
+    out += slot + b"\x41\x04\x6a" + a + clamp + copy
+    out += slot + b"\x41" + _sleb(4 + _CMP_BYTES) + b"\x6a" + b + clamp + copy
     out += b"\x41" + _sleb(ring) + load_counter() + b"\x41\x01\x6a" + b"\x36\x42" + mem + b"\x00"  # counter += 1
     return bytes(out)
 
@@ -196,7 +224,9 @@ def _probe_count_bound(wasm: bytes, start: int, end: int) -> int:
     return end - start + 1
 
 
-def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: int, cmap: CoverageMap, ring: int | None = None) -> bytes:
+def _instrument_body(
+    wasm: bytes, start: int, end: int, func: int, cov_index: int, cmap: CoverageMap, ring: tuple[int, tuple[bytes, bytes, bytes]] | None = None
+) -> bytes:
     r = _Reader(wasm, start, end)
     for _ in range(r.uleb()):  # local declarations: count, type
         r.uleb()
@@ -208,7 +238,7 @@ def _instrument_body(wasm: bytes, start: int, end: int, func: int, cov_index: in
         out.extend(_probe(len(cmap.sites) - 1, cov_index))
 
     if ring is not None:
-        out.extend(_comparison_probe(ring, cov_index))
+        out.extend(_comparison_probe(ring[0], cov_index, ring[1]))
     probe(r.pos)
     depth = 1
     while r.pos < end:

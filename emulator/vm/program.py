@@ -20,7 +20,7 @@ from ..engines.base import Outline
 from ..errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError, UnsupportedProposalError
 from ..glue import ImportCalls
 from .cache import ModuleCache
-from .coverage import CoverageError, CoverageMap, instrument
+from .coverage import INSTRUMENTATION_VERSION, CoverageError, CoverageMap, instrument
 from .module import OUTLINE_VERSION, ModuleFormatError, ModuleInfo, parse_module
 from .rewrite import export_mutable_globals
 
@@ -81,8 +81,8 @@ class Program:
                     f"{source}: guest coverage needs an engine with multi-memory (the probes write to a memory of their own); {engine.name} has none: use wasmtime",
                     envoy="not an Envoy matter: coverage is the emulator's instrumentation",
                 )
-            variant += "+coverage"
-            cov_key = f"{self.sha256}.coverage{OUTLINE_VERSION}"
+            variant += f"+coverage{INSTRUMENTATION_VERSION}"
+            cov_key = f"{self.sha256}.coverage{OUTLINE_VERSION}.{INSTRUMENTATION_VERSION}"
             self.coverage = cache.load_meta(cov_key) if cache is not None else None
 
         def code() -> bytes:

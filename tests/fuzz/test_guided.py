@@ -96,3 +96,31 @@ def test_the_operands_of_memcmp_are_captured_per_execution():
     assert plugin.vm.comparisons() == [(b"DELETE", b"DELETE")]  # the filter's memcmp of the method against its own "DELETE"
     plugin.vm.reset_coverage()
     assert plugin.vm.comparisons() == []
+
+
+def test_go_string_comparisons_are_captured_from_gos_stack():
+    from emulator import Host
+
+    module = BUGS / "go_local_continue/bug_go_local_continue.wasm"
+    host = Host(coverage=True, trace=False)
+    plugin = host.load(module)
+    plugin.vm.reset_coverage()
+    # a query parameter as long as the one the filter looks for: Go compares the bytes (runtime.memequal)
+    plugin.http_stream().send_request_headers([(":method", "GET"), (":path", "/x?abcde=1"), (":authority", "a")], end_of_stream=True)
+    assert (b"abcde", b"debug") in plugin.vm.comparisons()
+
+
+def test_an_instrumented_module_is_compiled_again_when_the_probes_change(tmp_path, monkeypatch):
+    # the module cache keys instrumented modules by the probes' version: a stale artifact from an
+    # older emulator would run old probes against a new coverage map
+    from emulator.engines import get_engine
+    from emulator.vm import program
+    from emulator.vm.cache import ModuleCache
+
+    wasm = (FIXTURES / "c/headers_c.wasm").read_bytes()
+    program.Program(get_engine("wasmtime"), wasm, cache=ModuleCache(tmp_path), coverage=True)
+    before = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    monkeypatch.setattr(program, "INSTRUMENTATION_VERSION", program.INSTRUMENTATION_VERSION + 1)
+    program.Program(get_engine("wasmtime"), wasm, cache=ModuleCache(tmp_path), coverage=True)
+    added = {p.name for p in tmp_path.rglob("*") if p.is_file()} - before
+    assert len(added) >= 2, f"a new artifact and coverage map for the new probes, got {sorted(added)}"
