@@ -105,12 +105,14 @@ def choose_fuzzer(args: argparse.Namespace) -> tuple[str, str | None]:
     return "guided", None
 
 
-def _fail(args: argparse.Namespace, message: str) -> int:
+def _fail(args: argparse.Namespace, message: str, code: int = 2) -> int:
+    """Report a failure before any finding (``code``: usage 2, or filter 3) in the run's output shape."""
+    kind = "filter" if code == 3 else "usage"
     if getattr(args, "json", False):
-        print(json.dumps({"filter": args.filter, "error": message, "found": False}))
+        print(json.dumps({"filter": args.filter, "error": message, "found": False, "kind": kind}))
     else:
         print(f"proxy-wasm-emulator fuzz: error: {message}", file=sys.stderr)
-    return 2
+    return code
 
 
 def _progress_printer(total: int) -> Any:
@@ -169,7 +171,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     from ..fuzz.runner import FuzzSetupError, fuzz_filter
     from ..scenario import ScenarioError
     from ..vm.module import ModuleFormatError
-    from .options import UsageError, plugin_overrides
+    from .options import ExitCode, UsageError, plugin_overrides
 
     if args.examples < 0 or args.max_streams < 1 or args.leak_repeats < 0:
         return _fail(args, "--examples and --leak-repeats must be >= 0 and --max-streams >= 1")
@@ -206,8 +208,10 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         else:
             report = fuzz_filter(args.filter, options, progress=progress)
     except (ModuleLoadError, ModuleFormatError) as exc:
-        return _fail(args, f"{args.filter} does not load: {getattr(exc, 'reason', exc)}")
-    except (ScenarioError, FuzzSetupError, ValueError, ImportError) as exc:
+        return _fail(args, f"{args.filter} does not load: {getattr(exc, 'reason', exc)}", ExitCode.FILTER)
+    except FuzzSetupError as exc:
+        return _fail(args, str(exc), ExitCode.FILTER if exc.filter_failed else ExitCode.USAGE)
+    except (ScenarioError, ValueError, ImportError) as exc:
         return _fail(args, str(exc))
     except (RuntimeError, OSError) as exc:  # e.g. wasmer not installed on this Python
         return _fail(args, str(exc))
@@ -231,7 +235,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         for f, path in zip(out["findings"], written, strict=False):
             f["file"] = path
         print(json.dumps(out, indent=2))
-        return 1 if report.found else 0
+        return ExitCode.FOUND if report.found else ExitCode.OK
     print(report.summary())
     for i, (finding, path) in enumerate(zip(report.findings, written, strict=False)):
         extra = "" if finding.reproduces else " (does not reproduce on its own: see the report)"
@@ -244,4 +248,4 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
             print("       last host calls:")
             for line in tail:
                 print(f"         {line[:150]}")
-    return 1 if report.found else 0
+    return ExitCode.FOUND if report.found else ExitCode.OK

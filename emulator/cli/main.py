@@ -1,7 +1,9 @@
-"""The ``proxy-wasm-emulator`` command: ``inspect`` a filter, ``run`` it.
+"""The ``proxy-wasm-emulator`` command: ``inspect``, ``run``, ``bench``, ``fuzz`` and ``cache``.
 
-Exit status: 0 on success, 1 when the filter fails to load or start (or, with ``run --fail-on-trap``, when a
-scenario stream traps), 2 for bad command-line input (a FILTER that is not a file included).
+Exit status, the same on every sub-command (:class:`~emulator.cli.options.ExitCode`): 0 done and
+nothing found; 1 a finding, a regression or a failed ``--fail-on-trap``; 2 bad command-line input
+(a FILTER that is not a file included); 3 the filter does not load or its plugin does not start;
+4 an internal error of the emulator.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from abi import LogLevel
 from ..engines import ENGINE_NAMES
 from ..errors import EmulatorError, ModuleLoadError, PluginStartError
 from ..vm.module import ModuleFormatError
-from .options import UsageError, add_cache_options, add_plugin_options, cache_setting, plugin_overrides, read_file, require_file
+from .options import ExitCode, UsageError, add_cache_options, add_plugin_options, cache_setting, plugin_overrides, read_file, require_file
 
 __all__ = ["main"]
 
@@ -34,9 +36,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             print(json.dumps({"path": args.filter, "error": str(exc)}))
         else:
             print(f"error: {args.filter}: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FILTER
     print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
-    return 0
+    return ExitCode.OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -89,13 +91,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             out.update(world_state(host))
     except PluginStartError as exc:
         out["error"], out["phase"], out["envoy"] = exc.reason, exc.phase, exc.envoy
-        status = 1
+        status = ExitCode.FILTER
     except ModuleLoadError as exc:
         out["error"], out["phase"], out["envoy"] = exc.reason, "load", exc.envoy
-        status = 1
+        status = ExitCode.FILTER
     except EmulatorError as exc:
         out["error"] = str(exc)
-        status = 1
+        status = ExitCode.FILTER
     except (RuntimeError, ValueError) as exc:  # e.g. wasmer not installed on this Python
         raise UsageError(str(exc)) from None
     if host is not None:
@@ -105,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.fail_on_trap and failed and status == 0:
         out["error"] = f"{len(failed)} of the scenario's streams and connections failed in the guest: {', '.join(failed)}"
         out["phase"] = "scenario"
-        status = 1
+        status = ExitCode.FOUND
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -143,7 +145,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=plugin_overrides(args), cache=cache_setting(args))
     except EmulatorError as exc:
         print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FILTER
     regressions = compare(result, baseline, args.max_regression) if baseline is not None else None
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
@@ -151,7 +153,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps({**result, "regressions": regressions}, indent=2))
     else:
         print(render(result, regressions, baseline))
-    return 1 if regressions else 0
+    return ExitCode.FOUND if regressions else ExitCode.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,9 +279,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "json", False):  # --json promises one JSON object, failures included
             print(json.dumps({"filter": getattr(args, "filter", None), "error": str(exc), "kind": "usage"}))
         print(f"proxy-wasm-emulator {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except BrokenPipeError:  # e.g. piped into `head`
-        return 0
+        return ExitCode.OK
+    except Exception as exc:  # a bug of ours: say so, in the same shapes as every other failure
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        message = f"internal error: {type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno}; a bug in proxy-wasm-emulator, please report it)"
+        if getattr(args, "json", False):
+            print(json.dumps({"filter": getattr(args, "filter", None), "error": message, "kind": "internal"}))
+        print(f"proxy-wasm-emulator {args.command}: {message}", file=sys.stderr)
+        return ExitCode.INTERNAL
 
 
 if __name__ == "__main__":

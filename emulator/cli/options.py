@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UsageError", "add_cache_options", "add_plugin_options", "cache_setting", "env_pairs", "plugin_overrides", "read_file", "require_file"]
+__all__ = ["ExitCode", "UsageError", "add_cache_options", "add_plugin_options", "cache_setting", "env_pairs", "plugin_overrides", "read_file", "require_file"]
+
+
+class ExitCode(IntEnum):
+    """The exit status of every sub-command (one table, documented in the README)."""
+
+    OK = 0
+    """Done, and nothing was found."""
+    FOUND = 1
+    """A finding (``fuzz``), a regression (``bench --baseline``) or a failed check (``run --fail-on-trap``)."""
+    USAGE = 2
+    """Bad command-line input: an option, a missing FILTER or scenario file, a malformed scenario."""
+    FILTER = 3
+    """The filter itself: the module does not load, or the plugin does not start."""
+    INTERNAL = 4
+    """A bug in proxy-wasm-emulator (the message says what raised)."""
 
 
 class UsageError(Exception):
-    """Bad command-line input; printed without a traceback, exit status 2."""
+    """Bad command-line input; printed without a traceback, exit status 2 (:attr:`ExitCode.USAGE`)."""
 
 
 def read_file(path: str | None, option: str) -> bytes | None:

@@ -88,7 +88,7 @@ def guided_fuzz(
         return report
     if first.run is not None and first.run.start_error is not None:
         err = first.run.start_error
-        raise FuzzSetupError(f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration")
+        raise FuzzSetupError(f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration", filter_failed=True)
     vocab = _case_space(path, base, parsed, opts).vocabulary
     module_names = [w.lower() for w in vocab.names if w and ":" not in w[1:]]
     names = module_names + [n.decode() if isinstance(n, bytes) else n for n in COMMON_HEADER_NAMES]

@@ -32,7 +32,12 @@ __all__ = ["FuzzSetupError", "fuzz_filter", "fuzz_test"]
 
 
 class FuzzSetupError(ValueError):
-    """The fuzzer cannot start: bad scenario, or a plugin that refuses its configuration."""
+    """The fuzzer cannot start: bad scenario, or a plugin that refuses its configuration
+    (``filter_failed``: the filter's doing, not the command line's)."""
+
+    def __init__(self, message: str, *, filter_failed: bool = False) -> None:
+        super().__init__(message)
+        self.filter_failed = filter_failed
 
 
 _VIOLATION_TYPES: dict[str, type[AssertionError]] = {}
@@ -269,7 +274,9 @@ def fuzz_filter(
         return report
     if first.run is not None and first.run.start_error is not None and not opts.fuzz_config and opts.config_schema is None:
         err = first.run.start_error
-        raise FuzzSetupError(f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration or pass fuzz_config=True")
+        raise FuzzSetupError(
+            f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration or pass fuzz_config=True", filter_failed=True
+        )
 
     # 2. generated examples
     case_strategy = _case_space(path, base, parsed, opts).strategy()

@@ -71,20 +71,20 @@ def test_run_failure_exits_non_zero_with_the_reason(capsys, tmp_path):
     cfg.write_text("trap-configure")
     code, out, _ = run_cli(capsys, "run", FIXTURES / "go/headers_go.wasm", "--plugin-config", cfg, "--json")
     data = json.loads(out)
-    assert code == 1 and data["started"] is False
+    assert code == 3 and data["started"] is False  # the filter's failure: exit 3
     assert data["phase"] == "proxy_on_configure"
     assert "trap-configure" in data["error"]
 
 
 def test_run_human_output_on_failure(capsys):
     code, _out, err = run_cli(capsys, "run", wat_module("vm_start_false"))
-    assert code == 1
+    assert code == 3
     assert "did not start (proxy_on_vm_start)" in err and "what Envoy does" in err
 
 
 def test_unknown_import_and_stub_option(capsys):
     code, out, _ = run_cli(capsys, "run", wat_module("unknown_imports"), "--json")
-    assert code == 1 and "proxy_frobnicate" in json.loads(out)["error"]
+    assert code == 3 and "proxy_frobnicate" in json.loads(out)["error"]
     code, out, _ = run_cli(capsys, "run", wat_module("unknown_imports"), "--json", "--stub-unknown-imports")
     assert code == 0 and json.loads(out)["started"]
 
@@ -97,7 +97,7 @@ def test_bad_input_is_an_error_without_traceback(capsys, tmp_path):
     bad = tmp_path / "bad.wasm"
     bad.write_bytes(b"\0asm\x01\0\0\0\x01\xff")
     code, out, _ = run_cli(capsys, "inspect", bad, "--json")
-    assert code == 1 and "malformed" in json.loads(out)["error"]
+    assert code == 3 and "malformed" in json.loads(out)["error"]
 
 
 def test_console_script_entry_point():
@@ -145,3 +145,16 @@ def test_inspect_human_memory_line_is_words_not_a_dict(capsys):
     _, out, _ = run_cli(capsys, "inspect", go)
     line = next(x for x in out.splitlines() if x.startswith("memory:"))
     assert line == f"memory: {pages} pages ({pages * 65536:,} bytes) initial, no maximum, defined by the module"
+
+
+def test_an_internal_error_is_exit_status_4_and_says_it_is_ours(capsys, monkeypatch):
+    import emulator.inspect
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(emulator.inspect, "inspect_module", broken)
+    code, out, err = run_cli(capsys, "inspect", wat_module("minimal"), "--json")
+    report = json.loads(out)
+    assert code == 4 and report["kind"] == "internal" and "KeyError" in report["error"]
+    assert "a bug in proxy-wasm-emulator" in err and "Traceback" not in err

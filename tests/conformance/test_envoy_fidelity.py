@@ -334,7 +334,7 @@ def test_a_2020_module_calling_restricted_host_functions_from_start_runs_only_on
 
     path = tmp_path / "legacy.wasm"
     path.write_bytes(wasm)
-    assert main(["run", str(path), "--engine", proxy_wasm_engine]) == 1
+    assert main(["run", str(path), "--engine", proxy_wasm_engine]) == 3  # the plugin does not start
     assert "--legacy-start" in capsys.readouterr().err
     assert main(["run", str(path), "--engine", proxy_wasm_engine, "--legacy-start"]) == 0
     assert "[info] started" in capsys.readouterr().out

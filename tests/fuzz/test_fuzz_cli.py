@@ -72,7 +72,6 @@ def test_a_seed_scenario_alone(tmp_path, capsys):
     ("argv", "message"),
     [
         (["missing.wasm"], "cannot read missing.wasm"),
-        ([str(ROOT / "README.md")], "does not load"),
         ([PITFALLS, "no-such-scenario.json"], "no-such-scenario.json"),
         ([PITFALLS, "--invariant", "nope"], "unknown invariant 'nope'"),
         ([str(FIXTURES / "rust/headers_rust.wasm"), "--plugin-config", str(ROOT / "fixtures/demo/plugin_config.txt"), "--examples", "-1"], ">= 0"),
@@ -84,11 +83,14 @@ def test_bad_input_is_exit_status_2(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_a_refused_configuration_is_bad_input(tmp_path, capsys):
+def test_a_filter_that_does_not_load_or_start_is_exit_status_3(tmp_path, capsys):
     config = tmp_path / "config.txt"
     config.write_text("fail-configure")
-    assert fuzz(str(FIXTURES / "rust/headers_rust.wasm"), "--plugin-config", str(config), "--json") == 2
-    assert "does not start" in json.loads(capsys.readouterr().out)["error"]
+    assert fuzz(str(FIXTURES / "rust/headers_rust.wasm"), "--plugin-config", str(config), "--json") == 3
+    report = json.loads(capsys.readouterr().out)
+    assert "does not start" in report["error"] and report["kind"] == "filter"
+    assert fuzz(str(ROOT / "README.md")) == 3
+    assert "does not load" in capsys.readouterr().err
 
 
 def test_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
