@@ -23,6 +23,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``fuzz`` sub-command to an ``argparse`` sub-parsers object."""
     from ..engines import ENGINE_NAMES
     from ..fuzz.invariants import BUILTIN_INVARIANTS
+    from .ci_reports import add_ci_report_options
     from .options import add_plugin_options
 
     names = ", ".join(i.name for i in BUILTIN_INVARIANTS)
@@ -67,10 +68,14 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--guided", action="store_const", const="guided", dest="fuzzer", help="the same as --fuzzer guided")
     p.add_argument("--corpus", metavar="DIR", help="(guided) seed from and save new corpus entries to this folder, so the next run continues")
+    p.add_argument(
+        "--time-budget", type=float, metavar="S", help="(guided) stop generating after S seconds, even before --examples executions; findings are still shrunk"
+    )
     p.add_argument("--coverage", action="store_true", help="measure guest coverage and steer toward examples that enter more of the filter (wasmtime)")
     p.add_argument(
         "--faults", action="store_true", help="also inject host-call errors (a finding's file keeps them in its 'faults' field, so 'run' replays them)"
     )
+    add_ci_report_options(p)
     p.set_defaults(func=run_fuzz_command)
     return p
 
@@ -101,6 +106,8 @@ def choose_fuzzer(args: argparse.Namespace) -> tuple[str, str | None]:
     if args.fuzzer == "hypothesis" or lacks:
         if args.corpus is not None:
             raise UsageError("--corpus keeps the guided engine's corpus; the hypothesis engine keeps its examples in .hypothesis/")
+        if args.time_budget is not None:
+            raise UsageError("--time-budget stops the guided engine; the hypothesis engine counts --examples only")
         return "hypothesis", (None if args.fuzzer == "hypothesis" else lacks)
     return "guided", None
 
@@ -162,6 +169,7 @@ def fuzz_options(
         faults=args.faults,
         coverage=args.coverage,
         leak_repeats=args.leak_repeats,
+        time_budget_s=args.time_budget,
     )
 
 
@@ -173,8 +181,8 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     from ..vm.module import ModuleFormatError
     from .options import ExitCode, UsageError, plugin_overrides
 
-    if args.examples < 0 or args.max_streams < 1 or args.leak_repeats < 0:
-        return _fail(args, "--examples and --leak-repeats must be >= 0 and --max-streams >= 1")
+    if args.examples < 0 or args.max_streams < 1 or args.leak_repeats < 0 or (args.time_budget is not None and args.time_budget <= 0):
+        return _fail(args, "--examples and --leak-repeats must be >= 0, --max-streams >= 1 and --time-budget > 0")
     if not Path(args.filter).is_file():
         return _fail(args, f"cannot read {args.filter}")
     try:
@@ -226,6 +234,10 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _fail(args, f"--out: cannot write {path}: {exc.strerror or exc}")
         written.append(str(path))
+    try:
+        _write_ci_reports(args, report, fuzzer, written)
+    except OSError as exc:
+        return _fail(args, f"--junit-xml/--summary: cannot write: {exc.strerror or exc}")
     if args.json:
         out = report.to_json()
         out["fuzzer"] = fuzzer
@@ -249,3 +261,37 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
             for line in tail:
                 print(f"         {line[:150]}")
     return ExitCode.FOUND if report.found else ExitCode.OK
+
+
+def _write_ci_reports(args: argparse.Namespace, report: Any, fuzzer: str, written: list[str]) -> None:
+    """``--junit-xml``: a test case per invariant checked, failed when it was broken; ``--summary``:
+    the run and its findings in Markdown."""
+    from .ci_reports import Case, md_escape, write_ci_reports
+
+    if not (args.junit_xml or args.summary):
+        return
+    found = {f.invariant: (f, path) for f, path in zip(report.findings, written, strict=False)}
+    cases = []
+    for name in report.invariants:
+        hit = found.get(name)
+        if hit is None:
+            cases.append(Case(name))
+            continue
+        finding, path = hit
+        details = "\n".join([*finding.violations, "", f"scenario: {path}", f"replay: proxy-wasm-emulator run {args.filter} {path}"])
+        cases.append(Case(name, failure=finding.violations[0] if finding.violations else name, details=details))
+    lines = [
+        f"### proxy-wasm-emulator fuzz `{args.filter}`",
+        "",
+        f"{report.examples} {'executions' if fuzzer == 'guided' else 'examples'} in {report.elapsed_s:.1f} s, seed {report.seed}, {fuzzer} fuzzer, engine {report.engine}"
+        + (f"; guest coverage {report.coverage['covered']} of {report.coverage['sites']} blocks" if report.coverage else ""),
+        "",
+    ]
+    if found:
+        lines += ["| invariant | what broke | replay |", "|---|---|---|"]
+        for name, (finding, path) in found.items():
+            message = md_escape(finding.violations[0] if finding.violations else "")
+            lines.append(f"| `{name}` | {message} | `proxy-wasm-emulator run {args.filter} {path}` |")
+    else:
+        lines.append(f"No invariant broken ({', '.join(report.invariants)}).")
+    write_ci_reports(args, f"fuzz {args.filter}", cases, "\n".join(lines), time_s=report.elapsed_s)

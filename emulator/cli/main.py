@@ -20,6 +20,7 @@ from abi import LogLevel
 from ..engines import ENGINE_NAMES
 from ..errors import EmulatorError, ModuleLoadError, PluginStartError
 from ..vm.module import ModuleFormatError
+from .ci_reports import add_ci_report_options
 from .options import ExitCode, UsageError, add_cache_options, add_plugin_options, cache_setting, plugin_overrides, read_file, require_file
 
 __all__ = ["main"]
@@ -149,11 +150,41 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     regressions = compare(result, baseline, args.max_regression) if baseline is not None else None
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
+    try:
+        _bench_ci_reports(args, result, regressions, baseline)
+    except OSError as exc:
+        raise UsageError(f"--junit-xml/--summary: cannot write: {exc.strerror or exc}") from None
     if args.json:
         print(json.dumps({**result, "regressions": regressions}, indent=2))
     else:
         print(render(result, regressions, baseline))
     return ExitCode.FOUND if regressions else ExitCode.OK
+
+
+def _bench_ci_reports(args: argparse.Namespace, result: dict[str, Any], regressions: list[str] | None, baseline: dict[str, Any] | None) -> None:
+    """``--junit-xml``: a test case per gated figure, failed when it regressed past the baseline;
+    ``--summary``: the figures (and the baseline's) as a Markdown table."""
+    from ..bench import GATED
+    from .ci_reports import Case, md_escape, write_ci_reports
+
+    if not (args.junit_xml or args.summary):
+        return
+    metrics = result["metrics"]
+    regressed = {r.split(":", 1)[0]: r for r in regressions or []}
+    cases = [Case(key, failure=regressed.get(key), details=regressed.get(key, "")) for key in GATED]
+    old = baseline.get("metrics", {}) if baseline else {}
+    lines = [
+        f"### proxy-wasm-emulator bench `{args.filter}`",
+        "",
+        "| figure | now | baseline | |",
+        "|---|---|---|---|",
+    ]
+    for key in GATED:
+        mark = "regressed" if key in regressed else ("" if baseline else "no baseline")
+        lines.append(f"| `{key}` | {metrics.get(key)} | {old.get(key, '-')} | {md_escape(mark)} |")
+    t = result["timing"]
+    lines += ["", f"Time per scenario: {t['median_s'] * 1e3:.2f} ms median of {t['rounds']} warm rounds (not gated)."]
+    write_ci_reports(args, f"bench {args.filter}", cases, "\n".join(lines), time_s=t["median_s"] * t["rounds"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--engine", choices=ENGINE_NAMES, default="wasmtime", help="default: wasmtime")
     add_plugin_options(bench)
     add_cache_options(bench)
+    add_ci_report_options(bench)
     bench.add_argument("--json", action="store_true", help="print one JSON object (the result, with its regressions)")
     bench.set_defaults(func=_cmd_bench)
 

@@ -153,7 +153,10 @@ def guided_fuzz(
         if run(sc):
             entries.append(sc)
     entries = entries or seeds[:1]
+    stop_at = started + opts.time_budget_s if opts.time_budget_s is not None else None
     while executions < opts.examples and not (found and not opts.find_all):
+        if stop_at is not None and time.perf_counter() >= stop_at:
+            break
         parent = entries[-1 - min(len(entries) - 1, int(rng.expovariate(0.3)))]  # recent entries more often
         child = _mutate(parent, rng, words, entries)
         if run(child):

@@ -85,6 +85,9 @@ class FuzzOptions:
     has no replays)."""
     leak_warmup: int = 4
     """Replays before ``memory_growth`` starts measuring."""
+    time_budget_s: float | None = None
+    """:func:`~emulator.fuzz.guided.guided_fuzz`: stop generating after this many seconds even if
+    ``examples`` executions have not run (findings are still shrunk and replayed after it)."""
     find_all: bool = True
     """:func:`fuzz_filter`: keep fuzzing for other invariants after the first finding."""
     shrink: bool = True

@@ -148,3 +148,13 @@ def test_what_only_hypothesis_does_falls_back_to_it_and_says_why(tmp_path, capsy
     assert "--fuzzer hypothesis" in json.loads(capsys.readouterr().out)["error"]
     assert fuzz(QUIET, "--fuzzer", "hypothesis", "--corpus", str(tmp_path / "c"), *common) == 2
     assert "corpus" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_a_time_budget_stops_the_guided_engine_early(tmp_path, capsys):
+    status = fuzz(
+        str(FIXTURES / "rust/headers_rust.wasm"), "--examples", "1000000", "--time-budget", "1", "--skip", "trap", "--json", "--out", str(tmp_path / "f.json")
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and 0 < report["examples"] < 1000000 and report["elapsed_s"] < 10
+    assert fuzz(QUIET, "--fuzzer", "hypothesis", "--time-budget", "1", "--json") == 2
+    assert "--time-budget" in json.loads(capsys.readouterr().out)["error"]
