@@ -714,5 +714,16 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]]) -> str:
         for lint in r["lints"]:
             out.append(f" lint: {lint}")
         if r["error"]:
-            out.append(f" error: {r['error'].splitlines()[0]}")
+            lines = r["error"].splitlines()
+            out.append(f" error: {lines[0]}")
+            if "guest backtrace:" in lines:  # the frames, innermost first, as --json carries them
+                frames = lines[lines.index("guest backtrace:") + 1 :]
+                frames = [f for f in frames if f.startswith("  ")]
+                out.append("  guest backtrace:")
+                out += [f"  {f}" for f in frames[:_BACKTRACE_LINES]]
+                if len(frames) > _BACKTRACE_LINES:
+                    out.append(f"    ... {len(frames) - _BACKTRACE_LINES} more frames (--json has them all)")
     return "\n".join(out)
+
+
+_BACKTRACE_LINES = 8

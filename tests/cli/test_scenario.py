@@ -129,3 +129,14 @@ def test_fail_on_trap_turns_a_trapped_stream_into_exit_1(capsys):
 def test_fail_on_trap_passes_a_clean_scenario(capsys):
     code, data, _ = run_json(capsys, FIXTURES / "rust/headers_rust.wasm", SCENARIOS / "headers.json", "--fail-on-trap")
     assert code == 0 and data["error"] is None
+
+
+def test_human_output_shows_the_guest_backtrace_of_a_trap(tmp_path, capsys):
+    scenario = tmp_path / "trap.json"
+    scenario.write_text(
+        json.dumps({"streams": [{"request": {"headers": [[":method", "GET"], [":path", "/"], [":authority", "a"], ["x-tenant", "sandbox-x"]]}}]})
+    )
+    assert main(["run", str(FIXTURES / "bugs/rust_value_prefix/bug_rust_value_prefix.wasm"), str(scenario)]) == 0
+    out = capsys.readouterr().out
+    assert "  guest backtrace:\n    0: rust_panic @ 0x" in out
+    assert "bug_rust_value_prefix::Router as proxy_wasm::traits::HttpContext>::on_http_request_headers" in out
