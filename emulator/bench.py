@@ -7,6 +7,7 @@ a CI job can gate a merge on them; timings are reported next to them but never g
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
@@ -17,7 +18,7 @@ from .costs import DETERMINISTIC, total
 from .host import Host
 from .scenario import Scenario, run_scenario, start_plugins
 
-__all__ = ["compare", "measure"]
+__all__ = ["comparable", "compare", "measure"]
 
 GATED = (*DETERMINISTIC, "memory_pages")
 
@@ -73,6 +74,8 @@ def measure(
     n = max(len(scenario.streams), 1)
     return {
         "filter": str(module),
+        "module_sha256": prog.sha256,
+        "scenario_sha256": scenario_digest(scenario),
         "engine": engine,
         "abi_version": prog.abi.version,
         "streams": len(scenario.streams),
@@ -124,9 +127,30 @@ def render(result: dict[str, Any], regressions: list[str] | None, baseline: dict
     )
     if "cold_start_ms" in t:
         lines.append(f"  cold start           {t['cold_start_ms']:.2f} ms plugin start, then {t['first_round_ms']:.2f} ms first round (not gated)")
+    if baseline is not None and baseline.get("module_sha256") and baseline["module_sha256"] != result.get("module_sha256"):
+        lines.append(f"  baseline build       {baseline['module_sha256'][:12]}, this build {result['module_sha256'][:12]}")
     if regressions is not None:
         lines.append("regressions:\n  " + "\n  ".join(regressions) if regressions else "no regression past the threshold")
     return "\n".join(lines)
+
+
+def scenario_digest(scenario: Scenario) -> str:
+    """A digest of what a scenario does (its parsed form), to tell baselines of other traffic apart."""
+    return hashlib.sha256(repr(scenario).encode()).hexdigest()
+
+
+def comparable(current: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+    """Why ``baseline`` cannot gate ``current`` (``None``: it can).
+
+    A baseline of another filter (file name) or of other traffic (scenario) is refused. A
+    different build of the same filter is what the gate is for, so a different module sha256 is
+    compared, and :func:`render` names both builds.
+    """
+    if Path(baseline.get("filter", "")).name != Path(current["filter"]).name:
+        return f"the baseline was measured on {baseline.get('filter')!r}, not {current['filter']!r}: a baseline of another filter is not compared"
+    if baseline.get("scenario_sha256") and baseline["scenario_sha256"] != current["scenario_sha256"]:
+        return "the baseline was measured on other traffic (its scenario differs): figures of different scenarios are not compared"
+    return None
 
 
 def load_baseline(path: str) -> dict[str, Any]:

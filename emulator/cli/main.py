@@ -128,7 +128,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench import compare, load_baseline, measure, render
+    from ..bench import comparable, compare, load_baseline, measure, render
     from ..scenario import ScenarioError, load_scenario
 
     require_file(args.filter)
@@ -147,6 +147,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except EmulatorError as exc:
         print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
         return ExitCode.FILTER
+    if baseline is not None:
+        refused = comparable(result, baseline)
+        if refused:
+            raise UsageError(f"--baseline: {refused}")
     regressions = compare(result, baseline, args.max_regression) if baseline is not None else None
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=2) + "\n")

@@ -39,16 +39,38 @@ def test_unexported_callbacks_cost_nothing():
     assert costs["proxy_on_request_headers"].host_calls == 1
 
 
+def _build(tmp_path, which):
+    """``filter.wasm`` as a new build of the same filter would be: the same name, other bytes."""
+    out = tmp_path / which / "filter.wasm"
+    out.parent.mkdir(exist_ok=True)
+    out.write_bytes(wat_module(which).read_bytes())
+    return str(out)
+
+
 def test_gate_fails_a_slower_filter_and_passes_the_same_one(capsys, tmp_path):
     baseline = tmp_path / "baseline.json"
-    assert main(["bench", str(wat_module("bench_fast")), str(SCENARIO), "--save", str(baseline), "--rounds", "1"]) == 0
+    fast, slow = _build(tmp_path, "bench_fast"), _build(tmp_path, "bench_slow")
+    assert main(["bench", fast, str(SCENARIO), "--save", str(baseline), "--rounds", "1"]) == 0
     capsys.readouterr()
-    assert main(["bench", str(wat_module("bench_fast")), str(SCENARIO), "--baseline", str(baseline), "--rounds", "1"]) == 0
+    assert main(["bench", fast, str(SCENARIO), "--baseline", str(baseline), "--rounds", "1"]) == 0
     assert "no regression" in capsys.readouterr().out
-    assert main(["bench", str(wat_module("bench_slow")), str(SCENARIO), "--baseline", str(baseline), "--rounds", "1", "--json"]) == 1
+    assert main(["bench", slow, str(SCENARIO), "--baseline", str(baseline), "--rounds", "1"]) == 1
+    assert "baseline build" in capsys.readouterr().out  # a new build: both named
+    assert main(["bench", slow, str(SCENARIO), "--baseline", str(baseline), "--rounds", "1", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["regressions"] and out["regressions"][0].startswith("instructions: ")
     assert out["metrics"]["host_calls"] == json.loads(baseline.read_text())["metrics"]["host_calls"]
+
+
+def test_a_baseline_of_another_filter_or_other_traffic_is_refused(capsys, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert main(["bench", str(wat_module("bench_fast")), str(SCENARIO), "--save", str(baseline), "--rounds", "1"]) == 0
+    assert main(["bench", str(wat_module("bench_slow")), str(SCENARIO), "--baseline", str(baseline), "--rounds", "1"]) == 2
+    assert "a baseline of another filter is not compared" in capsys.readouterr().err
+    other = tmp_path / "other.yaml"
+    other.write_text(SCENARIO.read_text().replace("/", "/other", 1))
+    assert main(["bench", str(wat_module("bench_fast")), str(other), "--baseline", str(baseline), "--rounds", "1"]) == 2
+    assert "other traffic" in capsys.readouterr().err
 
 
 def test_bad_baseline_is_a_usage_error(capsys, tmp_path):

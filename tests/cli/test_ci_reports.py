@@ -52,10 +52,12 @@ def test_a_clean_fuzz_run_is_all_passed_and_summaries_append(tmp_path, capsys):
 
 def test_bench_regressions_are_failed_test_cases(tmp_path, capsys):
     baseline, junit, summary = tmp_path / "baseline.json", tmp_path / "bench.xml", tmp_path / "summary.md"
-    assert main(["bench", str(wat_module("bench_fast")), SCENARIO, "--save", str(baseline), "--rounds", "1"]) == 0
-    code = main(
-        ["bench", str(wat_module("bench_slow")), SCENARIO, "--baseline", str(baseline), "--rounds", "1", "--junit-xml", str(junit), "--summary", str(summary)]
-    )
+    fast, slow = tmp_path / "fast" / "filter.wasm", tmp_path / "slow" / "filter.wasm"  # two builds of one filter
+    for build, source in ((fast, "bench_fast"), (slow, "bench_slow")):
+        build.parent.mkdir()
+        build.write_bytes(wat_module(source).read_bytes())
+    assert main(["bench", str(fast), SCENARIO, "--save", str(baseline), "--rounds", "1"]) == 0
+    code = main(["bench", str(slow), SCENARIO, "--baseline", str(baseline), "--rounds", "1", "--junit-xml", str(junit), "--summary", str(summary)])
     capsys.readouterr()
     assert code == 1
     _, cases = _cases(junit)
