@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,14 +123,29 @@ def _fail(args: argparse.Namespace, message: str, code: int = 2) -> int:
     return code
 
 
-def _progress_printer(total: int) -> Any:
-    stream = sys.stderr
-    if not stream.isatty():
-        return None
+_PLAIN_EVERY_S = 10.0
+"""How often a run that is not on a terminal (a CI log) prints its progress line."""
 
-    def show(done: int, planned: int, found: int) -> None:
+
+def _progress_printer(total: int, unit: str = "examples") -> Any:
+    """Progress on stderr: one line rewritten in place on a terminal, else a plain line every
+    :data:`_PLAIN_EVERY_S` seconds (a CI log); counts, rate, findings and, with the guided
+    engine, the guest blocks covered so far."""
+    stream = sys.stderr
+    tty = stream.isatty()
+    started = time.monotonic()
+    last = [started]
+
+    def show(done: int, planned: int, found: int, covered: int | None = None) -> None:
+        now = time.monotonic()
+        if not tty and now - last[0] < _PLAIN_EVERY_S:
+            return
+        last[0] = now
         phase = "searching" if done <= planned else "shrinking"
-        stream.write(f"\r  {done} examples ({planned} planned), {found} found, {phase}...   ")
+        rate = done / max(now - started, 1e-9)
+        blocks = f", {covered} blocks covered" if covered is not None else ""
+        text = f"  {done} {unit} ({planned} planned, {rate:.0f}/s), {found} found{blocks}, {phase}..."
+        stream.write(f"\r{text}   " if tty else f"{text}\n")
         stream.flush()
 
     return show
@@ -199,7 +215,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         fuzzer, why = choose_fuzzer(args)
     except UsageError as exc:
         return _fail(args, str(exc))
-    progress = None if args.json else _progress_printer(args.examples)
+    progress = None if args.json else _progress_printer(args.examples, "executions" if fuzzer == "guided" else "examples")
     if not args.json:
         unit = "executions" if fuzzer == "guided" else "examples"
         print(f"fuzzing {args.filter}: {args.examples} {unit}, seed {args.seed}, {fuzzer} fuzzer, engine {args.engine}", flush=True)
@@ -224,8 +240,8 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError) as exc:  # e.g. wasmer not installed on this Python
         return _fail(args, str(exc))
     finally:
-        if progress is not None:
-            sys.stderr.write("\r" + " " * 78 + "\r")
+        if progress is not None and sys.stderr.isatty():
+            sys.stderr.write("\r" + " " * 100 + "\r")
             sys.stderr.flush()
     written: list[str] = []
     for finding, path in zip(report.findings, _out_paths(Path(args.out), len(report.findings)), strict=False):

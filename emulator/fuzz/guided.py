@@ -51,7 +51,7 @@ def guided_fuzz(
     options: FuzzOptions | None = None,
     *,
     corpus: str | Path | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     **overrides: Any,
 ) -> FuzzReport:
     """Fuzz ``path`` for ``options.examples`` executions, guided by guest coverage (wasmtime)."""
@@ -144,7 +144,7 @@ def guided_fuzz(
         for f in _group([v for v in violations if v.invariant not in found], sc, None, shrunk=False):
             found[f.invariant] = f
         if progress is not None:
-            progress(executions, opts.examples, len(found))
+            progress(executions, opts.examples, len(found), len(covered))
         return bool(new)
 
     seeds = list(entries)

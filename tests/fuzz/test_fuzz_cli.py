@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 
 import pytest
 
@@ -101,7 +102,16 @@ def test_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
     err = Tty()
     monkeypatch.setattr("sys.stderr", err)
     assert fuzz(QUIET, "--examples", "5", "--out", str(tmp_path / "x.json")) == 0
-    assert "\r  1 examples (5 planned), 0 found, searching..." in err.getvalue()
+    assert re.search(r"\r  1 executions \(5 planned, \d+/s\), 0 found, \d+ blocks covered, searching\.\.\.", err.getvalue())
+
+
+def test_progress_in_a_ci_log_is_a_plain_line_now_and_then(tmp_path, monkeypatch, capsys):
+    from emulator.cli import fuzz as fuzz_cli
+
+    monkeypatch.setattr(fuzz_cli, "_PLAIN_EVERY_S", 0.0)  # every execution, for the test
+    assert fuzz(QUIET, "--examples", "3", "--out", str(tmp_path / "x.json")) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and re.search(r"^  3 executions \(3 planned, \d+/s\), 0 found, \d+ blocks covered, searching\.\.\.$", err, re.M)
 
 
 def test_guided_json_keeps_the_contract(capsys, tmp_path):
