@@ -493,7 +493,13 @@ class Trace(list[TraceEntry]):
     __mul__ = _flushing(list.__mul__)
     __imul__ = _flushing(list.__imul__)
     __repr__ = _flushing(list.__repr__)
-    __reduce_ex__ = _flushing(list.__reduce_ex__)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        """Pickle and copy as ``Trace(entries)``, pending records turned into entries first."""
+        if self.pending:
+            self.flush()
+        return (type(self), ([*list.__iter__(self)],))
+
     append = _flushing(list.append)
     extend = _flushing(list.extend)
     insert = _flushing(list.insert)

@@ -74,3 +74,15 @@ def test_clear_and_snapshot_restore_see_pending_records():
     assert len(host.trace) == snap.lengths[1]  # the calls after the snapshot are gone, pending or not
     host.trace.clear()
     assert len(host.trace) == 0 and not host.trace and host.trace == []
+
+
+def test_a_trace_with_pending_records_pickles_and_copies_as_its_entries():
+    import copy
+    import pickle
+
+    host = Host()
+    _exchange(host, "c/headers_c.wasm")
+    trace = host.trace
+    assert trace.pending
+    for other in (pickle.loads(pickle.dumps(trace)), copy.copy(trace), copy.deepcopy(trace)):
+        assert type(other) is Trace and other == trace and other.pending == [] and len(other) == len(trace)
