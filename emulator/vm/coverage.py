@@ -28,7 +28,20 @@ __all__ = ["COVERAGE_EXPORT", "INSTRUMENTATION_VERSION", "CoverageError", "Cover
 
 COVERAGE_EXPORT = "__coverage"
 
-INSTRUMENTATION_VERSION = zlib.crc32(Path(__file__).read_bytes() + (Path(__file__).parent / "instructions.py").read_bytes())
+
+def _instrumentation_version() -> int:
+    try:
+        return zlib.crc32(Path(__file__).read_bytes() + (Path(__file__).parent / "instructions.py").read_bytes())
+    except OSError:  # sources not on disk (a zipped install): the package version stands in
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return zlib.crc32(version("proxy-wasm-emulator").encode())
+        except PackageNotFoundError:
+            return 0
+
+
+INSTRUMENTATION_VERSION = _instrumentation_version()
 """Part of the module cache's key for instrumented modules and their coverage maps: a change to
 the probes (this file) or to the decoder compiles the module again."""
 
