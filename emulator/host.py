@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abi import LogLevel
 
@@ -40,6 +40,9 @@ from .trace import Trace
 from .vm.cache import ModuleCache
 from .vm.instance import Vm
 from .vm.program import Program
+
+if TYPE_CHECKING:
+    from .envoy_config import EnvoyChain
 
 __all__ = ["Host", "ModuleSource"]
 
@@ -295,6 +298,19 @@ class Host:
             allowed_capabilities=allowed_capabilities,
         )
         return self.add_plugin(vm, root_id=root_id, name=name, plugin_config=plugin_config, properties=properties, start=start, **options)
+
+    @classmethod
+    def from_envoy_config(cls, path: str | Path, listener: str | None = None, **host_options: Any) -> EnvoyChain:
+        """A host running the Wasm filters of an Envoy configuration (see :mod:`emulator.envoy_config`).
+
+        ``listener`` picks a listener by name (default: the first with a Wasm filter);
+        ``host_options`` go to :class:`Host`. The result's ``chain`` is the HTTP filters in order,
+        ``plugins`` every filter's plugin, ``warnings`` what the file holds that is not modelled.
+        Raises :class:`~emulator.envoy_config.EnvoyConfigError` naming the place in the file.
+        """
+        from .envoy_config import build_filters, read_envoy_config
+
+        return build_filters(cls(**host_options), read_envoy_config(path, listener))
 
     @staticmethod
     def _read(module: ModuleSource) -> tuple[bytes, str]:

@@ -520,11 +520,14 @@ def _value(value: Any, where: str) -> Any:
 def start_plugins(host: Any, module: Any, scenario: Scenario, *, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create the scenario's VM and start its plugins; returns them by root_id (first one first).
 
-    ``overrides`` (from the command line) may set ``plugin_config``, ``vm_config``, ``root_id``,
-    ``vm_id``, ``name`` and ``environment``; they apply to a single-plugin scenario.
+    ``overrides`` (from the command line, or an Envoy configuration's filter) may set
+    ``plugin_config``, ``vm_config``, ``root_id``, ``vm_id``, ``name``, ``environment`` and
+    ``fail_policy``, which apply to a single-plugin scenario, and ``clusters`` (the known ones).
     """
     o = overrides or {}
     prepare_host(host, scenario)
+    if o.get("clusters") is not None:
+        host.clusters = set(o["clusters"])
     env = {**scenario.environment, **(o.get("environment") or {})}
     vm_config = o.get("vm_config")
     vm = host.create_vm(
@@ -545,7 +548,7 @@ def start_plugins(host: Any, module: Any, scenario: Scenario, *, overrides: dict
             root_id=pick("root_id", spec.root_id),
             name=pick("name", spec.name),
             plugin_config=pick("plugin_config", spec.configuration),
-            fail_policy=spec.fail_policy,
+            fail_policy=pick("fail_policy", spec.fail_policy),
             allow_on_headers_stop_iteration=spec.allow_on_headers_stop_iteration,
             properties=scenario.properties,
         )

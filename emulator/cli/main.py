@@ -46,16 +46,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..host import Host
     from ..scenario import ScenarioError, load_scenario, render_summary, run_connections, run_scenario, start_plugins, stream_result, world_state
 
-    require_file(args.filter)
+    envoy_warnings: list[str] = []
+    if args.envoy_config:
+        module, overrides, envoy_warnings = _from_envoy_config(args)
+    else:
+        if args.filter is None:
+            raise UsageError("FILTER: give the .wasm to run, or --envoy-config FILE")
+        require_file(args.filter)
+        module, overrides = args.filter, plugin_overrides(args)
     scenario = None
     if args.scenario:
         try:
             scenario = load_scenario(args.scenario)
         except ScenarioError as exc:
             raise UsageError(f"bad scenario: {exc}") from None
-    overrides = plugin_overrides(args)
     engine = args.engine or (scenario.engine if scenario and scenario.engine else "wasmtime")
     out: dict[str, Any] = {"started": False, "abi_version": None, "engine": engine, "logs": [], "error": None}
+    if args.envoy_config:
+        out["envoy_warnings"] = envoy_warnings
+        if not args.json:
+            for warning in envoy_warnings:
+                print(f"envoy config: not modelled: {warning}", file=sys.stderr)
     if scenario is not None:
         out["streams"] = []
     host = None
@@ -74,12 +85,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             from ..fuzz.strategies import FaultPlan
 
             host.observer = FaultInjectingObserver(host, FaultPlan.from_json(scenario.faults))
-        prog = host.program(args.filter, stub_unknown_imports=args.stub_unknown_imports)
+        prog = host.program(module, stub_unknown_imports=args.stub_unknown_imports, allowed_capabilities=overrides.get("allowed_capabilities"))
         out["abi_version"] = prog.abi.version
         out["abi_notes"] = list(prog.abi.notes)
         if scenario is None:
+            if overrides.get("clusters") is not None:
+                host.clusters = set(overrides["clusters"])
             vm = host.create_vm(prog, vm_id=overrides["vm_id"] or "", vm_config=overrides["vm_config"], environment=overrides["environment"])
-            host.add_plugin(vm, root_id=overrides["root_id"] or "", name=overrides["name"] or "", plugin_config=overrides["plugin_config"])
+            host.add_plugin(
+                vm,
+                root_id=overrides["root_id"] or "",
+                name=overrides["name"] or "",
+                plugin_config=overrides["plugin_config"],
+                **({"fail_policy": overrides["fail_policy"]} if overrides.get("fail_policy") else {}),
+            )
             out["started"] = True
         else:
             plugins = start_plugins(host, prog, scenario, overrides=overrides)
@@ -125,6 +144,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if out.get("envoy"):
                 print(f"what Envoy does: {out['envoy']}", file=sys.stderr)
     return status
+
+
+def _from_envoy_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any], list[str]]:
+    """``run --envoy-config``: the listener's one Wasm filter, its settings as the command line's
+    overrides (options given on the command line win), and what the file holds that is not modelled."""
+    from ..envoy_config import EnvoyConfigError, read_envoy_config
+
+    if args.filter is not None and args.scenario is None:  # run --envoy-config FILE SCENARIO
+        args.scenario, args.filter = args.filter, None
+    if args.filter is not None:
+        raise UsageError("FILTER: --envoy-config names the .wasm; give only the SCENARIO")
+    try:
+        config = read_envoy_config(args.envoy_config, args.listener)
+    except EnvoyConfigError as exc:
+        raise UsageError(f"--envoy-config: {exc}") from None
+    if len(config.filters) != 1:
+        places = ", ".join(f.where for f in config.filters)
+        raise UsageError(
+            f"--envoy-config: listener {config.listener!r} has {len(config.filters)} Wasm filters ({places}); run runs one: "
+            "pick a listener with --listener, or run the chain from Python with Host.from_envoy_config"
+        )
+    (wasm,) = config.filters
+    overrides = wasm.overrides()
+    overrides["clusters"] = config.clusters
+    for key, value in plugin_overrides(args).items():  # the command line over the file
+        if value is not None and value != {}:
+            overrides[key] = value
+    return wasm.module, overrides, config.warnings
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -203,8 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=_cmd_inspect)
 
     run = sub.add_parser("run", help="load a filter and start it as Envoy would (initialise, VM start, configure)")
-    run.add_argument("filter", metavar="FILTER.wasm")
+    run.add_argument("filter", metavar="FILTER.wasm", nargs="?", help="the compiled filter (not with --envoy-config, which names it)")
     run.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario file (.json or .yaml) of HTTP exchanges to run")
+    run.add_argument(
+        "--envoy-config",
+        metavar="FILE",
+        help="take the filter and its settings (plugin and VM configuration, root and VM ids, environment, fail policy, capabilities, clusters) from an Envoy bootstrap YAML or JSON",
+    )
+    run.add_argument("--listener", metavar="NAME", help="(--envoy-config) the listener whose Wasm filter to run (default: the first that has one)")
     add_plugin_options(run)
     run.add_argument("--vm-id", default=None, metavar="ID", help="vm_id (default: the scenario's, else empty)")
     run.add_argument("--name", default=None, metavar="NAME", help="plugin name")

@@ -1,0 +1,175 @@
+"""Envoy configuration in: the Wasm filters of a bootstrap YAML, with their settings, as Envoy
+would build them (the files below are our own, in the shape the SDK examples' envoy.yaml have)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from emulator import Host
+from emulator.cli.main import main
+from emulator.envoy_config import EnvoyConfigError, read_envoy_config
+from tests.conftest import FIXTURES
+
+GO = FIXTURES / "go/headers_go.wasm"
+FEATURES = FIXTURES / "go_features/features_go.wasm"
+SCENARIO = FIXTURES / "scenarios/headers.json"
+
+# the shape of proxy-wasm-go-sdk's examples/*/envoy.yaml: one listener, an HTTP connection
+# manager, the Wasm filter, the router; a static cluster
+EXAMPLE = """
+static_resources:
+  listeners:
+    - name: main
+      address:
+        socket_address: {address: 0.0.0.0, port_value: 18000}
+      filter_chains:
+        - filters:
+            - name: envoy.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: ingress_http
+                codec_type: auto
+                route_config:
+                  name: local_route
+                  virtual_hosts:
+                    - name: local_service
+                      domains: ["*"]
+                      routes:
+                        - match: {prefix: "/"}
+                          route: {cluster: web_service}
+                http_filters:
+                  - name: envoy.filters.http.wasm
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+                      config:
+                        name: demo
+                        root_id: demo_root
+                        configuration:
+                          "@type": type.googleapis.com/google.protobuf.StringValue
+                          value: demo-plugin-config
+                        vm_config:
+                          vm_id: demo_vm
+                          runtime: "envoy.wasm.runtime.v8"
+                          configuration:
+                            "@type": type.googleapis.com/google.protobuf.StringValue
+                            value: demo-vm-config
+                          environment_variables:
+                            key_values: {DEMO: "1"}
+                          code:
+                            local:
+                              filename: "WASM"
+                        fail_open: true
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+    - name: web_service
+      connect_timeout: 0.25s
+      type: STRICT_DNS
+      load_assignment:
+        cluster_name: web_service
+        endpoints:
+          - lb_endpoints:
+              - endpoint: {address: {socket_address: {address: httpbin.org, port_value: 80}}}
+"""
+
+
+def _write(tmp_path, text, name="envoy.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_every_setting_of_the_filter_is_read(tmp_path):
+    cfg = read_envoy_config(_write(tmp_path, EXAMPLE.replace("WASM", str(GO))))
+    (f,) = cfg.filters
+    assert (f.kind, f.name, f.root_id, f.vm_id, f.runtime) == ("http", "demo", "demo_root", "demo_vm", "envoy.wasm.runtime.v8")
+    assert (f.configuration, f.vm_configuration, f.environment, f.fail_policy) == (b"demo-plugin-config", b"demo-vm-config", {"DEMO": "1"}, "FAIL_OPEN")
+    assert f.module == GO and cfg.clusters == ["web_service"] and cfg.listener == "main"
+    assert any("routes are not modelled" in w for w in cfg.warnings)
+
+
+def test_run_with_the_envoy_config_is_run_with_the_same_settings_by_hand(tmp_path, capsys):
+    config = _write(tmp_path, EXAMPLE.replace("WASM", str(GO)))
+    assert main(["run", "--envoy-config", str(config), str(SCENARIO), "--json"]) == 0
+    from_config = json.loads(capsys.readouterr().out)
+    plugin_config, vm_config = tmp_path / "plugin.txt", tmp_path / "vm.txt"
+    plugin_config.write_text("demo-plugin-config")
+    vm_config.write_text("demo-vm-config")
+    by_hand = ["run", str(GO), str(SCENARIO), "--plugin-config", str(plugin_config), "--vm-config", str(vm_config)]
+    by_hand += ["--root-id", "demo_root", "--vm-id", "demo_vm", "--name", "demo", "--env", "DEMO=1", "--json"]
+    assert main(by_hand) == 0
+    manual = json.loads(capsys.readouterr().out)
+    assert from_config.pop("envoy_warnings")
+    assert from_config == manual and from_config["streams"]
+
+
+def test_plugins_with_the_same_vm_share_it_and_form_a_chain_in_order(tmp_path):
+    second = """
+                  - name: envoy.filters.http.wasm
+                    typed_config:
+                      "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                      type_url: type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+                      value:
+                        config:
+                          root_id: second_root
+                          configuration: {"@type": type.googleapis.com/google.protobuf.Struct, "value": {"k": "v"}}
+                          vm_config:
+                            vm_id: demo_vm
+                            runtime: envoy.wasm.runtime.v8
+                            configuration: {"@type": type.googleapis.com/google.protobuf.StringValue, "value": demo-vm-config}
+                            environment_variables: {key_values: {DEMO: "1"}}
+                            code: {local: {filename: "WASM"}}
+                  - name: envoy.filters.http.cors
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
+"""
+    text = EXAMPLE.replace(
+        "                  - name: envoy.filters.http.router", second.strip("\n") + "\n                  - name: envoy.filters.http.router", 1
+    )
+    built = Host.from_envoy_config(_write(tmp_path, text.replace("WASM", str(GO))), trace=False)
+    first, other = built.plugins
+    assert first.vm is other.vm and len(built.host.vms) == 1  # same vm_id, code and VM settings: one VM
+    assert (other.root_id, other.config) == ("second_root", b'{"k":"v"}')
+    assert built.chain.plugins == [first, other] and built.host.clusters == {"web_service"}
+    assert any("envoy.filters.http.cors" in w for w in built.warnings)
+    stream = built.http_stream()
+    stream.send_request_headers({":method": "GET", ":path": "/", ":authority": "a"}, end_of_stream=True)
+    assert stream.upstream_request.headers is not None
+
+
+def test_inline_bytes_and_unknown_clusters_get_envoys_answer(tmp_path):
+    inline = base64.b64encode(FEATURES.read_bytes()).decode()
+    text = EXAMPLE.replace('filename: "WASM"', f'inline_bytes: "{inline}"').replace("root_id: demo_root", "root_id: auth")
+    built = Host.from_envoy_config(_write(tmp_path, text), trace=False)
+    stream = built.http_stream()
+    stream.send_request_headers({":method": "GET", ":path": "/", ":authority": "a", "authorization": "token-1"}, end_of_stream=True)
+    # the auth role calls the "auth" cluster, which this configuration does not define: Envoy refuses the call
+    assert not built.host.http_calls.pending() and stream.local_response is not None
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "problem"),
+    [
+        (lambda t: t.replace('filename: "WASM"', 'filename: "missing.wasm"'), "vm_config.code.local.filename", "no such file"),
+        (lambda t: t.replace("envoy.wasm.runtime.v8", "envoy.wasm.runtime.null"), "vm_config.runtime", "null runtime"),
+        (lambda t: t.replace("envoy.wasm.runtime.v8", "envoy.wasm.runtime.quickjs"), "vm_config.runtime", "unknown runtime"),
+        (lambda t: t.replace("  clusters:\n", "  clusters: 3\n  unused:\n"), "static_resources.clusters", "expected a list"),
+    ],
+)
+def test_a_bad_configuration_names_the_place_in_the_file(tmp_path, edit, where, problem):
+    path = _write(tmp_path, edit(EXAMPLE).replace("WASM", str(GO)))
+    with pytest.raises(EnvoyConfigError) as info:
+        read_envoy_config(path)
+    assert where in info.value.where and problem in info.value.problem
+    assert "static_resources" in str(info.value)
+
+
+def test_the_command_line_refuses_what_it_cannot_run_with_exit_2(tmp_path, capsys):
+    path = _write(tmp_path, EXAMPLE.replace('filename: "WASM"', 'filename: "missing.wasm"'))
+    assert main(["run", "--envoy-config", str(path)]) == 2
+    assert "filters[0].typed_config.http_filters[0].typed_config.config.vm_config.code.local.filename" in capsys.readouterr().err
+    assert main(["run", "--envoy-config", str(_write(tmp_path, "static_resources: {listeners: []}", "empty.yaml"))]) == 2
+    assert "no listener has a Wasm filter" in capsys.readouterr().err
