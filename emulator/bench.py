@@ -41,8 +41,9 @@ def measure(
     ``overrides`` are the command line's plugin and VM settings (see ``start_plugins``); ``cache``
     is :class:`Host`'s compiled-module cache setting.
     """
+    caps = (overrides or {}).get("allowed_capabilities")
     host = Host(engine=engine, costs=True, trace=False, seed=scenario.seed, cache=cache)
-    prog = host.program(module)
+    prog = host.program(module, allowed_capabilities=caps)
     plugins = start_plugins(host, prog, scenario, overrides=overrides)
     first = next(iter(plugins.values()))
     start_pages = first.vm.memory.size // 65536 if first.vm.memory else 0
@@ -57,7 +58,7 @@ def measure(
     # Timings: one host, started once (its plugin start is the cold-start figure), one untimed
     # warm-up round, then every timed round from the same snapshot, as the pytest fixture times warm requests.
     h = Host(engine=engine, trace=False, seed=scenario.seed, cache=cache)
-    timed_prog = h.program(module)
+    timed_prog = h.program(module, allowed_capabilities=caps)
     t0 = time.perf_counter()
     ps = start_plugins(h, timed_prog, scenario, overrides=overrides)
     cold_start = time.perf_counter() - t0

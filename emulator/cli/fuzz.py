@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
     from ..engines import ENGINE_NAMES
     from ..fuzz.invariants import BUILTIN_INVARIANTS
     from .ci_reports import add_ci_report_options
-    from .options import add_plugin_options
+    from .options import add_envoy_config_options, add_plugin_options
 
     names = ", ".join(i.name for i in BUILTIN_INVARIANTS)
     p = subparsers.add_parser(
@@ -37,7 +38,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
             "'proxy-wasm-emulator run FILTER.wasm FILE' replays. Exit status 1 when something was found."
         ),
     )
-    p.add_argument("filter", metavar="FILTER.wasm")
+    p.add_argument("filter", metavar="FILTER.wasm", nargs="?", help="the compiled filter (not with --envoy-config, which names it)")
     p.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a seed scenario: its plugin settings, responders and streams (checked first, then mutated)")
     p.add_argument(
         "--examples",
@@ -77,6 +78,7 @@ def add_fuzz_command(subparsers: Any) -> argparse.ArgumentParser:
         "--faults", action="store_true", help="also inject host-call errors (a finding's file keeps them in its 'faults' field, so 'run' replays them)"
     )
     add_ci_report_options(p)
+    add_envoy_config_options(p)
     p.set_defaults(func=run_fuzz_command)
     return p
 
@@ -197,6 +199,14 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     from ..vm.module import ModuleFormatError
     from .options import ExitCode, UsageError, plugin_overrides
 
+    envoy_seed = None
+    if args.envoy_config:
+        try:
+            envoy_seed = _envoy_seed(args)
+        except UsageError as exc:
+            return _fail(args, str(exc))
+    elif args.filter is None:
+        return _fail(args, "FILTER: give the .wasm to fuzz, or --envoy-config FILE")
     if args.examples < 0 or args.max_streams < 1 or args.leak_repeats < 0 or (args.time_budget is not None and args.time_budget <= 0):
         return _fail(args, "--examples and --leak-repeats must be >= 0, --max-streams >= 1 and --time-budget > 0")
     if not Path(args.filter).is_file():
@@ -225,6 +235,8 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         options = fuzz_options(
             args, plugin_config=settings["plugin_config"], config_schema=schema, vm_config=settings["vm_config"], environment=settings["environment"]
         )
+        if envoy_seed is not None:
+            options = replace(options, scenario=envoy_seed)
         if fuzzer == "guided":
             from ..fuzz.guided import guided_fuzz
 
@@ -311,3 +323,32 @@ def _write_ci_reports(args: argparse.Namespace, report: Any, fuzzer: str, writte
     else:
         lines.append(f"No invariant broken ({', '.join(report.invariants)}).")
     write_ci_reports(args, f"fuzz {args.filter}", cases, "\n".join(lines), time_s=report.elapsed_s)
+
+
+def _envoy_seed(args: argparse.Namespace) -> dict[str, Any]:
+    """``fuzz --envoy-config``: the seed scenario (the SCENARIO given, or none) with the filter's
+    plugin and VM settings and the configuration's clusters written in, so findings replay them;
+    options given on the command line still apply over it."""
+    from ..fuzz.cases import _config_value
+    from ..fuzz.runner import _load_base
+    from .options import UsageError, envoy_filter
+
+    wasm, config = envoy_filter(args, file_only=True)
+    args.filter = str(wasm.module)
+    seed = _load_base(args.scenario)
+    if "plugins" in seed:
+        raise UsageError("--envoy-config gives one plugin; the seed scenario has several (plugins): drop them or --envoy-config")
+    seed.setdefault("plugin", {}).update(
+        {
+            "root_id": wasm.root_id,
+            "name": wasm.name,
+            "configuration": _config_value(wasm.configuration),
+            "fail_policy": wasm.fail_policy,
+            "vm_id": wasm.vm_id,
+            "vm_configuration": _config_value(wasm.vm_configuration),
+            "environment": dict(wasm.environment),
+        }
+    )
+    seed["clusters"] = list(config.clusters)
+    args.scenario = None
+    return seed

@@ -21,7 +21,19 @@ from ..engines import ENGINE_NAMES
 from ..errors import EmulatorError, ModuleLoadError, PluginStartError
 from ..vm.module import ModuleFormatError
 from .ci_reports import add_ci_report_options
-from .options import ExitCode, UsageError, add_cache_options, add_plugin_options, cache_setting, plugin_overrides, read_file, require_file
+from .options import (
+    ExitCode,
+    UsageError,
+    add_cache_options,
+    add_envoy_config_options,
+    add_plugin_options,
+    cache_setting,
+    envoy_filter,
+    envoy_overrides,
+    plugin_overrides,
+    read_file,
+    require_file,
+)
 
 __all__ = ["main"]
 
@@ -48,7 +60,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     envoy_warnings: list[str] = []
     if args.envoy_config:
-        module, overrides, envoy_warnings = _from_envoy_config(args)
+        wasm, config = envoy_filter(args)
+        module, overrides, envoy_warnings = wasm.module, envoy_overrides(args, wasm, config), config.warnings
     else:
         if args.filter is None:
             raise UsageError("FILTER: give the .wasm to run, or --envoy-config FILE")
@@ -146,39 +159,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
-def _from_envoy_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any], list[str]]:
-    """``run --envoy-config``: the listener's one Wasm filter, its settings as the command line's
-    overrides (options given on the command line win), and what the file holds that is not modelled."""
-    from ..envoy_config import EnvoyConfigError, read_envoy_config
-
-    if args.filter is not None and args.scenario is None:  # run --envoy-config FILE SCENARIO
-        args.scenario, args.filter = args.filter, None
-    if args.filter is not None:
-        raise UsageError("FILTER: --envoy-config names the .wasm; give only the SCENARIO")
-    try:
-        config = read_envoy_config(args.envoy_config, args.listener)
-    except EnvoyConfigError as exc:
-        raise UsageError(f"--envoy-config: {exc}") from None
-    if len(config.filters) != 1:
-        places = ", ".join(f.where for f in config.filters)
-        raise UsageError(
-            f"--envoy-config: listener {config.listener!r} has {len(config.filters)} Wasm filters ({places}); run runs one: "
-            "pick a listener with --listener, or run the chain from Python with Host.from_envoy_config"
-        )
-    (wasm,) = config.filters
-    overrides = wasm.overrides()
-    overrides["clusters"] = config.clusters
-    for key, value in plugin_overrides(args).items():  # the command line over the file
-        if value is not None and value != {}:
-            overrides[key] = value
-    return wasm.module, overrides, config.warnings
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import comparable, compare, load_baseline, measure, render
     from ..scenario import ScenarioError, load_scenario
 
-    require_file(args.filter)
+    if args.envoy_config:
+        wasm, config = envoy_filter(args, file_only=True)
+        args.filter, overrides = str(wasm.module), envoy_overrides(args, wasm, config)
+    else:
+        if args.filter is None:
+            raise UsageError("FILTER: give the .wasm to measure, or --envoy-config FILE")
+        require_file(args.filter)
+        overrides = plugin_overrides(args)
+    if args.scenario is None:
+        raise UsageError("SCENARIO: bench needs a scenario file of the traffic to measure")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -190,7 +184,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UsageError(f"--baseline: {exc}") from None
     try:
-        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=plugin_overrides(args), cache=cache_setting(args))
+        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=overrides, cache=cache_setting(args))
     except EmulatorError as exc:
         print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
         return ExitCode.FILTER
@@ -252,12 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="load a filter and start it as Envoy would (initialise, VM start, configure)")
     run.add_argument("filter", metavar="FILTER.wasm", nargs="?", help="the compiled filter (not with --envoy-config, which names it)")
     run.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario file (.json or .yaml) of HTTP exchanges to run")
-    run.add_argument(
-        "--envoy-config",
-        metavar="FILE",
-        help="take the filter and its settings (plugin and VM configuration, root and VM ids, environment, fail policy, capabilities, clusters) from an Envoy bootstrap YAML or JSON",
-    )
-    run.add_argument("--listener", metavar="NAME", help="(--envoy-config) the listener whose Wasm filter to run (default: the first that has one)")
+    add_envoy_config_options(run)
     add_plugin_options(run)
     run.add_argument("--vm-id", default=None, metavar="ID", help="vm_id (default: the scenario's, else empty)")
     run.add_argument("--name", default=None, metavar="NAME", help="plugin name")
@@ -284,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser("bench", help="measure cost figures and timings on a scenario; gate on a baseline")
-    bench.add_argument("filter", metavar="FILTER.wasm", help="the compiled filter to measure")
-    bench.add_argument("scenario", metavar="SCENARIO", help="a scenario file (.json or .yaml)")
+    bench.add_argument("filter", metavar="FILTER.wasm", nargs="?", help="the compiled filter to measure (not with --envoy-config, which names it)")
+    bench.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario file (.json or .yaml)")
+    add_envoy_config_options(bench)
     bench.add_argument("--baseline", metavar="FILE", help="a saved `bench --json` result to compare with")
     bench.add_argument("--max-regression", type=float, default=5.0, metavar="PCT", help="fail when a deterministic metric grows by more (default 5)")
     bench.add_argument("--save", metavar="FILE", help="write this run's result (JSON) to FILE, e.g. a new baseline")

@@ -8,7 +8,20 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExitCode", "UsageError", "add_cache_options", "add_plugin_options", "cache_setting", "env_pairs", "plugin_overrides", "read_file", "require_file"]
+__all__ = [
+    "ExitCode",
+    "UsageError",
+    "add_cache_options",
+    "add_envoy_config_options",
+    "envoy_filter",
+    "envoy_overrides",
+    "add_plugin_options",
+    "cache_setting",
+    "env_pairs",
+    "plugin_overrides",
+    "read_file",
+    "require_file",
+]
 
 
 class ExitCode(IntEnum):
@@ -87,3 +100,51 @@ def plugin_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def cache_setting(args: argparse.Namespace) -> bool | str:
     """:class:`~emulator.Host`'s ``cache`` argument from the cache options."""
     return False if args.no_cache else (args.cache_dir or True)
+
+
+def add_envoy_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--envoy-config FILE`` and ``--listener NAME``, the same on ``run``, ``bench`` and ``fuzz``."""
+    parser.add_argument(
+        "--envoy-config",
+        metavar="FILE",
+        help="take the filter and its settings (plugin and VM configuration, root and VM ids, environment, fail policy, capabilities, clusters) from an Envoy bootstrap YAML or JSON",
+    )
+    parser.add_argument("--listener", metavar="NAME", help="(--envoy-config) the listener whose Wasm filter to use (default: the first that has one)")
+
+
+def envoy_filter(args: argparse.Namespace, *, file_only: bool = False) -> tuple[Any, Any]:
+    """The one Wasm filter ``--envoy-config`` names (and the configuration it came from).
+
+    A positional FILTER is then the SCENARIO (``run --envoy-config FILE SCENARIO``). More than one
+    Wasm filter on the listener, or (``file_only``) inline code, is a usage error.
+    """
+    from ..envoy_config import EnvoyConfigError, read_envoy_config
+
+    if args.filter is not None and getattr(args, "scenario", None) is None:
+        args.scenario, args.filter = args.filter, None
+    if args.filter is not None:
+        raise UsageError("FILTER: --envoy-config names the .wasm; give only the SCENARIO")
+    try:
+        config = read_envoy_config(args.envoy_config, args.listener)
+    except EnvoyConfigError as exc:
+        raise UsageError(f"--envoy-config: {exc}") from None
+    if len(config.filters) != 1:
+        places = ", ".join(f.where for f in config.filters)
+        raise UsageError(
+            f"--envoy-config: listener {config.listener!r} has {len(config.filters)} Wasm filters ({places}); this command runs one: "
+            "pick a listener with --listener, or run the chain from Python with Host.from_envoy_config"
+        )
+    (wasm,) = config.filters
+    if file_only and isinstance(wasm.module, bytes):
+        raise UsageError(f"--envoy-config: {wasm.where}: the code is inline; this command needs it in a file (code.local.filename)")
+    return wasm, config
+
+
+def envoy_overrides(args: argparse.Namespace, wasm: Any, config: Any) -> dict[str, Any]:
+    """The filter's settings as the command line's overrides, with options given on the command line winning."""
+    overrides = wasm.overrides()
+    overrides["clusters"] = config.clusters
+    for key, value in plugin_overrides(args).items():
+        if value is not None and value != {}:
+            overrides[key] = value
+    return overrides

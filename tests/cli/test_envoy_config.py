@@ -173,3 +173,22 @@ def test_the_command_line_refuses_what_it_cannot_run_with_exit_2(tmp_path, capsy
     assert "filters[0].typed_config.http_filters[0].typed_config.config.vm_config.code.local.filename" in capsys.readouterr().err
     assert main(["run", "--envoy-config", str(_write(tmp_path, "static_resources: {listeners: []}", "empty.yaml"))]) == 2
     assert "no listener has a Wasm filter" in capsys.readouterr().err
+
+
+def test_bench_and_fuzz_take_the_filter_from_the_envoy_config(tmp_path, capsys):
+    config = _write(tmp_path, EXAMPLE.replace("WASM", str(GO)))
+    assert main(["bench", "--envoy-config", str(config), str(FIXTURES / "scenarios/bench.yaml"), "--rounds", "1", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["filter"] == str(GO) and measured["metrics"]["host_calls"] > 0
+    out = tmp_path / "finding.json"
+    assert main(["fuzz", "--envoy-config", str(config), "--examples", "20", "--leak-repeats", "0", "--skip", "trap", "--json", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["filter"] == str(GO) and report["examples"] == 20
+
+
+def test_fuzz_applies_the_configured_plugin_settings(tmp_path, capsys):
+    # the Go header fixture refuses the configuration "fail-configure": the refusal shows the
+    # Envoy configuration's plugin configuration reached the fuzzed plugin
+    config = _write(tmp_path, EXAMPLE.replace("WASM", str(GO)).replace("value: demo-plugin-config", "value: fail-configure"))
+    assert main(["fuzz", "--envoy-config", str(config), "--examples", "5", "--json"]) == 3
+    assert "does not start" in json.loads(capsys.readouterr().out)["error"]
