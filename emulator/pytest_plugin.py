@@ -208,3 +208,20 @@ def load_filter(proxy_wasm_host: Host, request: pytest.FixtureRequest) -> Callab
         return proxy_wasm_host.load(resolve_filter_path(path, request), **kwargs)
 
     return load
+
+
+@pytest.fixture
+def load_envoy_config(proxy_wasm_host: Host, request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Factory: ``load_envoy_config("envoy.yaml", listener=None)`` builds that Envoy
+    configuration's Wasm filters on this test's host and returns the
+    :class:`~emulator.envoy_config.EnvoyChain` (``.http_stream()``, ``.plugins``, ``.warnings``).
+
+    The path resolves like :func:`load_filter`'s; the host is ``proxy_wasm_host``, so a failing
+    test's report shows its host calls.
+    """
+    from .envoy_config import build_filters, read_envoy_config
+
+    def load(path: Any, listener: str | None = None) -> Any:
+        return build_filters(proxy_wasm_host, read_envoy_config(resolve_filter_path(path, request), listener))
+
+    return load

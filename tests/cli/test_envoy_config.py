@@ -192,3 +192,11 @@ def test_fuzz_applies_the_configured_plugin_settings(tmp_path, capsys):
     config = _write(tmp_path, EXAMPLE.replace("WASM", str(GO)).replace("value: demo-plugin-config", "value: fail-configure"))
     assert main(["fuzz", "--envoy-config", str(config), "--examples", "5", "--json"]) == 3
     assert "does not start" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_the_pytest_fixture_builds_the_configuration_on_the_tests_host(tmp_path, load_envoy_config, proxy_wasm_host):
+    built = load_envoy_config(_write(tmp_path, EXAMPLE.replace("WASM", str(GO))))
+    assert built.host is proxy_wasm_host and [p.root_id for p in built.plugins] == ["demo_root"]
+    stream = built.http_stream()
+    stream.send_request_headers({":method": "GET", ":path": "/", ":authority": "a"}, end_of_stream=True)
+    assert proxy_wasm_host.trace  # the calls show in a failing test's report
