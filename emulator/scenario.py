@@ -683,9 +683,13 @@ def _diff(before: list[tuple[bytes, bytes]], after: list[tuple[bytes, bytes]] | 
     return lines or ["  (headers unchanged)"]
 
 
-def render_summary(runs: list[tuple[StreamSpec, HttpStream]]) -> str:
-    """A readable account of each stream: what the filter changed on the way up and down."""
+def render_summary(runs: list[tuple[StreamSpec, HttpStream]], logs: list[Any] | None = None) -> str:
+    """A readable account of each stream: what the filter changed on the way up and down, and
+    (``logs``: the host's log records) the lines its callbacks logged, under it."""
     out = []
+    by_context: dict[int | None, list[Any]] = {}
+    for record in logs or []:
+        by_context.setdefault(record.context_id, []).append(record)
     for i, (spec, stream) in enumerate(runs):
         r = stream_result(stream, spec)
         title = f"stream {i + 1}" + (f" ({r['name']})" if r.get("name") else "")
@@ -693,6 +697,8 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]]) -> str:
             req = dict(spec.request.header_pairs())
             title += f": {req.get(b':method', b'?').decode(errors='replace')} {req.get(b':path', b'?').decode(errors='replace')}"
         out.append(title)
+        for record in by_context.get(stream.context_id, []) if stream.context_id is not None else []:
+            out.append(f" [{record.level_name}] {record.message}")
         up = r["upstream_request"]
         out.append(" request headers, as upstream received them:")
         out += _diff(spec.request.header_pairs() if spec else [], [(k.encode(), v.encode()) for k, v in up["headers"]] if up else None)

@@ -144,12 +144,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        for r in out["logs"]:
-            print(f"[{r['level']}] {r['message']}")
+        streams = {s.context_id for _, s in runs if s.context_id is not None}
+        for r in out["logs"]:  # the plugin's and VM's own lines; a stream's go under it
+            if r["context_id"] not in streams:
+                print(f"[{r['level']}] {r['message']}")
         if out["started"]:
-            print(f"started: {args.filter} (ABI {out['abi_version']}, engine {engine})")
-            if runs:
-                print(render_summary(runs))
+            print(f"started: {args.envoy_config if isinstance(module, bytes) else module} (ABI {out['abi_version']}, engine {engine})")
+            if runs and host is not None:
+                print(render_summary(runs, [r for r in host.logs if r.context_id in streams]))
             if status:
                 print(f"error: {out['error']} (--fail-on-trap)", file=sys.stderr)
         else:

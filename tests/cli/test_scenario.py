@@ -140,3 +140,11 @@ def test_human_output_shows_the_guest_backtrace_of_a_trap(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "  guest backtrace:\n    0: rust_panic @ 0x" in out
     assert "bug_rust_value_prefix::Router as proxy_wasm::traits::HttpContext>::on_http_request_headers" in out
+
+
+def test_human_output_shows_each_streams_log_lines_under_it(capsys):
+    assert main(["run", str(FIXTURES / "go/headers_go.wasm"), str(FIXTURES / "scenarios/headers.json")]) == 0
+    out = capsys.readouterr().out
+    head, streams = out.split("stream 1", 1)
+    assert "[info] configure: " in head and "request_headers" not in head  # the plugin's own lines first
+    assert " [info] request_headers: path=/admin" in streams.split("stream 2", 1)[1].split("stream 3", 1)[0]
