@@ -111,8 +111,8 @@ def parse_params(function: str, tokens: list[str]) -> tuple[Param, ...]:
         name, _, spec = tokens[i].partition(":")
         role, _, fmt = spec.partition(".")
         if role in _PARTNER:
-            if fmt and (role != IN or fmt not in _FORMATS):
-                raise ValueError(f"{function}: unknown format {fmt!r} of {name}:{role} (inputs know {sorted(_FORMATS)})")
+            if fmt and (role not in (IN, COPY_OUT) or fmt not in _FORMATS):
+                raise ValueError(f"{function}: unknown format {fmt!r} of {name}:{role} (inputs and copy-outs know {sorted(_FORMATS)})")
             if i + 1 >= len(tokens) or ":" in tokens[i + 1]:
                 raise ValueError(f"{function}: {name}:{spec} must be followed by its plain partner parameter")
             width = 4 if role == COPY_OUT else None

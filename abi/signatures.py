@@ -204,7 +204,7 @@ proxy_set_property                  path_ptr:in.path path_size value_ptr:in valu
 proxy_get_buffer_bytes              buffer_type:BufferType start max_size ret_ptr:copyout ret_size -> i32 !BadArgument,NotFound
 proxy_get_buffer_status             buffer_type:BufferType ret_size:out4 ret_flags:out4 -> i32 !BadArgument,NotFound
 proxy_set_buffer_bytes              buffer_type:BufferType start size data_ptr:in data_size -> i32 !BadArgument,NotFound
-proxy_get_header_map_pairs          map_type:MapType ret_ptr:copyout ret_size -> i32 !BadArgument
+proxy_get_header_map_pairs          map_type:MapType ret_ptr:copyout.pairs ret_size -> i32 !BadArgument
 proxy_set_header_map_pairs          map_type:MapType pairs_ptr:in.pairs pairs_size -> i32 !BadArgument
 proxy_get_header_map_value          map_type:MapType key_ptr:in key_size ret_ptr:copyout ret_size -> i32 !BadArgument,NotFound
 proxy_add_header_map_value          map_type:MapType key_ptr:in key_size value_ptr:in value_size -> i32 !BadArgument

@@ -302,7 +302,7 @@ def _decode_results(function: str, raw: tuple[Any, ...]) -> dict[str, Any]:
         if value is _INVALID:
             out[a.name] = "<unreadable>"
         elif a.role == COPY_OUT:
-            out[a.result_key] = _text(value) if value else ""
+            out[a.result_key] = (_value(a.format, value) if a.format else _text(value)) if value else ([] if a.format == "pairs" else "")
         else:
             out[a.result_key] = value
     return out

@@ -78,6 +78,7 @@ SPEC_ENUMS = {
 # abi-spec.md §4.2 / §4.3: inputs with a wire format
 SPEC_FORMATS = {
     ("proxy_set_header_map_pairs", "pairs_ptr"): "pairs",
+    ("proxy_get_header_map_pairs", "ret_ptr"): "pairs",  # what comes back is decoded in the trace too
     ("proxy_send_local_response", "headers_ptr"): "pairs",
     ("proxy_http_call", "headers_ptr"): "pairs",
     ("proxy_http_call", "trailers_ptr"): "pairs",
@@ -205,7 +206,8 @@ def test_positional_signatures_still_work():
         ("f  a:in -> i32", "followed by its plain partner"),
         ("f  a:in b:out4 -> i32", "followed by its plain partner"),
         ("f  a:in.xml a_size -> i32", "unknown format"),
-        ("f  a:copyout.pairs a_size -> i32", "unknown format"),
+        ("f  a:copyout.xml a_size -> i32", "unknown format"),
+        ("f  a:out4.pairs -> i32", "unknown parameter role"),
         ("f  a:out0 -> i32", "writes no bytes"),
         ("f  -> i32 !Broken", "unknown Status"),
         ("f  -> i32 @main", "unknown phase"),
