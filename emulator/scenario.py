@@ -703,9 +703,9 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]], logs: list[Any] | 
         out.append(" request headers, as upstream received them:")
         out += _diff(spec.request.header_pairs() if spec else [], [(k.encode(), v.encode()) for k, v in up["headers"]] if up else None)
         if up and spec is not None:
-            sent = spec.request.body_bytes()
-            got = up["body"] if isinstance(up["body"], str) else ""
-            if sent.decode(errors="replace") != got:
+            sent = spec.request.body_bytes().decode(errors="replace")
+            got = up["body"] if isinstance(up["body"], str) else "(binary)"
+            if sent != got:
                 out.append(f"  body: {sent[:60]!r} -> {got[:60]!r}")
         if r["local_response"]:
             lr = r["local_response"]

@@ -54,7 +54,7 @@ def test_human_summary_shows_the_diff(capsys):
     code = main(["run", str(FIXTURES / "rust/headers_rust.wasm"), str(SCENARIOS / "headers.json")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "+ x-fixture: rust" in out and "body: b'hello world' -> 'hello world-appended'" in out
+    assert "+ x-fixture: rust" in out and "body: 'hello world' -> 'hello world-appended'" in out
     assert "local reply from proxy_on_request_headers: 403" in out
 
 
