@@ -28,6 +28,7 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "render_summary",
+    "render_world",
     "run_connections",
     "run_scenario",
     "start_plugins",
@@ -650,6 +651,28 @@ def world_state(host: Any) -> dict[str, Any]:
         "queues": {f"{vm}/{name}": [_body_json(x) for x in host.queues.contents(name, vm_id=vm)] for (vm, name) in host.queues.tokens},
         "pending_http_calls": [c.to_json() for c in host.http_calls.pending()],
     }
+
+
+def render_world(world: dict[str, Any], connections: list[dict[str, Any]] | None = None) -> str:
+    """The host-wide state after a run (:func:`world_state`), in words; empty when there is none."""
+    out = []
+    for name, m in world.get("metrics", {}).items():
+        value = m["value"]
+        shown = f"{len(value)} samples, last {value[-1]}" if isinstance(value, list) and value else value
+        out.append(f" metric {name} ({m['type']}): {shown}")
+    for vm, items in world.get("shared_data", {}).items():
+        for key, value in items.items():
+            out.append(f" shared data{f' [{vm}]' if vm else ''} {key} = {value!r}")
+    for queue, values in world.get("queues", {}).items():
+        out.append(f" queue {queue.lstrip('/')}: {len(values)} waiting" + (f", next {values[0]!r}" if values else ""))
+    for call in world.get("pending_http_calls", []):
+        out.append(f" http call to {call.get('cluster')} still pending")
+    for i, c in enumerate(connections or []):
+        title = f" connection {i + 1}" + (f" ({c['name']})" if c.get("name") else "")
+        out.append(f"{title}: upstream got {c['upstream_received']!r}, downstream got {c['downstream_received']!r}, closed {c['closed']}")
+        if c.get("error"):
+            out.append(f"  error: {str(c['error']).splitlines()[0]}")
+    return "after the run:\n" + "\n".join(out) if out else ""
 
 
 def stream_result(stream: HttpStream, spec: StreamSpec | None = None) -> dict[str, Any]:

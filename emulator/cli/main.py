@@ -56,7 +56,17 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..host import Host
-    from ..scenario import ScenarioError, load_scenario, render_summary, run_connections, run_scenario, start_plugins, stream_result, world_state
+    from ..scenario import (
+        ScenarioError,
+        load_scenario,
+        render_summary,
+        render_world,
+        run_connections,
+        run_scenario,
+        start_plugins,
+        stream_result,
+        world_state,
+    )
 
     envoy_warnings: list[str] = []
     if args.envoy_config:
@@ -152,6 +162,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"started: {args.envoy_config if isinstance(module, bytes) else module} (ABI {out['abi_version']}, engine {engine})")
             if runs and host is not None:
                 print(render_summary(runs, [r for r in host.logs if r.context_id in streams]))
+            world = render_world(out, out.get("connections")) if scenario is not None else ""
+            if world:
+                print(world)
             if status:
                 print(f"error: {out['error']} (--fail-on-trap)", file=sys.stderr)
         else:

@@ -148,3 +148,10 @@ def test_human_output_shows_each_streams_log_lines_under_it(capsys):
     head, streams = out.split("stream 1", 1)
     assert "[info] configure: " in head and "request_headers" not in head  # the plugin's own lines first
     assert " [info] request_headers: path=/admin" in streams.split("stream 2", 1)[1].split("stream 3", 1)[0]
+
+
+def test_human_output_ends_with_the_world_after_the_run(capsys):
+    assert main(["run", str(FIXTURES / "go_features/features_go.wasm"), str(FIXTURES / "scenarios/features.yaml")]) == 0
+    world = capsys.readouterr().out.split("after the run:\n", 1)[1]
+    assert " metric requests_total (counter): 1" in world and " shared data hits = '42'" in world
+    assert " connection 1: upstream got 'HELLO, TCP', downstream got 'pong', closed True" in world
