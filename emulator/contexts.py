@@ -400,20 +400,21 @@ class ContextBase:
 
     def log(self, level: LogLevel, message: str, *, source: str = "proxy_log") -> None:
         """A guest log line attributed to this context and its plugin."""
-        host = self.host
-        if level < host.log_level:
+        if level < self.host.log_level:
             return
+        self.host.record_log(self.log_record(level, message, source))
+
+    def log_record(self, level: LogLevel, message: str, source: str = "proxy_log") -> LogRecord:
+        """A log record attributed to this context and its plugin (not recorded)."""
         root = self.root
-        host.record_log(
-            LogRecord(
-                level,
-                message,
-                context_id=self.id,
-                root_id=root.root_id if root is not None else "",
-                vm_id=self.vm.vm_id,
-                plugin_name=root.name if root is not None else "",
-                source=source,
-            )
+        return LogRecord(
+            level,
+            message,
+            context_id=self.id,
+            root_id=root.root_id if root is not None else "",
+            vm_id=self.vm.vm_id,
+            plugin_name=root.name if root is not None else "",
+            source=source,
         )
 
     # -- stream control -------------------------------------------------------------------------------

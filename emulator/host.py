@@ -14,7 +14,7 @@ import copy
 import hashlib
 import os
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,7 @@ class HostSnapshot:
     keep: dict[int, Any]
     lengths: tuple[int, int, int, int]
     seq: int
+    console: tuple[int, dict[tuple[str, str], str]] = (0, {})
 
 
 def _file_stamp(module: ModuleSource) -> tuple[str, int, int, int] | None:
@@ -152,6 +153,9 @@ class Host:
         self.log_level = LogLevel(log_level)
         self.properties: dict[str, Any] = dict(properties or {})
         self.logs: list[LogRecord] = []
+        self.console_lines: list[tuple[int, LogRecord]] = []
+        """WASI stdout/stderr output in whole lines, each with how many :attr:`logs` records came before it."""
+        self._console_partial: dict[tuple[str, str], str] = {}
         self.vms: list[Vm] = []
         self.connection = connection or ConnectionInfo()
         self.node = Node.of(node)
@@ -329,6 +333,36 @@ class Host:
         """Append a log record (called by VMs)."""
         self.logs.append(record)
 
+    def record_console(self, template: LogRecord, data: bytes) -> None:
+        """Assemble WASI ``fd_write`` output into whole lines (:attr:`console_lines`).
+
+        Runtimes write in pieces: Go's panic is dozens of writes (``"panic: "``, the value, a
+        newline...). :attr:`logs` keeps one record per write, as Envoy logs them; this keeps the
+        text of each VM's stdout and stderr in lines, each a copy of ``template`` (the writing
+        context's attribution) with the line as its message.
+        """
+        key = (template.vm_id, template.source)
+        text = self._console_partial.get(key, "") + data.decode(errors="replace")
+        *lines, self._console_partial[key] = text.split("\n")
+        for line in lines:
+            if line.strip() and template.level >= self.log_level:
+                self.console_lines.append((len(self.logs), LogRecord(template.level, line, *template[2:])))
+
+    def console_view(self, records: Sequence[LogRecord] | None = None) -> list[LogRecord]:
+        """:attr:`logs` (or a slice of it, ``records``) with the one-per-write ``stdout``/``stderr``
+        records replaced by whole lines (:meth:`record_console`), each where its last piece was written."""
+        chosen = self.logs if records is None else records
+        wanted = {id(r) for r in chosen}
+        lines_after: dict[int, list[LogRecord]] = {}
+        for index, line in self.console_lines:
+            lines_after.setdefault(index, []).append(line)
+        out: list[LogRecord] = list(lines_after.get(0, []))
+        for i, r in enumerate(self.logs):
+            if id(r) in wanted and r.source not in ("stdout", "stderr"):
+                out.append(r)
+            out += [line for line in lines_after.get(i + 1, []) if records is None or line.context_id in {x.context_id for x in chosen}]
+        return out
+
     def record_log_host(self, level: LogLevel, message: str, plugin: Plugin | None = None) -> None:
         """A line Envoy itself would log (e.g. a trap), attributed to the plugin."""
         self.logs.append(
@@ -430,6 +464,7 @@ class Host:
             keep=keep,
             lengths=(len(self.logs), len(self.trace) if self.trace is not None else 0, len(self.http_calls.calls), len(self.grpc_calls.calls)),
             seq=self._seq,
+            console=(len(self.console_lines), dict(self._console_partial)),
         )
 
     def restore(self, snap: HostSnapshot) -> None:
@@ -450,6 +485,8 @@ class Host:
         self.shared_data, self.queues, self.metrics, self.foreign_functions = world["shared_data"], world["queues"], world["metrics"], world["foreign"]
         logs, trace, http, grpc = snap.lengths
         del self.logs[logs:]
+        del self.console_lines[snap.console[0] :]
+        self._console_partial = dict(snap.console[1])
         if self.trace is not None:
             del self.trace[trace:]
         del self.http_calls.calls[http:]

@@ -116,7 +116,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if host.trace is not None and len(host.trace):
                 report.sections.append((f"proxy-wasm host calls{suffix} (most recent last)", host.trace.tail(20)))
             if host.logs:
-                report.sections.append((f"proxy-wasm logs{suffix}", "\n".join(f"[{r.level_name}] {r.message}" for r in host.logs[-20:])))
+                lines = host.console_view()[-20:]  # stdout/stderr pieces (a Go panic) joined into lines
+                report.sections.append((f"proxy-wasm logs{suffix}", "\n".join(f"[{r.level_name}] {r.message}" for r in lines)))
     return report
 
 

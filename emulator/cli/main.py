@@ -145,6 +145,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if host is not None:
         out["logs"] = [{"level": r.level_name, "message": r.message, "source": r.source, "context_id": r.context_id} for r in host.logs]
+        if host.console_lines:  # stdout/stderr in whole lines (logs has one record per write)
+            out["console"] = [{"level": r.level_name, "line": r.message, "source": r.source, "context_id": r.context_id} for _, r in host.console_lines]
     failed = [s.get("name") or f"stream {i}" for i, s in enumerate(out.get("streams", [])) if s["error"]]
     failed += [c.get("name") or f"connection {i}" for i, c in enumerate(out.get("connections", [])) if c["error"]]
     if args.fail_on_trap and failed and status == 0:
@@ -155,13 +157,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         streams = {s.context_id for _, s in runs if s.context_id is not None}
-        for r in out["logs"]:  # the plugin's and VM's own lines; a stream's go under it
-            if r["context_id"] not in streams:
-                print(f"[{r['level']}] {r['message']}")
+        view = host.console_view() if host is not None else []  # stdout/stderr pieces joined into lines
+        for r in view:  # the plugin's and VM's own lines; a stream's go under it
+            if r.context_id not in streams:
+                print(f"[{r.level_name}] {r.message}")
         if out["started"]:
             print(f"started: {args.envoy_config if isinstance(module, bytes) else module} (ABI {out['abi_version']}, engine {engine})")
             if runs and host is not None:
-                print(render_summary(runs, [r for r in host.logs if r.context_id in streams]))
+                print(render_summary(runs, [r for r in view if r.context_id in streams]))
             world = render_world(out, out.get("connections")) if scenario is not None else ""
             if world:
                 print(world)

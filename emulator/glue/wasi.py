@@ -49,7 +49,10 @@ class Wasi:
         if data:
             self.vm.console_write(fd, data)
             text = data[:-1] if data.endswith(b"\n") else data
-            self.vm.active.log(LogLevel.INFO if fd == 1 else LogLevel.ERROR, text.decode(errors="replace"), source="stdout" if fd == 1 else "stderr")
+            level, source = (LogLevel.INFO, "stdout") if fd == 1 else (LogLevel.ERROR, "stderr")
+            ctx = self.vm.active
+            ctx.log(level, text.decode(errors="replace"), source=source)  # one record per write, as Envoy logs it
+            self.vm.host.record_console(ctx.log_record(level, "", source), data)  # and whole lines, for reading
         return E.SUCCESS
 
     def fd_write(self, fd: int, iovs: int, iovs_len: int, ret_nwritten: int) -> int:
