@@ -222,8 +222,13 @@ def _recorder(function: str) -> Any:
         "    host = obs.host\n"
         "    host._seq = seq = host._seq + 1\n"
         "    trace = host.trace\n"
-        "    pending = trace.pending\n"
-        f"    pending.append((seq, name, status, vm.active.id, vm.current_callback, {params}{', ' if n else ''}*raw, *res))\n"
+        f"    flat = (seq, name, status, vm.active.id, vm.current_callback, {params}{', ' if n else ''}*raw, *res)\n"
+        "    try:\n"
+        "        pending = trace.pending\n"
+        "    except AttributeError:  # not a Trace (a plain list put in host.trace): the entry itself\n"
+        "        trace.append(from_flat(flat))\n"
+        "        return status\n"
+        "    pending.append(flat)\n"
         "    if len(pending) + llen(trace) > 2 * host.trace_limit:\n"
         "        trace.trim(host.trace_limit)\n"
         "    return status\n"
@@ -235,6 +240,7 @@ def _recorder(function: str) -> Any:
         "MemoryAccessError": MemoryAccessError,
         "fault": int(Status.InvalidMemoryAccess),
         "llen": list.__len__,
+        "from_flat": _from_flat,
     }
     return build("rec", src, namespace)
 

@@ -86,3 +86,11 @@ def test_a_trace_with_pending_records_pickles_and_copies_as_its_entries():
     assert trace.pending
     for other in (pickle.loads(pickle.dumps(trace)), copy.copy(trace), copy.deepcopy(trace)):
         assert type(other) is Trace and other == trace and other.pending == [] and len(other) == len(trace)
+
+
+def test_a_plain_list_in_host_trace_still_gets_whole_entries():
+    host = Host()
+    host.trace = []  # someone's own list: the recorders append entries to it directly
+    _exchange(host, "c/headers_c.wasm")
+    assert host.trace and all(type(e) is TraceEntry for e in host.trace)
+    assert "proxy_get_header_map_value" in {e.function for e in host.trace} and host.trace[0].args
