@@ -147,12 +147,16 @@ class _Reader:
             clusters.append(_str(c.get("name"), f"{where}.name"))
             if c.get("transport_socket"):
                 self.warn(f"{where}.transport_socket: TLS to upstreams is not modelled")
+        shared = dict(self.warnings)  # the clusters' own, whichever listener is chosen
         found: list[tuple[str, list[WasmFilter]]] = []
+        per_listener: dict[str, list[str]] = {}
         for i, listener in enumerate(listeners):
             where = f"static_resources.listeners[{i}]"
             lst = _map(listener, where)
             name = str(lst.get("name", f"listener {i}"))
+            self.warnings = {}
             filters = self._listener(lst, where)
+            per_listener[name] = list(self.warnings)
             found.append((name, filters))
         if wanted is not None:
             chosen = next(((n, f) for n, f in found if n == wanted), None)
@@ -163,7 +167,7 @@ class _Reader:
             if chosen is None:
                 raise EnvoyConfigError("static_resources.listeners", "no listener has a Wasm filter (envoy.filters.http.wasm or envoy.filters.network.wasm)")
         name, filters = chosen
-        return EnvoyConfig(self.path, name, filters, clusters, list(self.warnings))
+        return EnvoyConfig(self.path, name, filters, clusters, [*per_listener.get(name, []), *shared])
 
     def _listener(self, lst: dict[str, Any], where: str) -> list[WasmFilter]:
         out: list[WasmFilter] = []

@@ -200,3 +200,20 @@ def test_the_pytest_fixture_builds_the_configuration_on_the_tests_host(tmp_path,
     stream = built.http_stream()
     stream.send_request_headers({":method": "GET", ":path": "/", ":authority": "a"}, end_of_stream=True)
     assert proxy_wasm_host.trace  # the calls show in a failing test's report
+
+
+def test_warnings_are_the_chosen_listeners(tmp_path):
+    other = """
+    - name: admin
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.tcp_proxy
+              typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: x, cluster: web_service}
+"""
+    text = EXAMPLE.replace("  clusters:\n", other.lstrip("\n") + "  clusters:\n", 1).replace("WASM", str(GO))
+    cfg = read_envoy_config(_write(tmp_path, text))
+    assert cfg.listener == "main" and not any("tcp_proxy" in w for w in cfg.warnings)
+    admin = read_envoy_config(_write(tmp_path, text), "admin")
+    assert admin.filters == [] and any("tcp_proxy" in w for w in admin.warnings)
+    with pytest.raises(EnvoyConfigError, match="no listener named 'nope'"):
+        read_envoy_config(_write(tmp_path, text), "nope")
