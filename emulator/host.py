@@ -353,6 +353,7 @@ class Host:
         records replaced by whole lines (:meth:`record_console`), each where its last piece was written."""
         chosen = self.logs if records is None else records
         wanted = {id(r) for r in chosen}
+        contexts = None if records is None else {r.context_id for r in chosen}
         lines_after: dict[int, list[LogRecord]] = {}
         for index, line in self.console_lines:
             lines_after.setdefault(index, []).append(line)
@@ -360,7 +361,7 @@ class Host:
         for i, r in enumerate(self.logs):
             if id(r) in wanted and r.source not in ("stdout", "stderr"):
                 out.append(r)
-            out += [line for line in lines_after.get(i + 1, []) if records is None or line.context_id in {x.context_id for x in chosen}]
+            out += [line for line in lines_after.get(i + 1, []) if contexts is None or line.context_id in contexts]
         return out
 
     def record_log_host(self, level: LogLevel, message: str, plugin: Plugin | None = None) -> None:

@@ -136,23 +136,33 @@ def _tuple(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
+def _reads(plan: tuple[_Arg, ...], arg: Any) -> tuple[list[str], list[str], list[str]]:
+    """The code that reads a call from its plan, for the generated capture functions and recorders:
+    the input ranges' expressions, the statements that load the copy-outs' pointers and sizes, and
+    the out-parameters' expressions; ``read``, ``u32`` and ``u64`` are in scope and ``arg(i)`` is
+    argument ``i``."""
+    ins = [f"read({arg(x.index)}, {arg(x.size_index)})" for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT)]
+    loads, outs = [], []
+    for i, x in enumerate(plan):
+        if x.role == COPY_OUT:
+            loads.append(f"p{i} = u32({arg(x.index)}); n{i} = u32({arg(x.size_index)})")
+            outs.append(f"(read(p{i}, n{i}) if n{i} else b'')")
+        elif x.role == OUT:
+            outs.append(f"{'u64' if x.width == 8 else 'u32'}({arg(x.index)})")
+    return ins, loads, outs
+
+
 def _capture_in(plan: tuple[_Arg, ...]) -> Any:
     """One function per import that reads its input ranges in one frame (from the ABI table's roles)."""
-    reads = [f"r(a[{x.index}], a[{x.size_index}])" for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT)]
-    return build("cap", f"def cap(r, a):\n    return {_tuple(reads)}\n", {})
+    ins, _, _ = _reads(plan, lambda i: f"a[{i}]")
+    return build("cap", f"def cap(read, a):\n    return {_tuple(ins)}\n", {})
 
 
 def _capture_out(plan: tuple[_Arg, ...]) -> Any:
     """One function per import that reads what the host wrote through its out-pointers, in one frame."""
-    lines, items = [], []
-    for i, x in enumerate(plan):
-        if x.role == COPY_OUT:
-            lines.append(f"    p{i} = u32(a[{x.index}]); n{i} = u32(a[{x.size_index}])")
-            items.append(f"(r(p{i}, n{i}) if n{i} else b'')")
-        elif x.role == OUT:
-            items.append(f"{'u64' if x.width == 8 else 'u32'}(a[{x.index}])")
-    body = "\n".join([*lines, f"    return {_tuple(items)}"])
-    return build("cap", f"def cap(r, u32, u64, a):\n{body}\n", {})
+    _, loads, outs = _reads(plan, lambda i: f"a[{i}]")
+    body = "\n".join([*(f"    {line}" for line in loads), f"    return {_tuple(outs)}"])
+    return build("cap", f"def cap(read, u32, u64, a):\n{body}\n", {})
 
 
 class _Generated(dict[str, Any]):
@@ -185,20 +195,13 @@ def _recorder(function: str) -> Any:
     n = len(HOST_FUNCTIONS[function].params)
     params = ", ".join(f"a{i}" for i in range(n))
     args = f"({params}{',' if n == 1 else ''})"
-    reads = [f"read(a{x.index}, a{x.size_index})" for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT)]
-    outs, items = [], []
-    for i, x in enumerate(plan):
-        if x.role == COPY_OUT:
-            outs.append(f"            p{i} = u32(a{x.index}); n{i} = u32(a{x.size_index})")
-            items.append(f"(read(p{i}, n{i}) if n{i} else b'')")
-        elif x.role == OUT:
-            items.append(f"{'mem.u64' if x.width == 8 else 'u32'}(a{x.index})")
+    reads, loads, outs = _reads(plan, lambda i: f"a{i}")
     out_block = (
-        "        u32 = mem.u32\n"
-        "        try:\n" + "".join(line + "\n" for line in outs) + f"            res = {_tuple(items)}\n"
+        "        u32, u64 = mem.u32, mem.u64\n"
+        "        try:\n" + "".join(f"            {line}\n" for line in loads) + f"            res = {_tuple(outs)}\n"
         "        except Exception:\n"
         f"            res = capture_results(vm, name, {args})\n"
-        if items
+        if outs
         else "        res = ()\n"
     )
     src = (

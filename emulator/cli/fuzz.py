@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .options import ExitCode
+
 if TYPE_CHECKING:
     from ..fuzz.options import FuzzOptions
 
@@ -115,9 +117,9 @@ def choose_fuzzer(args: argparse.Namespace) -> tuple[str, str | None]:
     return "guided", None
 
 
-def _fail(args: argparse.Namespace, message: str, code: int = 2) -> int:
-    """Report a failure before any finding (``code``: usage 2, or filter 3) in the run's output shape."""
-    kind = "filter" if code == 3 else "usage"
+def _fail(args: argparse.Namespace, message: str, code: int = ExitCode.USAGE) -> int:
+    """Report a failure before any finding (``code``: usage, or the filter's) in the run's output shape."""
+    kind = "filter" if code == ExitCode.FILTER else "usage"
     if getattr(args, "json", False):
         print(json.dumps({"filter": args.filter, "error": message, "found": False, "kind": kind}))
     else:
@@ -197,7 +199,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     from ..fuzz.runner import FuzzSetupError, fuzz_filter
     from ..scenario import ScenarioError
     from ..vm.module import ModuleFormatError
-    from .options import ExitCode, UsageError, plugin_overrides
+    from .options import UsageError, plugin_overrides
 
     envoy_seed = None
     if args.envoy_config:

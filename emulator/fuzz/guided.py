@@ -27,7 +27,7 @@ from ..scenario import ScenarioError
 from ..vm.module import parse_module
 from .cases import _case_space
 from .execution import execute_scenario
-from .harvest import _NAME_LIKE, harvest_strings, own_strings
+from .harvest import _NAME_LIKE, _read_wasm, harvest_strings, own_strings
 from .options import FuzzOptions, _options
 from .report import Finding, FuzzReport, _confirm
 from .runner import FuzzSetupError, _group, _prepare, _site_count
@@ -103,7 +103,7 @@ def guided_fuzz(
     words.own_query = [w for w in own if w.isascii() and w.isalnum() and len(w) <= 16]
     words.adversarial = opts.adversarial
     words.max_streams = opts.max_streams
-    outline = parse_module(_module_bytes(path))
+    outline = parse_module(_read_wasm(path))
     words.ticks = any(e.name == "proxy_on_tick" for e in outline.exports)
     if opts.faults:  # the host functions the module imports and that have error statuses
         imported = {name for module, name in outline.import_names() if module == "env"}
@@ -235,10 +235,6 @@ class _Words:
         if self.learned_query and rng.random() < 0.25:
             return rng.choice(self.learned_query)
         return rng.choice(self.own_query if self.own_query and rng.random() < 0.5 else self.query)
-
-
-def _module_bytes(path: ModuleSource) -> bytes:
-    return bytes(path) if isinstance(path, bytes | bytearray) else Path(path).read_bytes()
 
 
 _CALLOUT_STATUSES = [200, 200, 204, 301, 400, 401, 403, 404, 429, 500, 502, 503, 504]
