@@ -5,7 +5,7 @@ VENV ?= .venv
 PY310 ?= $(shell pyenv prefix 3.10.13 2>/dev/null)/bin/python
 DEMO_FILTER ?= fixtures/go/headers_go.wasm
 
-.PHONY: demo test test-wasmer lint format bench bench-peers bench-check fixtures clean
+.PHONY: demo test test-pure test-wasmer speedups lint format bench bench-peers bench-check fixtures clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,24 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/proxy-wasm-emulator inspect $(DEMO_FILTER)
 	$(VENV)/bin/proxy-wasm-emulator run $(DEMO_FILTER) --plugin-config fixtures/demo/plugin_config.txt --vm-config fixtures/demo/vm_config.txt --env DEMO=1
 
+# The suite in the compiled speed mode (rebuilt first if a request-path module changed), as users run it.
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check abi emulator tests benchmarks
 	$(VENV)/bin/ruff format --check abi emulator tests benchmarks
+	$(VENV)/bin/python -m emulator.speedups.build --if-stale
 	$(VENV)/bin/python -m pytest -q -n 2
+
+# The same suite on the pure-Python modules: the reference the compiled mode must match.
+test-pure: $(VENV)/.installed
+	PROXY_WASM_EMULATOR_PURE=1 $(VENV)/bin/python -m pytest -q -n 2
+
+# Compile the request-path modules again (pip install -e does it once; `make test` when stale).
+speedups: $(VENV)/.installed
+	$(VENV)/bin/python -m emulator.speedups.build
 
 # The engine-conformance and fixture suites on wasmer/cranelift, under Python 3.10.
 test-wasmer: .venv310/.installed
+	.venv310/bin/python -m emulator.speedups.build --if-stale
 	.venv310/bin/python -m pytest -q -n 2 tests/conformance tests/fixtures tests/examples tests/hardening tests/fuzz --proxy-wasm-engine=wasmer
 
 lint: $(VENV)/.installed
@@ -54,4 +65,4 @@ fixtures:
 	fixtures/build
 
 clean:
-	rm -rf $(VENV) .venv310 build *.egg-info
+	rm -rf $(VENV) .venv310 build *.egg-info emulator/speedups/compiled

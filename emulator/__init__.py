@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterStatus, FilterTrailersStatus, LogLevel, Status
 
+from . import speedups  # noqa: F401 - first of the package: it installs the finder of the compiled request-path modules
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
 from .engines import EngineConfig, available_engines
 from .errors import (

@@ -326,10 +326,10 @@ class _Version(argparse.Action):
 
 
 def version_text() -> str:
-    """``proxy-wasm-emulator X (Python Y); wasmtime Z (fast C-API path | stock API); wasmer ...``."""
+    """``proxy-wasm-emulator X (Python Y); wasmtime Z (fast C-API path | stock API); wasmer ...; speed mode: ...``."""
     import platform
 
-    from .. import __version__
+    from .. import __version__, speedups
     from ..engines import available_engines, get_engine
 
     parts = [f"proxy-wasm-emulator {__version__} (Python {platform.python_version()})"]
@@ -343,6 +343,7 @@ def version_text() -> str:
         parts.append(f"wasmer {get_engine('wasmer').version}")
     else:
         parts.append("wasmer not installed (Python <= 3.10 only)")
+    parts.append(f"speed mode: {speedups.describe()}")
     return "; ".join(parts)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from emulator import speedups
 from emulator.cli.main import main
 from tests.conftest import FIXTURES, SDK_FIXTURES, wat_module
 
@@ -114,6 +115,7 @@ def test_version_names_the_package_the_engines_and_the_call_path(capsys):
     assert out.startswith("proxy-wasm-emulator 0.1.0 (Python ")
     assert "wasmtime 50." in out and ("fast C-API call path" in out or "stock wasmtime-py API" in out)
     assert "wasmer" in out and "\n" not in out
+    assert out.endswith(f"; speed mode: {speedups.describe()}")  # compiled, partly compiled or pure Python
 
 
 @pytest.mark.parametrize("command", ["inspect", "run", "bench", "fuzz"])

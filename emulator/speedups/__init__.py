@@ -1,0 +1,162 @@
+"""Compiled speed mode: the request path's modules, compiled from their unchanged Python source.
+
+The Python source is the reference and always works alone. Where a C compiler was present at
+install time, ``pip install`` (or ``make``) also compiled the modules in :data:`COMPILED_MODULES`
+with Cython into ``emulator/speedups/compiled/``, with a manifest of the source digests they were
+built from. :func:`install` (run when this module is imported, first thing in ``import emulator``) puts an import finder in front of the
+normal one that loads a compiled module only while its source is unchanged, byte for byte; an
+edited or missing source, another Python, or ``PROXY_WASM_EMULATOR_PURE=1`` gives the pure module.
+
+Cython compiles with Python semantics (annotations are not enforced), so both modes must behave
+the same: CI runs the whole suite in each. Only Python frames differ: a compiled function makes
+none, so profilers and ``sys._getframe`` see less.
+
+``proxy-wasm-emulator --version`` names the mode a process gets: :func:`describe`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The modules on the request path, compiled in speed mode (one list: the build reads it too).
+COMPILED_MODULES: tuple[str, ...] = (
+    "emulator.contexts",
+    "emulator.costs",
+    "emulator.engines.base",
+    "emulator.glue.base",
+    "emulator.glue.buffers",
+    "emulator.glue.logging_time",
+    "emulator.glue.maps",
+    "emulator.http.headers",
+    "emulator.http.messages",
+    "emulator.http.stream",
+    "emulator.logs",
+    "emulator.plugin",
+    "emulator.trace",
+    "emulator.vm.instance",
+)
+
+#: Set to a non-empty value other than ``0`` to run the pure-Python modules (and to build none).
+PURE_ENV = "PROXY_WASM_EMULATOR_PURE"
+
+#: Where the build puts the compiled modules and their manifest: one folder per interpreter ABI,
+#: so that venvs of two Pythons on one checkout (.venv and .venv310) keep a build each.
+COMPILED_DIR = Path(__file__).resolve().parent / "compiled" / importlib.machinery.EXTENSION_SUFFIXES[0].strip(".").removesuffix(".so").removesuffix(".pyd")
+MANIFEST = "manifest.json"
+#: The manifest's format; a manifest of another format is ignored (the pure modules run).
+MANIFEST_FORMAT = 1
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the ``emulator`` package
+
+
+def pure_requested() -> bool:
+    """Whether the environment asks for the pure-Python modules."""
+    return os.environ.get(PURE_ENV, "") not in ("", "0")
+
+
+def source_path(module: str, root: Path = _PACKAGE_ROOT) -> Path:
+    """The ``.py`` file of one of :data:`COMPILED_MODULES`."""
+    return root.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def source_digest(path: Path) -> str:
+    """The sha256 of a source file: a compiled module is used only while this is unchanged."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ext_suffix() -> str:
+    """This interpreter's extension-module suffix (``.cpython-311-x86_64-linux-gnu.so``)."""
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+@dataclass
+class CompiledFinder(importlib.abc.MetaPathFinder):
+    """Finds the compiled build of a module while its source is the one it was built from."""
+
+    folder: Path
+    modules: dict[str, dict[str, str]]  # module -> {"file": ..., "source_sha256": ...}
+    root: Path = _PACKAGE_ROOT
+    loaded: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+    def usable(self, name: str) -> Path | None:
+        """The compiled file for ``name``, or None (not built, missing, or built from another source)."""
+        entry = self.modules.get(name)
+        if entry is None:
+            return None
+        so = self.folder / entry["file"]
+        try:
+            fresh = source_digest(source_path(name, self.root)) == entry["source_sha256"]
+        except OSError:
+            fresh = False
+        if not fresh or not so.is_file():
+            return None
+        return so
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.modules:
+            return None
+        so = self.usable(fullname)
+        if so is None:
+            self.stale.append(fullname)
+            return None  # the normal finders import the pure module
+        self.loaded.append(fullname)
+        loader = importlib.machinery.ExtensionFileLoader(fullname, str(so))
+        return importlib.util.spec_from_file_location(fullname, so, loader=loader)
+
+
+def read_manifest(folder: Path = COMPILED_DIR) -> dict[str, dict[str, str]] | None:
+    """The compiled modules built for this interpreter, or None when there are none usable."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or data.get("ext_suffix") != ext_suffix():
+        return None
+    modules = data.get("modules")
+    return modules if isinstance(modules, dict) else None
+
+
+_finder: CompiledFinder | None = None
+
+
+def install() -> None:
+    """Put the compiled-module finder first on ``sys.meta_path`` (once; nothing when pure or not built)."""
+    global _finder
+    if _finder is not None or pure_requested():
+        return
+    modules = read_manifest()
+    if not modules:
+        return
+    _finder = CompiledFinder(COMPILED_DIR, modules)
+    sys.meta_path.insert(0, _finder)
+
+
+def is_compiled(module: str) -> bool:
+    """Whether an imported module runs compiled."""
+    mod = sys.modules.get(module)
+    return mod is not None and str(getattr(mod, "__file__", "")).endswith(ext_suffix())
+
+
+def describe() -> str:
+    """The speed mode, for ``--version``: compiled, partly compiled (and why), or pure Python."""
+    if pure_requested():
+        return f"pure Python ({PURE_ENV} is set)"
+    if _finder is None:
+        return "pure Python (the compiled modules are not built: `make speedups` builds them)"
+    usable = [m for m in COMPILED_MODULES if _finder.usable(m) is not None]
+    if len(usable) == len(COMPILED_MODULES):
+        return f"compiled ({len(usable)} request-path modules, Cython)"
+    stale = [m for m in COMPILED_MODULES if m not in usable]
+    return f"partly compiled ({len(usable)} of {len(COMPILED_MODULES)}; pure, as their source changed since the build: {', '.join(stale)})"
+
+
+install()

@@ -1,0 +1,98 @@
+"""The compiled speed mode: built from the unchanged source, used only while that source is unchanged."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from emulator import speedups
+from emulator.speedups import build as speedups_build
+from tests.conftest import ROOT
+
+MODULE = '''
+"""A module to compile."""
+
+def double(x: bytes) -> bytes:
+    return x * 2
+'''
+
+
+def _build(root, out):
+    return speedups_build.build(["pkgx.mod"], root, out, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
+
+
+def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(tmp_path):
+    (tmp_path / "pkgx").mkdir()
+    (tmp_path / "pkgx/__init__.py").write_text("")
+    source = tmp_path / "pkgx/mod.py"
+    source.write_text(MODULE)
+    out = tmp_path / "compiled"
+    assert _build(tmp_path, out) == ["pkgx.mod" + speedups.ext_suffix()]
+
+    manifest = speedups.read_manifest(out)
+    assert manifest is not None and manifest["pkgx.mod"]["source_sha256"] == speedups.source_digest(source)
+    finder = speedups.CompiledFinder(out, manifest, root=tmp_path)
+    spec = finder.find_spec("pkgx.mod")
+    assert spec is not None and spec.origin == str(out / ("pkgx.mod" + speedups.ext_suffix()))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.double(bytearray(b"ab")) == bytearray(b"abab")  # Python semantics: the annotation is not enforced
+    assert finder.loaded == ["pkgx.mod"]
+
+    source.write_text(MODULE + "\n# edited after the build\n")
+    assert finder.find_spec("pkgx.mod") is None  # the normal import system loads the edited source
+    assert finder.stale == ["pkgx.mod"]
+    assert finder.find_spec("pkgx.other") is None  # not built: not this finder's business
+
+
+def test_a_manifest_for_another_interpreter_is_ignored(tmp_path):
+    (tmp_path / speedups.MANIFEST).write_text(json.dumps({"format": speedups.MANIFEST_FORMAT, "ext_suffix": ".cpython-27-other.so", "modules": {"a": {}}}))
+    assert speedups.read_manifest(tmp_path) is None
+    (tmp_path / speedups.MANIFEST).write_text("{not json")
+    assert speedups.read_manifest(tmp_path) is None
+    assert speedups.read_manifest(tmp_path / "missing") is None
+
+
+def _modes(env_pure: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != speedups.PURE_ENV}
+    if env_pure is not None:
+        env[speedups.PURE_ENV] = env_pure
+    code = (
+        "import json, emulator\n"
+        "from emulator import Host, speedups\n"
+        "Host(trace=False)\n"
+        "print(json.dumps({'compiled': [m for m in speedups.COMPILED_MODULES if speedups.is_compiled(m)], 'describe': speedups.describe()}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_the_pure_switch_gives_every_module_in_python():
+    modes = _modes("1")
+    assert modes["compiled"] == []
+    assert modes["describe"] == f"pure Python ({speedups.PURE_ENV} is set)"
+
+
+def test_this_checkout_runs_what_its_build_says():
+    """With a build (make, pip install), every listed module runs compiled; without one, none does."""
+    modes = _modes(None)
+    built = speedups.read_manifest() is not None
+    fresh = built and all(speedups.source_digest(speedups.source_path(m)) == speedups.read_manifest()[m]["source_sha256"] for m in speedups.COMPILED_MODULES)
+    if fresh:
+        assert modes["compiled"] == list(speedups.COMPILED_MODULES)
+        assert modes["describe"] == f"compiled ({len(speedups.COMPILED_MODULES)} request-path modules, Cython)"
+    elif built:
+        assert modes["describe"].startswith("partly compiled")
+    else:
+        assert modes["compiled"] == []
+        assert modes["describe"].startswith("pure Python (the compiled modules are not built")
+
+
+@pytest.mark.parametrize("module", speedups.COMPILED_MODULES)
+def test_each_compiled_module_exists_as_source(module):
+    assert speedups.source_path(module).is_file()
