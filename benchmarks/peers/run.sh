@@ -52,7 +52,7 @@ versions="$(
     "$GO" list -m -f ' {{.Path}} {{.Version}}' github.com/proxy-wasm/proxy-wasm-go-sdk github.com/tetratelabs/wazero |
         sed 's#github.com/[^/ ]*/##' | tr '\n' ',' | sed 's/,$//'
 )"
-versions="$versions, $("$PYTHON" -c "import platform; from importlib.metadata import version; print('Python', platform.python_version() + ', wasmtime-py', version('wasmtime'))" 2>/dev/null || echo "Python ?")"
+versions="$versions, $("$PYTHON" -c "import platform; from importlib.metadata import version; import sys; sys.path.insert(0, '$ROOT'); from emulator import speedups; print('Python', platform.python_version() + ', wasmtime-py', version('wasmtime') + ', speed mode', speedups.describe())" 2>/dev/null || echo "Python ?")"
 
 RESULTS="$BUILD/results.jsonl"
 : >"$RESULTS"
@@ -64,6 +64,7 @@ run_impl() {  # run_impl NAME ROUND -> appends one JSON line (with "round": ROUN
     case "$1" in
         proxytest) out="$("$BIN" -wasm "$WASM" -warmup "$WARMUP" -requests "$REQUESTS" -rounds 1)" ;;
         emulator) out="$("$PYTHON" "$HERE/emulator_bench.py" --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        emulator-pure) out="$(PROXY_WASM_EMULATOR_PURE=1 "$PYTHON" "$HERE/emulator_bench.py" --impl emulator-pure --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
         emulator-default) out="$("$PYTHON" "$HERE/emulator_bench.py" --mode default --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
         emulator-costs) out="$("$PYTHON" "$HERE/emulator_bench.py" --mode costs --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
         floor) out="$("$PYTHON" "$HERE/floor_bench.py" --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
@@ -76,7 +77,7 @@ run_impl() {  # run_impl NAME ROUND -> appends one JSON line (with "round": ROUN
     log "round $2 $(printf '%s' "$out" | sed -n 's/.*"impl": *"\([^"]*\)".*"per_request_us": *\([0-9.]*\).*/\1 \2 us/p')"
 }
 
-impls=(proxytest emulator emulator-default emulator-costs floor floor4 emulator-rust floor-rust)
+impls=(proxytest emulator emulator-pure emulator-default emulator-costs floor floor4 emulator-rust floor-rust)
 n=${#impls[@]}
 for ((r = 0; r < ROUNDS; r++)); do
     for ((k = 0; k < n; k++)); do

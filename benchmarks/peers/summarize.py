@@ -19,6 +19,7 @@ from collections import defaultdict
 IMPLS = (
     "proxytest-wazero",
     "emulator-wasmtime",
+    "emulator-pure",
     "emulator-default",
     "emulator-costs",
     "engine-floor",
@@ -31,6 +32,7 @@ RATIOS = (
     ("emulator / floor (6 callbacks)", "emulator-wasmtime", "engine-floor", "target <= 1.5"),
     ("emulator / floor (4 callbacks, proxytest's)", "emulator-wasmtime", "engine-floor-4cb", "the emulator still makes 6"),
     ("Rust: emulator / floor", "emulator-rust", "engine-floor-rust", "target <= 1.5"),
+    ("emulator compiled / pure Python", "emulator-wasmtime", "emulator-pure", "the speed mode's gain (PROXY_WASM_EMULATOR_PURE=1)"),
     ("Host() (trace on) / Host(trace=False)", "emulator-default", "emulator-wasmtime", "target <= 1.1"),
     ("Host(costs=True) / Host(trace=False)", "emulator-costs", "emulator-wasmtime", "target <= 1.2"),
     ("floor / proxytest", "engine-floor", "proxytest-wazero", "anchor 0.52"),
