@@ -11,6 +11,7 @@ import hashlib
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ def measure(
     rounds: int = 5,
     overrides: dict[str, Any] | None = None,
     cache: bool | str | Path = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``scenario`` once with costs metered, then ``rounds`` warm times for timings.
 
@@ -39,7 +41,8 @@ def measure(
     ``first_round_ms``).
 
     ``overrides`` are the command line's plugin and VM settings (see ``start_plugins``); ``cache``
-    is :class:`Host`'s compiled-module cache setting.
+    is :class:`Host`'s compiled-module cache setting. ``progress(done, rounds)`` is called after
+    every timed round (the command line's progress bar).
     """
     caps = (overrides or {}).get("allowed_capabilities")
     host = Host(engine=engine, costs=True, trace=False, seed=scenario.seed, cache=cache)
@@ -67,11 +70,14 @@ def measure(
     run_scenario(next(iter(ps.values())), scenario, ps)
     first_round = time.perf_counter() - t0
     timings = []
-    for _ in range(max(rounds, 1)):
+    planned = max(rounds, 1)
+    for _ in range(planned):
         h.restore(started)
         t0 = time.perf_counter()
         run_scenario(next(iter(ps.values())), scenario, ps)
         timings.append(time.perf_counter() - t0)
+        if progress is not None:
+            progress(len(timings), planned)
     n = max(len(scenario.streams), 1)
     return {
         "filter": str(module),

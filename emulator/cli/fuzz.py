@@ -8,14 +8,15 @@ scenario, a configuration the plugin refuses, an unknown invariant name).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .options import ExitCode
+from .progress import Progress
 
 if TYPE_CHECKING:
     from ..fuzz.options import FuzzOptions
@@ -127,34 +128,6 @@ def _fail(args: argparse.Namespace, message: str, code: int = ExitCode.USAGE) ->
     return code
 
 
-_PLAIN_EVERY_S = 10.0
-"""How often a run that is not on a terminal (a CI log) prints its progress line."""
-
-
-def _progress_printer(total: int, unit: str = "examples") -> Any:
-    """Progress on stderr: one line rewritten in place on a terminal, else a plain line every
-    :data:`_PLAIN_EVERY_S` seconds (a CI log); counts, rate, findings and, with the guided
-    engine, the guest blocks covered so far."""
-    stream = sys.stderr
-    tty = stream.isatty()
-    started = time.monotonic()
-    last = [started]
-
-    def show(done: int, planned: int, found: int, covered: int | None = None) -> None:
-        now = time.monotonic()
-        if not tty and now - last[0] < _PLAIN_EVERY_S:
-            return
-        last[0] = now
-        phase = "searching" if done <= planned else "shrinking"
-        rate = done / max(now - started, 1e-9)
-        blocks = f", {covered} blocks covered" if covered is not None else ""
-        text = f"  {done} {unit} ({planned} planned, {rate:.0f}/s), {found} found{blocks}, {phase}..."
-        stream.write(f"\r{text}   " if tty else f"{text}\n")
-        stream.flush()
-
-    return show
-
-
 def _out_paths(out: Path, n: int) -> list[Path]:
     return [out] + [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(2, n + 1)]
 
@@ -227,7 +200,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         fuzzer, why = choose_fuzzer(args)
     except UsageError as exc:
         return _fail(args, str(exc))
-    progress = None if args.json else _progress_printer(args.examples, "executions" if fuzzer == "guided" else "examples")
+    progress = None if args.json else Progress("executions" if fuzzer == "guided" else "examples", args.examples)
     if not args.json:
         unit = "executions" if fuzzer == "guided" else "examples"
         print(f"fuzzing {args.filter}: {args.examples} {unit}, seed {args.seed}, {fuzzer} fuzzer, engine {args.engine}", flush=True)
@@ -239,12 +212,13 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         )
         if envoy_seed is not None:
             options = replace(options, scenario=envoy_seed)
-        if fuzzer == "guided":
-            from ..fuzz.guided import guided_fuzz
+        with progress or contextlib.nullcontext():
+            if fuzzer == "guided":
+                from ..fuzz.guided import guided_fuzz
 
-            report = guided_fuzz(args.filter, options, corpus=args.corpus, progress=progress)
-        else:
-            report = fuzz_filter(args.filter, options, progress=progress)
+                report = guided_fuzz(args.filter, options, corpus=args.corpus, progress=progress)
+            else:
+                report = fuzz_filter(args.filter, options, progress=progress)
     except (ModuleLoadError, ModuleFormatError) as exc:
         return _fail(args, f"{args.filter} does not load: {getattr(exc, 'reason', exc)}", ExitCode.FILTER)
     except FuzzSetupError as exc:
@@ -253,10 +227,6 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         return _fail(args, str(exc))
     except (RuntimeError, OSError) as exc:  # e.g. wasmer not installed on this Python
         return _fail(args, str(exc))
-    finally:
-        if progress is not None and sys.stderr.isatty():
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
     written: list[str] = []
     for finding, path in zip(report.findings, _out_paths(Path(args.out), len(report.findings)), strict=False):
         try:

@@ -9,6 +9,7 @@ nothing found; 1 a finding, a regression or a failed ``--fail-on-trap``; 2 bad c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from .options import (
     read_file,
     require_file,
 )
+from .progress import Progress
 
 __all__ = ["main"]
 
@@ -202,7 +204,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UsageError(f"--baseline: {exc}") from None
     try:
-        result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=overrides, cache=cache_setting(args))
+        with contextlib.nullcontext() if args.json else Progress("rounds", max(args.rounds, 1), findings=False, running="timing") as progress:
+            result = measure(args.filter, scenario, engine=args.engine, rounds=args.rounds, overrides=overrides, cache=cache_setting(args), progress=progress)
     except EmulatorError as exc:
         print(f"proxy-wasm-emulator bench: the filter did not run: {exc}", file=sys.stderr)
         return ExitCode.FILTER
