@@ -5,7 +5,7 @@ VENV ?= .venv
 PY310 ?= $(shell pyenv prefix 3.10.13 2>/dev/null)/bin/python
 DEMO_FILTER ?= fixtures/go/headers_go.wasm
 
-.PHONY: demo test test-pure test-wasmer speedups lint format bench bench-peers bench-check fixtures clean
+.PHONY: demo test test-pure test-wasmer speedups docs lint format bench bench-peers bench-check fixtures clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,22 @@ demo: $(VENV)/.installed
 
 # The suite in the compiled speed mode (rebuilt first if a request-path module changed), as users run it.
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check abi emulator tests benchmarks
-	$(VENV)/bin/ruff format --check abi emulator tests benchmarks
+	$(VENV)/bin/ruff check abi emulator tests benchmarks docs setup.py
+	$(VENV)/bin/ruff format --check abi emulator tests benchmarks docs setup.py
 	$(VENV)/bin/python -m emulator.speedups.build --if-stale
 	$(VENV)/bin/python -m pytest -q -n 2
 
 # The same suite on the pure-Python modules: the reference the compiled mode must match.
 test-pure: $(VENV)/.installed
 	PROXY_WASM_EMULATOR_PURE=1 $(VENV)/bin/python -m pytest -q -n 2
+
+# The documentation site, strict (a broken link or reference fails), into docs/site/.
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	cd docs && NO_MKDOCS_2_WARNING=1 ../$(VENV)/bin/mkdocs build --strict -q
 
 # Compile the request-path modules again (pip install -e does it once; `make test` when stale).
 speedups: $(VENV)/.installed
@@ -44,11 +52,11 @@ test-wasmer: .venv310/.installed
 	.venv310/bin/python -m pytest -q -n 2 tests/conformance tests/fixtures tests/examples tests/hardening tests/fuzz --proxy-wasm-engine=wasmer
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check abi emulator tests benchmarks
+	$(VENV)/bin/ruff check abi emulator tests benchmarks docs setup.py
 
 format: $(VENV)/.installed
-	$(VENV)/bin/ruff format abi emulator tests benchmarks
-	$(VENV)/bin/ruff check --fix abi emulator tests benchmarks
+	$(VENV)/bin/ruff format abi emulator tests benchmarks docs setup.py
+	$(VENV)/bin/ruff check --fix abi emulator tests benchmarks docs setup.py
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name

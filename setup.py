@@ -36,6 +36,10 @@ class BuildPyWithSpeedups(build_py):
         builder = _load("_pwe_speedups_build", ROOT / "emulator/speedups/build.py")
         target = ROOT if getattr(self, "editable_mode", False) else Path(self.build_lib)
         out_dir = target / speedups.COMPILED_DIR.relative_to(ROOT)
+        built = speedups.read_manifest(out_dir) or {}
+        if all(m in built and built[m]["source_sha256"] == speedups.source_digest(speedups.source_path(m, ROOT)) for m in speedups.COMPILED_MODULES):
+            print("proxy-wasm-emulator: compiled speed mode already built from these sources")
+            return
         try:
             files = builder.build(speedups.COMPILED_MODULES, ROOT, out_dir, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT)
         except Exception as exc:  # no compiler, no Cython: the pure modules run
