@@ -10,9 +10,10 @@ or JSON, the v3 API's shape, static resources) and returns, for one listener, ev
 - ``vm_config.configuration`` and ``vm_config.environment_variables``;
 - ``configuration``, ``fail_open`` / ``failure_policy`` and ``allowed_capabilities``;
 
-plus the names of the static clusters (the callout targets a filter may use). What the emulator
-does not model is listed once in :attr:`EnvoyConfig.warnings`: other HTTP filters, route
-configuration beyond cluster names, TLS. A malformed file, a missing ``.wasm`` or an unsupported
+plus the names of the static clusters (the callout targets a filter may use) and, for ``serve``,
+the listener's address, its routes (``prefix`` and ``path`` matches to a cluster, or a direct
+response) and the clusters' endpoints. What the emulator does not model is listed once in
+:attr:`EnvoyConfig.warnings`: other HTTP filters, other route matches, TLS. A malformed file, a missing ``.wasm`` or an unsupported
 runtime raises :class:`EnvoyConfigError` naming the place in the file, e.g.
 ``static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[1]``.
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["EnvoyChain", "EnvoyConfig", "EnvoyConfigError", "WasmFilter", "build_filters", "read_envoy_config"]
+__all__ = ["EnvoyChain", "EnvoyConfig", "EnvoyConfigError", "Route", "WasmFilter", "build_filters", "read_envoy_config"]
 
 _HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _HTTP_WASM = "envoy.extensions.filters.http.wasm.v3.Wasm"
@@ -92,6 +93,23 @@ class WasmFilter:
 
 
 @dataclass
+class Route:
+    """One route of the listener: requests whose path matches go to ``cluster`` (or get ``direct``)."""
+
+    where: str
+    match: str  # "prefix" or "path"
+    value: str
+    cluster: str | None = None
+    direct: tuple[int, bytes] | None = None  # direct_response: status and body
+
+    def matches(self, path: str) -> bool:
+        """Whether a request path (its query ignored for ``path``, as Envoy does) takes this route."""
+        if self.match == "prefix":
+            return path.startswith(self.value)
+        return path.split("?", 1)[0] == self.value
+
+
+@dataclass
 class EnvoyConfig:
     """The parts of an Envoy bootstrap the emulator runs (see the module docstring)."""
 
@@ -100,6 +118,16 @@ class EnvoyConfig:
     filters: list[WasmFilter]
     clusters: list[str]
     warnings: list[str] = field(default_factory=list)
+    address: tuple[str, int] | None = None
+    """The listener's ``socket_address`` (``serve`` listens there, on loopback)."""
+    routes: list[Route] = field(default_factory=list)
+    """The listener's routes in order; the first that matches a path wins."""
+    endpoints: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    """Each static cluster's endpoints (``load_assignment``)."""
+
+    def route(self, path: str) -> Route | None:
+        """The route a request path takes (``None``: no route, Envoy answers 404)."""
+        return next((r for r in self.routes if r.matches(path)), None)
 
     @property
     def http_filters(self) -> list[WasmFilter]:
@@ -141,23 +169,29 @@ class _Reader:
         static = _map(_map(doc, "the configuration").get("static_resources"), "static_resources")
         listeners = _list(static.get("listeners", []), "static_resources.listeners")
         clusters = []
+        endpoints: dict[str, list[tuple[str, int]]] = {}
         for i, cluster in enumerate(_list(static.get("clusters", []), "static_resources.clusters")):
             where = f"static_resources.clusters[{i}]"
             c = _map(cluster, where)
-            clusters.append(_str(c.get("name"), f"{where}.name"))
+            name = _str(c.get("name"), f"{where}.name")
+            clusters.append(name)
+            endpoints[name] = self._endpoints(c, where)
             if c.get("transport_socket"):
                 self.warn(f"{where}.transport_socket: TLS to upstreams is not modelled")
         shared = dict(self.warnings)  # the clusters' own, whichever listener is chosen
         found: list[tuple[str, list[WasmFilter]]] = []
         per_listener: dict[str, list[str]] = {}
+        extras: dict[str, tuple[tuple[str, int] | None, list[Route]]] = {}
         for i, listener in enumerate(listeners):
             where = f"static_resources.listeners[{i}]"
             lst = _map(listener, where)
             name = str(lst.get("name", f"listener {i}"))
             self.warnings = {}
+            self.routes: list[Route] = []
             filters = self._listener(lst, where)
             per_listener[name] = list(self.warnings)
             found.append((name, filters))
+            extras[name] = (_socket_address(lst.get("address"), f"{where}.address"), self.routes)
         if wanted is not None:
             chosen = next(((n, f) for n, f in found if n == wanted), None)
             if chosen is None:
@@ -167,7 +201,47 @@ class _Reader:
             if chosen is None:
                 raise EnvoyConfigError("static_resources.listeners", "no listener has a Wasm filter (envoy.filters.http.wasm or envoy.filters.network.wasm)")
         name, filters = chosen
-        return EnvoyConfig(self.path, name, filters, clusters, [*per_listener.get(name, []), *shared])
+        address, routes = extras[name]
+        return EnvoyConfig(self.path, name, filters, clusters, [*per_listener.get(name, []), *shared], address, routes, endpoints)
+
+    def _endpoints(self, c: dict[str, Any], where: str) -> list[tuple[str, int]]:
+        out = []
+        assignment = _map(c.get("load_assignment") or {}, f"{where}.load_assignment")
+        for i, group in enumerate(_list(assignment.get("endpoints", []), f"{where}.load_assignment.endpoints")):
+            gwhere = f"{where}.load_assignment.endpoints[{i}]"
+            for j, lb in enumerate(_list(_map(group, gwhere).get("lb_endpoints", []), f"{gwhere}.lb_endpoints")):
+                ewhere = f"{gwhere}.lb_endpoints[{j}].endpoint.address"
+                endpoint = _map(_map(lb, ewhere).get("endpoint") or {}, ewhere)
+                addr = _socket_address(endpoint.get("address"), ewhere)
+                if addr is not None:
+                    out.append(addr)
+        return out
+
+    def _routes(self, route_config: dict[str, Any], where: str) -> None:
+        for i, vh in enumerate(_list(route_config.get("virtual_hosts", []), f"{where}.virtual_hosts")):
+            vwhere = f"{where}.virtual_hosts[{i}]"
+            v = _map(vh, vwhere)
+            if [d for d in v.get("domains", ["*"]) if d != "*"]:
+                self.warn(f"{vwhere}.domains: virtual hosts are not told apart by domain; every route of every virtual host applies")
+            for j, rt in enumerate(_list(v.get("routes", []), f"{vwhere}.routes")):
+                rwhere = f"{vwhere}.routes[{j}]"
+                r = _map(rt, rwhere)
+                match = _map(r.get("match") or {}, f"{rwhere}.match")
+                kind = "prefix" if "prefix" in match else "path" if "path" in match else None
+                if kind is None or set(match) - {"prefix", "path"}:
+                    self.warn(f"{rwhere}.match: only prefix and path matches are modelled; the route is skipped")
+                    continue
+                value = _str(match[kind], f"{rwhere}.match.{kind}")
+                if "direct_response" in r:
+                    d = _map(r["direct_response"], f"{rwhere}.direct_response")
+                    body = _map(d.get("body") or {}, f"{rwhere}.direct_response.body").get("inline_string", "")
+                    self.routes.append(Route(rwhere, kind, value, direct=(int(d.get("status", 200)), str(body).encode())))
+                    continue
+                target = _map(r.get("route") or {}, f"{rwhere}.route")
+                if "cluster" not in target:
+                    self.warn(f"{rwhere}.route: only a single cluster is modelled (not weighted clusters or headers); the route is skipped")
+                    continue
+                self.routes.append(Route(rwhere, kind, value, cluster=_str(target["cluster"], f"{rwhere}.route.cluster")))
 
     def _listener(self, lst: dict[str, Any], where: str) -> list[WasmFilter]:
         out: list[WasmFilter] = []
@@ -190,8 +264,10 @@ class _Reader:
 
     def _hcm(self, hcm: dict[str, Any], where: str) -> list[WasmFilter]:
         out = []
-        if hcm.get("route_config") or hcm.get("rds"):
-            self.warn(f"{where}: routes are not modelled beyond the cluster names callouts use")
+        if hcm.get("rds"):
+            self.warn(f"{where}.rds: routes from RDS are not read; only a static route_config is")
+        if hcm.get("route_config"):
+            self._routes(_map(hcm["route_config"], f"{where}.route_config"), f"{where}.route_config")
         for i, hf in enumerate(_list(hcm.get("http_filters", []), f"{where}.http_filters")):
             hwhere = f"{where}.http_filters[{i}]"
             h = _map(hf, hwhere)
@@ -272,6 +348,19 @@ class _Reader:
         if "inline_string" in local:
             return _str(local["inline_string"], f"{where}.local.inline_string").encode()
         raise EnvoyConfigError(f"{where}.local", "needs filename, inline_bytes or inline_string")
+
+
+def _socket_address(value: Any, where: str) -> tuple[str, int] | None:
+    """``{socket_address: {address, port_value}}`` as ``(address, port)``; ``None`` if absent."""
+    if value is None:
+        return None
+    sa = _map(_map(value, where).get("socket_address") or {}, f"{where}.socket_address")
+    if "port_value" not in sa:
+        return None
+    try:
+        return _str(sa.get("address", "127.0.0.1"), f"{where}.socket_address.address"), int(sa["port_value"])
+    except (TypeError, ValueError):
+        raise EnvoyConfigError(f"{where}.socket_address.port_value", f"not a port number: {sa['port_value']!r}") from None
 
 
 def _typed(value: Any, where: str) -> tuple[str, dict[str, Any]]:

@@ -89,7 +89,35 @@ def test_every_setting_of_the_filter_is_read(tmp_path):
     assert (f.kind, f.name, f.root_id, f.vm_id, f.runtime) == ("http", "demo", "demo_root", "demo_vm", "envoy.wasm.runtime.v8")
     assert (f.configuration, f.vm_configuration, f.environment, f.fail_policy) == (b"demo-plugin-config", b"demo-vm-config", {"DEMO": "1"}, "FAIL_OPEN")
     assert f.module == GO and cfg.clusters == ["web_service"] and cfg.listener == "main"
-    assert any("routes are not modelled" in w for w in cfg.warnings)
+    assert cfg.warnings == []  # everything in this file is modelled (serve routes and forwards)
+    assert cfg.address == ("0.0.0.0", 18000) and cfg.endpoints == {"web_service": [("httpbin.org", 80)]}
+    (route,) = cfg.routes
+    assert (route.match, route.value, route.cluster) == ("prefix", "/", "web_service") and cfg.route("/anything") is route
+
+
+def test_routes_prefix_path_direct_and_what_is_skipped(tmp_path):
+    routes = """
+                      routes:
+                        - match: {path: "/exact"}
+                          direct_response: {status: 418, body: {inline_string: "teapot"}}
+                        - match: {safe_regex: {regex: "/re.*"}}
+                          route: {cluster: web_service}
+                        - match: {prefix: "/api"}
+                          route: {weighted_clusters: {clusters: [{name: web_service, weight: 100}]}}
+                        - match: {prefix: "/"}
+                          route: {cluster: web_service}"""
+    text = EXAMPLE.replace("WASM", str(GO)).replace(
+        """
+                      routes:
+                        - match: {prefix: "/"}
+                          route: {cluster: web_service}""",
+        routes,
+    )
+    cfg = read_envoy_config(_write(tmp_path, text))
+    assert [(r.match, r.value, r.cluster, r.direct) for r in cfg.routes] == [("path", "/exact", None, (418, b"teapot")), ("prefix", "/", "web_service", None)]
+    assert cfg.route("/exact?q=1").direct == (418, b"teapot") and cfg.route("/exactly").cluster == "web_service"
+    assert any("routes[1].match: only prefix and path matches" in w for w in cfg.warnings)
+    assert any("routes[2].route: only a single cluster" in w for w in cfg.warnings)
 
 
 def test_run_with_the_envoy_config_is_run_with_the_same_settings_by_hand(tmp_path, capsys):
@@ -103,7 +131,7 @@ def test_run_with_the_envoy_config_is_run_with_the_same_settings_by_hand(tmp_pat
     by_hand += ["--root-id", "demo_root", "--vm-id", "demo_vm", "--name", "demo", "--env", "DEMO=1", "--json"]
     assert main(by_hand) == 0
     manual = json.loads(capsys.readouterr().out)
-    assert from_config.pop("envoy_warnings")
+    assert from_config.pop("envoy_warnings") == []  # nothing unmodelled in this file
     assert from_config == manual and from_config["streams"]
 
 
