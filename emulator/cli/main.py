@@ -309,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_cmd_bench)
 
     from .fuzz import add_fuzz_command
+    from .serve import add_serve_command
 
     add_fuzz_command(sub)
+    add_serve_command(sub)
 
     cache = sub.add_parser("cache", help="the compiled-module cache: where it is, what it holds, and emptying it")
     cache.add_argument("action", choices=["info", "clear"], help="info: directory, entries, size and limit; clear: delete every entry")
