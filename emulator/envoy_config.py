@@ -401,6 +401,8 @@ def _map(value: Any, where: str) -> dict[str, Any]:
 
 
 def _list(value: Any, where: str) -> list[Any]:
+    if isinstance(value, dict):  # one item for a repeated field: protobuf's JSON reader takes it (the Rust SDK examples' `listeners:`)
+        return [value]
     if not isinstance(value, list):
         raise EnvoyConfigError(where, f"expected a list, got {type(value).__name__}")
     return value

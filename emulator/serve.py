@@ -8,7 +8,9 @@ comes back through the chain to the client. Everything the filters do happens as
 - a local reply (from a filter, a trap under the fail policy, or no route) goes back to the client;
 - callouts (``proxy_http_call``) go to the named cluster's endpoint, or to the responders of a
   scenario file; timers run on real time (the virtual clock follows the wall clock);
-- one access-log line per request, and with ``trace`` the host calls each request made;
+- the filters' log lines (and their stdout/stderr) as they are written, one access-log line per
+  request, and with ``trace`` every host call; printed, then dropped, so memory stays flat however
+  long it runs (answered callouts are dropped too);
 - on shutdown every stream ends and the VMs stop (``on_done``, ``on_delete``, ``proxy_done``).
 
 HTTP is aiohttp's (server and client): maintained, asyncio, streaming bodies both ways. The
@@ -65,7 +67,7 @@ class ServeOptions:
     responders: Any = None
     """A :class:`~emulator.scenario.Scenario` whose ``http_calls``/``grpc_calls`` answer callouts."""
     trace: bool = False
-    """Print every host call a request's filters made, after its access-log line."""
+    """Print every host call the filters make, as they make them."""
     tick_ms: float = 10.0
     """How often the virtual clock catches up with the wall clock (timers, callout timeouts)."""
     request_timeout_s: float = 60.0
@@ -89,7 +91,6 @@ class _Exchange:
         self.upstream_closed = False
         self.done = asyncio.Event()
         self.via = ""
-        self.trace_from = 0
 
 
 class Server:
@@ -193,6 +194,7 @@ class Server:
         if self._session is not None:
             await self._session.close()
         self.host.shutdown()
+        self._emit()
         self.options.log(f"stopped after {self.requests} requests; the VMs are shut down")
 
     async def _tick(self) -> None:
@@ -205,6 +207,7 @@ class Server:
                 self.host.advance(behind)
                 for ex in list(self._exchanges):
                     await self._pump(ex)
+                self._emit()
 
     # -- one request ---------------------------------------------------------------------------
     async def _handle(self, request: Any) -> Any:
@@ -216,7 +219,6 @@ class Server:
         headers.append((b":authority", authority.encode()))
         headers += [(k.lower(), v) for k, v in request.raw_headers if k.lower() not in _CONNECTION and k.lower() != b"host"]
         ex = _Exchange(request, self.chain.http_stream())
-        ex.trace_from = len(self.host.trace) if self.host.trace is not None else 0
         self._exchanges.add(ex)
         try:
             has_body = request.body_exists
@@ -244,6 +246,7 @@ class Server:
                 ex.upstream_task.cancel()
             if not ex.stream.completed:
                 ex.stream.complete()
+            self._emit()
             self._access_log(ex)
 
     async def _pump(self, ex: _Exchange) -> None:
@@ -263,6 +266,7 @@ class Server:
                 ex.upstream_closed = True
                 ex.upstream_queue.put_nowait(None)
         await self._write_downstream(ex)
+        self._emit()
 
     async def _write_downstream(self, ex: _Exchange) -> None:
         from aiohttp import web
@@ -408,6 +412,27 @@ class Server:
             await self._pump(ex)
 
     # -- output --------------------------------------------------------------------------------
+    def _emit(self) -> None:
+        """Print what the filters logged and (``trace``) the host calls since the last time, then
+        drop them and the answered callouts: a long run keeps nothing per request."""
+        host, log = self.host, self.options.log
+        if host.logs or host.console_lines:
+            for r in host.console_view():
+                log(f"  [{r.level_name}] {r.envoy_line()}" + (f" (context {r.context_id})" if r.context_id is not None else ""))
+            host.logs.clear()
+            host.console_lines.clear()
+        if host.trace:
+            if self.options.trace:
+                for entry in host.trace:
+                    log(f"    {entry}")
+            host.trace.clear()
+        for calls in (host.http_calls.calls, host.grpc_calls.calls):
+            if any(not c.pending for c in calls):
+                for c in calls:
+                    if not c.pending:
+                        self._callouts.discard(id(c))
+                calls[:] = [c for c in calls if c.pending]
+
     def _access_log(self, ex: _Exchange) -> None:
         req = ex.request
         status = ex.response.status if ex.response is not None else "-"
@@ -416,9 +441,6 @@ class Server:
         self.options.log(
             f'{peer} "{req.method} {req.raw_path} HTTP/{req.version.major}.{req.version.minor}" {status} {ex.sent_body} {ms:.1f}ms {ex.via or "-"}'
         )
-        if self.options.trace and self.host.trace is not None:
-            for entry in self.host.trace[ex.trace_from :]:
-                self.options.log(f"    {entry}")
 
 
 @contextlib.contextmanager

@@ -77,6 +77,155 @@ static_resources:
 """
 
 
+# the shape of proxy-wasm-rust-sdk's examples/*/envoy.yaml: `listeners` given as one object rather
+# than a list, the filter wrapped in a TypedStruct (type_url + value), a cluster endpoint with a hostname
+RUST_SHAPE = """
+static_resources:
+  listeners:
+    address:
+      socket_address:
+        address: 0.0.0.0
+        port_value: 10000
+    filter_chains:
+      - filters:
+          - name: envoy.filters.network.http_connection_manager
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+              stat_prefix: ingress_http
+              codec_type: AUTO
+              route_config:
+                name: local_routes
+                virtual_hosts:
+                  - name: local_service
+                    domains:
+                      - "*"
+                    routes:
+                      - match:
+                          prefix: "/"
+                        route:
+                          cluster: backend
+              http_filters:
+                - name: envoy.filters.http.wasm
+                  typed_config:
+                    "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                    type_url: type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+                    value:
+                      config:
+                        name: "rust_shaped"
+                        vm_config:
+                          runtime: "envoy.wasm.runtime.v8"
+                          code:
+                            local:
+                              filename: "WASM"
+                - name: envoy.filters.http.router
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+    - name: backend
+      connect_timeout: 5s
+      type: STRICT_DNS
+      lb_policy: ROUND_ROBIN
+      load_assignment:
+        cluster_name: backend
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address:
+                      address: backend.example
+                      port_value: 8000
+                  hostname: "backend.example"
+"""
+
+# the shape of proxy-wasm-cpp-sdk's example/integration_test/envoy_config.yaml: an admin block, flow
+# style, fail_open inside `config`, a multi-line JSON StringValue, several STATIC clusters
+CPP_SHAPE = """
+admin:
+  address:
+    socket_address: { address: 127.0.0.1, port_value: 9901 }
+static_resources:
+  listeners:
+  - name: listener_0
+    address:
+      socket_address: { address: 127.0.0.1, port_value: 10000 }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - name: local_service
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: service_a }
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                fail_open: true
+                name: cpp_shaped
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local:
+                      filename: WASM
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {
+                      "mode": "watch"
+                    }
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: side_cluster
+    type: STATIC
+    load_assignment:
+      cluster_name: side_cluster
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8081 } } }
+  - name: service_a
+    type: STATIC
+    load_assignment:
+      cluster_name: service_a
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }
+"""
+
+
+def test_the_rust_sdk_examples_shape(tmp_path):
+    cfg = read_envoy_config(_write(tmp_path, RUST_SHAPE.replace("WASM", str(GO))))
+    (f,) = cfg.filters
+    assert (f.name, f.root_id, f.runtime, f.fail_policy, f.module) == ("rust_shaped", "", "envoy.wasm.runtime.v8", "FAIL_CLOSED", GO)
+    assert cfg.listener == "listener 0" and cfg.address == ("0.0.0.0", 10000) and cfg.warnings == []
+    assert cfg.clusters == ["backend"] and cfg.endpoints == {"backend": [("backend.example", 8000)]} and cfg.route("/x").cluster == "backend"
+
+
+def test_the_cpp_sdk_examples_shape(tmp_path):
+    cfg = read_envoy_config(_write(tmp_path, CPP_SHAPE.replace("WASM", str(GO))))
+    (f,) = cfg.filters
+    assert (f.name, f.fail_policy, f.configuration) == ("cpp_shaped", "FAIL_OPEN", b'{\n  "mode": "watch"\n}\n')
+    assert cfg.clusters == ["side_cluster", "service_a"] and cfg.address == ("127.0.0.1", 10000)
+    assert cfg.endpoints["service_a"] == [("127.0.0.1", 8080)] and cfg.route("/").cluster == "service_a"
+
+
+def test_run_with_the_rust_shaped_config_is_run_by_hand(tmp_path, capsys):
+    config = _write(tmp_path, RUST_SHAPE.replace("WASM", str(GO)))
+    assert main(["run", "--envoy-config", str(config), str(SCENARIO), "--json"]) == 0
+    from_config = json.loads(capsys.readouterr().out)
+    assert main(["run", str(GO), str(SCENARIO), "--name", "rust_shaped", "--json"]) == 0
+    by_hand = json.loads(capsys.readouterr().out)
+    assert from_config.pop("envoy_warnings") == []
+    assert from_config == by_hand
+
+
 def _write(tmp_path, text, name="envoy.yaml"):
     path = tmp_path / name
     path.write_text(text)

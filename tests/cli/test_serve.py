@@ -178,19 +178,28 @@ def upstream():
         yield up
 
 
-def _serve(config, **options):
-    return serving(Host.from_envoy_config(config, trace=True), ServeOptions(listen=("127.0.0.1", 0), log=options.pop("log", lambda line: None), **options))
+def _serve(config, lines=None, **options):
+    """``serving`` on an ephemeral port; what it prints goes to ``lines``."""
+    log = lines.append if lines is not None else (lambda line: None)
+    return serving(Host.from_envoy_config(config, trace=True), ServeOptions(listen=("127.0.0.1", 0), log=log, **options))
+
+
+def _logged(lines):
+    """The filters' log messages among the printed lines."""
+    return [m.group(1) for line in lines if (m := re.match(r"  \[\w+\] wasm log [^:]*: (.*?)(?: \(context \d+\))?$", line))]
 
 
 def test_headers_go_through_the_filter_both_ways(tmp_path, upstream):
-    with _serve(_config(tmp_path, GO, upstream_port=upstream.port)) as server:
+    lines = []
+    with _serve(_config(tmp_path, GO, upstream_port=upstream.port), lines) as server:
         status, headers, body = _request(server.address[1], path="/items?page=2", headers={"user-agent": "test"})
     assert (status, body) == (200, b"hello from upstream")
     assert headers["x-fixture-response"] == "go" and headers["content-type"] == "text/plain"
     (seen,) = upstream.seen
     assert seen["path"] == "/items?page=2" and seen["headers"]["x-fixture"] == "go" and seen["headers"]["user-agent"] == "test"
     assert seen["headers"]["host"] == f"127.0.0.1:{server.address[1]}"  # the client's authority, as Envoy keeps it
-    assert [r.message for r in server.host.logs][-2:] == ["request_headers: path=/items?page=2", "log: done"]
+    assert _logged(lines)[-2:] == ["request_headers: path=/items?page=2", "log: done"]
+    assert server.host.logs == [] and server.host.trace == []  # printed, then dropped: nothing kept per request
 
 
 def test_a_local_reply_goes_back_and_nothing_goes_upstream(tmp_path, upstream):
@@ -202,9 +211,10 @@ def test_a_local_reply_goes_back_and_nothing_goes_upstream(tmp_path, upstream):
 
 @pytest.mark.parametrize("chunks", [[b"a"], [b"abc", b"defg"], [b"x" * 1000, b"y", b"z" * 5000]], ids=["1-frame", "2-frames", "3-frames"])
 def test_request_bodies_stream_through_the_body_callbacks_frame_by_frame(tmp_path, upstream, chunks):
-    with _serve(_config(tmp_path, GO, upstream_port=upstream.port)) as server:
+    lines = []
+    with _serve(_config(tmp_path, GO, upstream_port=upstream.port), lines) as server:
         status, _, _ = _request(server.address[1], "POST", "/upload", {"x-body-mode": "append"}, chunks=chunks)
-        logs = [r.message for r in server.host.logs]
+    logs = _logged(lines)
     whole = b"".join(chunks)
     assert status == 200 and upstream.seen[0]["body"] == whole + b"-appended"
     body_lines = [m for m in logs if m.startswith("request_body:")]
@@ -245,11 +255,12 @@ def test_a_callout_to_a_service_that_is_down_fails_as_envoy_says(tmp_path, upstr
 
 
 def test_timers_run_on_real_time(tmp_path, upstream):
-    with _serve(_config(tmp_path, GO, upstream_port=upstream.port)) as server:
+    lines = []
+    with _serve(_config(tmp_path, GO, upstream_port=upstream.port), lines) as server:
         started = time.monotonic()
         status, _, body = _request(server.address[1], headers={"x-pause": "1"})
         waited = time.monotonic() - started
-        logs = [r.message for r in server.host.logs]
+    logs = _logged(lines)
     assert status == 200 and body == b"hello from upstream"
     assert any(m.startswith("resumed ") for m in logs) and waited >= 0.09  # the 100 ms tick resumed it
 
@@ -279,7 +290,29 @@ def test_shutdown_ends_streams_and_stops_the_vms(tmp_path, upstream):
         assert not any(p.deleted for p in chain.plugins)
     assert all(p.deleted for p in chain.plugins)  # proxy_on_done(root) said done, proxy_on_delete followed
     assert lines[-1] == "stopped after 1 requests; the VMs are shut down"
-    assert re.fullmatch(r'127\.0\.0\.1 "GET / HTTP/1\.1" 200 19 [\d.]+ms upstream web_service 127\.0\.0\.1:\d+', lines[0])
+    access = [line for line in lines if line.startswith("127.0.0.1 ")]
+    assert len(access) == 1 and re.fullmatch(r'127\.0\.0\.1 "GET / HTTP/1\.1" 200 19 [\d.]+ms upstream web_service 127\.0\.0\.1:\d+', access[0])
+
+
+def test_concurrent_requests_keep_their_own_answers_and_leave_nothing_behind(tmp_path):
+    def echo_id(handler, body):
+        rid = handler.headers.get("x-request-id", "").encode()
+        handler.send_response(200)
+        handler.send_header("x-request-id", rid.decode())
+        handler.send_header("content-length", str(len(rid)))
+        handler.end_headers()
+        handler.wfile.write(rid)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Upstream(echo_id) as echo, _serve(_config(tmp_path, GO, upstream_port=echo.port)) as server:
+        port = server.address[1]
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda i: (f"r{i}", _request(port, path=f"/i/{i}", headers={"x-request-id": f"r{i}"})), range(300)))
+        host, vm = server.host, server.chain.plugins[0].vm
+        kept = (len(host.logs), len(host.trace), len(host.http_calls.calls), len(vm.contexts), len(server.chain.plugins[0].streams))
+    assert all(status == 200 and body == rid.encode() and headers["x-request-id"] == rid for rid, (status, headers, body) in answers)
+    assert kept == (0, 0, 0, 2, 0)  # the VM context and the root context only: every stream was deleted, every log printed and dropped
 
 
 def _free_port():
