@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/proxy-wasm-emulator inspect $(DEMO_FILTER)
-	$(VENV)/bin/proxy-wasm-emulator run $(DEMO_FILTER) --plugin-config fixtures/demo/plugin_config.txt --vm-config fixtures/demo/vm_config.txt --env DEMO=1
+	$(VENV)/bin/proxy-wasm-emulator run $(DEMO_FILTER) fixtures/demo/request.yaml --plugin-config fixtures/demo/plugin_config.txt --vm-config fixtures/demo/vm_config.txt --env DEMO=1
 
 # The suite in the compiled speed mode (rebuilt first if a request-path module changed), as users run it.
 test: $(VENV)/.installed
