@@ -114,6 +114,11 @@ class Server:
 
             install_responders(self.host, self.options.responders)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled now (their stream not yet completed and logged)."""
+        return len(self._exchanges)
+
     # -- where things go -----------------------------------------------------------------------
     def listen_address(self) -> tuple[str, int]:
         """Where to listen: ``--listen``, else the listener's port on loopback."""
@@ -241,13 +246,13 @@ class Server:
                     return web.Response(status=504, text="proxy-wasm-emulator serve: the filters never let the request through or answered it\n")
             return ex.response if ex.response is not None else web.Response(status=502)
         finally:
-            self._exchanges.discard(ex)
             if ex.upstream_task is not None and not ex.upstream_task.done():
                 ex.upstream_task.cancel()
             if not ex.stream.completed:
                 ex.stream.complete()
             self._emit()
             self._access_log(ex)
+            self._exchanges.discard(ex)
 
     async def _pump(self, ex: _Exchange) -> None:
         """After any step: answer callouts, start or feed the upstream leg, write to the client."""
