@@ -90,6 +90,7 @@ class _Exchange:
         self.upstream_queue: asyncio.Queue[bytes | None] | None = None
         self.upstream_closed = False
         self.done = asyncio.Event()
+        self.writing = asyncio.Lock()  # the handler, the upstream leg, timers and callouts all write to the client
         self.via = ""
 
 
@@ -274,6 +275,10 @@ class Server:
         self._emit()
 
     async def _write_downstream(self, ex: _Exchange) -> None:
+        async with ex.writing:  # one writer at a time: prepare once, each byte once
+            await self._write_downstream_locked(ex)
+
+    async def _write_downstream_locked(self, ex: _Exchange) -> None:
         from aiohttp import web
 
         down = ex.stream.downstream_response
