@@ -96,3 +96,18 @@ def test_this_checkout_runs_what_its_build_says():
 @pytest.mark.parametrize("module", speedups.COMPILED_MODULES)
 def test_each_compiled_module_exists_as_source(module):
     assert speedups.source_path(module).is_file()
+
+
+def test_a_failed_build_raises_and_leaves_the_previous_build_in_place(tmp_path, monkeypatch, capsys):
+    (tmp_path / "pkgx").mkdir()
+    (tmp_path / "pkgx/__init__.py").write_text("")
+    (tmp_path / "pkgx/mod.py").write_text(MODULE)
+    out = tmp_path / "compiled"
+    _build(tmp_path, out)
+    before = sorted(p.name for p in out.iterdir())
+    monkeypatch.setenv("CC", "/bin/false")  # no working C compiler: setup.py then installs the pure modules
+    (tmp_path / "pkgx/mod.py").write_text(MODULE + "\n# changed\n")
+    with pytest.raises(Exception, match="false"):
+        _build(tmp_path, out)
+    assert sorted(p.name for p in out.iterdir()) == before  # the old build is whole (and stale: the finder skips it)
+    assert speedups.CompiledFinder(out, speedups.read_manifest(out), root=tmp_path).find_spec("pkgx.mod") is None
