@@ -16,6 +16,7 @@ __all__ = [
     "RestrictedHostCall",
     "UnknownImportsError",
     "UnsupportedProposalError",
+    "VmFailedError",
 ]
 
 
@@ -126,3 +127,13 @@ class PluginStartError(EmulatorError):
         self.reason = message
         self.envoy = envoy
         self.cause = cause
+
+
+class VmFailedError(EmulatorError):
+    """The VM trapped earlier; like cpp-host, a failed VM never runs the guest again."""
+
+    def __init__(self, first: CallbackError) -> None:
+        super().__init__(
+            f"the VM failed earlier and cannot run the guest again (cpp-host FailState::RuntimeError); first failure: {first.callback}: {first.reason}"
+        )
+        self.first = first

@@ -24,7 +24,7 @@ from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrai
 
 from ..buffer import Buffer
 from ..contexts import StreamContext
-from ..errors import CallbackError, EmulatorError, InputWarning
+from ..errors import CallbackError, EmulatorError, InputWarning, VmFailedError
 from ..properties import set_filter_state
 from ..stream_info import ConnectionInfo
 from .headers import HeaderMap, HeadersLike, normalize_headers
@@ -456,6 +456,11 @@ class HttpStream(StreamContext):
             raw = self.vm.call(name, *args, context_id=self.context_id)
         except CallbackError as err:
             self._trapped(err, record)
+            return _FAILED
+        except VmFailedError:  # another context failed the VM after this stream began: cpp-host's CHECK_FAIL
+            record.action = "vm failed"
+            record.notes.append("the VM failed in another context since this stream began")
+            self._apply_fail_policy(record)
             return _FAILED
         finally:
             self._in_filter_callback = None
@@ -960,18 +965,25 @@ class HttpStream(StreamContext):
         self.error = err
         record.action = "trap"
         self.on_trap(err)
+        self._apply_fail_policy(record)
+
+    def _apply_fail_policy(self, record: CallbackRecord) -> None:
+        """The stream goes on without the filter (fail open) or ends with a 503 local reply (fail closed)."""
         if self.plugin.fail_policy == FailurePolicy.FAIL_OPEN:
             record.notes.append("fail open: the stream continues without the filter")
             self.mode = "bypass"
             for side in (self.request, self.response):
-                if side.received_headers is not None and not side.headers_sent and not side.done:
+                if side.received_headers is None or side.done or side.out.end_stream:
+                    continue
+                side.buffering = None
+                if not side.headers_sent:
                     side.headers_held = None
-                    side.buffering = None
                     if side.headers is not None:
                         self._forward_headers(side)
-                    data = bytes(side.body) + bytes(side.held_body)
-                    side.body, side.held_body = Buffer(b""), bytearray()
-                    self._emit_body(side, data)
+                # what the filter held, and the chunk it was called with, go on without it
+                data = bytes(side.body) + bytes(side.held_body)
+                side.body, side.held_body = Buffer(b""), bytearray()
+                self._emit_body(side, data)
             self.context_id = None
             return
         record.notes.append("fail closed: 503 local reply")

@@ -18,7 +18,7 @@ from abi.signatures import INTEGRATION_EXPORTS
 
 from ..costs import Cost
 from ..engines import GuestMemory, GuestTrap, LinkError
-from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
+from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError, VmFailedError
 from .coverage import COVERAGE_EXPORT, read_comparisons
 
 if TYPE_CHECKING:
@@ -31,16 +31,6 @@ __all__ = ["ALLOCATOR_IMPORTS", "START_IMPORTS", "Vm", "VmFailedError"]
 
 _CONSOLE_TAIL = 4096
 _FUEL_BUDGET = 1 << 60
-
-
-class VmFailedError(EmulatorError):
-    """The VM trapped earlier; like cpp-host, a failed VM never runs the guest again."""
-
-    def __init__(self, first: CallbackError) -> None:
-        super().__init__(
-            f"the VM failed earlier and cannot run the guest again (cpp-host FailState::RuntimeError); first failure: {first.callback}: {first.reason}"
-        )
-        self.first = first
 
 
 @dataclass
