@@ -246,6 +246,43 @@ def test_callouts_go_to_a_second_real_service(tmp_path, upstream):
     assert [s["headers"]["x-token"] for s in auth.seen] == ["good", "bad"] and auth.seen[0]["path"] == "/check"
 
 
+def test_callouts_answered_by_a_scenarios_responders(tmp_path, upstream):
+    from emulator.scenario import load_scenario
+
+    responders = tmp_path / "responders.yaml"
+    responders.write_text('http_calls:\n  - cluster: auth\n    response: {headers: {":status": "403"}}\nstreams: []\n')
+    config = _config(tmp_path, FEATURES, upstream_port=upstream.port, auth_port=_free_port(), root_id="auth")
+    with _serve(config, responders=load_scenario(responders)) as server:
+        status, _, body = _request(server.address[1], headers={"authorization": "good"})
+    assert (status, body) == (403, b"forbidden") and upstream.seen == []  # the responder said 403; the (down) service was not asked
+
+
+def test_a_listener_without_a_wasm_http_filter_is_a_usage_error(tmp_path, capsys):
+    from emulator.cli.main import main
+
+    text = (
+        _config(tmp_path, GO, upstream_port=1).read_text().replace("envoy.extensions.filters.http.wasm.v3.Wasm", "envoy.extensions.filters.http.cors.v3.Cors")
+    )
+    config = tmp_path / "no_wasm.yaml"
+    config.write_text(text)
+    assert main(["serve", str(config)]) == 2
+    assert "no listener has a Wasm filter" in capsys.readouterr().err
+
+
+def test_a_filter_that_does_not_start_is_exit_3(tmp_path, capsys):
+    from emulator.cli.main import main
+
+    text = _config(tmp_path, GO, upstream_port=1).read_text()
+    text = text.replace(
+        "                          runtime: envoy.wasm.runtime.v8\n",
+        '                          runtime: envoy.wasm.runtime.v8\n                          configuration: {"@type": type.googleapis.com/google.protobuf.StringValue, value: fail-start}\n',
+    )
+    config = tmp_path / "fail_start.yaml"
+    config.write_text(text)
+    assert main(["serve", str(config), "--listen", "127.0.0.1:0"]) == 3  # the contract's vm_start returns false
+    assert "the filter did not start" in capsys.readouterr().err
+
+
 def test_a_callout_to_a_service_that_is_down_fails_as_envoy_says(tmp_path, upstream):
     config = _config(tmp_path, FEATURES, upstream_port=upstream.port, auth_port=_free_port(), root_id="auth")
     with _serve(config) as server:
