@@ -42,6 +42,7 @@ _HOP_BY_HOP = _CONNECTION | {b"content-length"}
 """Not passed on: content-length is set again from the body the filters let through."""
 
 NO_ROUTE_BODY = b""
+"""The body of Envoy's 404 when no route matches (``NR``): empty."""
 UPSTREAM_FAILURE = b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 """The body of Envoy's router reply when the upstream cannot be reached (status 503)."""
 
@@ -110,6 +111,7 @@ class Server:
         self._ticker: asyncio.Task[None] | None = None
         self._callouts: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._clock_start = (time.monotonic(), self.host.clock.now_ms)  # wall clock and virtual clock, set again by start()
         if self.options.responders is not None:
             from .scenario import install_responders
 

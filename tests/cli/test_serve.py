@@ -319,6 +319,17 @@ def test_routes_direct_responses_and_an_upstream_that_is_down(tmp_path, upstream
     assert upstream.seen == []
 
 
+def test_no_route_is_envoys_404_through_the_filters(tmp_path, upstream):
+    text = _config(tmp_path, GO, upstream_port=upstream.port).read_text().replace('- match: {prefix: "/"}', '- match: {prefix: "/api"}')
+    config = tmp_path / "api_only.yaml"
+    config.write_text(text)
+    with _serve(config) as server:
+        status, headers, body = _request(server.address[1], path="/other")
+        api = _request(server.address[1], path="/api/items")
+    assert (status, body, headers["x-fixture-response"]) == (404, b"", "go") and api[0] == 200
+    assert [s["path"] for s in upstream.seen] == ["/api/items"]
+
+
 def test_shutdown_ends_streams_and_stops_the_vms(tmp_path, upstream):
     lines = []
     chain = Host.from_envoy_config(_config(tmp_path, GO, upstream_port=upstream.port), trace=True)
