@@ -36,8 +36,7 @@ class BuildPyWithSpeedups(build_py):
         builder = _load("_pwe_speedups_build", ROOT / "emulator/speedups/build.py")
         target = ROOT if getattr(self, "editable_mode", False) else Path(self.build_lib)
         out_dir = target / speedups.COMPILED_DIR.relative_to(ROOT)
-        built = speedups.read_manifest(out_dir) or {}
-        if all(m in built and built[m]["source_sha256"] == speedups.source_digest(speedups.source_path(m, ROOT)) for m in speedups.COMPILED_MODULES):
+        if not speedups.stale(speedups.read_manifest(out_dir) or {}, ROOT):
             print("proxy-wasm-emulator: compiled speed mode already built from these sources")
             return
         try:

@@ -71,6 +71,19 @@ def source_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def is_fresh(module: str, entry: dict[str, str], root: Path = _PACKAGE_ROOT) -> bool:
+    """Whether ``module``'s source is still the one its manifest ``entry`` was built from."""
+    try:
+        return source_digest(source_path(module, root)) == entry["source_sha256"]
+    except OSError:
+        return False
+
+
+def stale(built: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT) -> list[str]:
+    """The :data:`COMPILED_MODULES` that ``built`` (a manifest's modules) lacks or built from other source."""
+    return [m for m in COMPILED_MODULES if m not in built or not is_fresh(m, built[m], root)]
+
+
 def ext_suffix() -> str:
     """This interpreter's extension-module suffix (``.cpython-311-x86_64-linux-gnu.so``)."""
     return importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -92,16 +105,10 @@ class CompiledFinder:
     def usable(self, name: str) -> Path | None:
         """The compiled file for ``name``, or None (not built, missing, or built from another source)."""
         entry = self.modules.get(name)
-        if entry is None:
+        if entry is None or not is_fresh(name, entry, self.root):
             return None
         so = self.folder / entry["file"]
-        try:
-            fresh = source_digest(source_path(name, self.root)) == entry["source_sha256"]
-        except OSError:
-            fresh = False
-        if not fresh or not so.is_file():
-            return None
-        return so
+        return so if so.is_file() else None
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self.modules:
@@ -154,11 +161,11 @@ def describe() -> str:
         return f"pure Python ({PURE_ENV} is set)"
     if _finder is None:
         return "pure Python (the compiled modules are not built: `make speedups` builds them)"
-    usable = [m for m in COMPILED_MODULES if _finder.usable(m) is not None]
-    if len(usable) == len(COMPILED_MODULES):
-        return f"compiled ({len(usable)} request-path modules, Cython)"
-    stale = [m for m in COMPILED_MODULES if m not in usable]
-    return f"partly compiled ({len(usable)} of {len(COMPILED_MODULES)}; pure, as their source changed since the build: {', '.join(stale)})"
+    old = [m for m in COMPILED_MODULES if _finder.usable(m) is None]
+    if not old:
+        return f"compiled ({len(COMPILED_MODULES)} request-path modules, Cython)"
+    usable = len(COMPILED_MODULES) - len(old)
+    return f"partly compiled ({usable} of {len(COMPILED_MODULES)}; pure, as their source changed since the build: {', '.join(old)})"
 
 
 install()

@@ -124,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         PURE_ENV,
         pure_requested,
         read_manifest,
-        source_digest,
-        source_path,
+        stale,
     )
 
     p = argparse.ArgumentParser(prog="python -m emulator.speedups.build", description=__doc__.splitlines()[0])
@@ -140,10 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     if pure_requested():
         print(f"speedups: {PURE_ENV} is set; nothing built")
         return 0
-    if args.if_stale:
-        built = read_manifest() or {}
-        if all(m in built and built[m]["source_sha256"] == source_digest(source_path(m)) for m in COMPILED_MODULES):
-            return 0
+    if args.if_stale and not stale(read_manifest() or {}):
+        return 0
     files = build(COMPILED_MODULES, _PACKAGE_ROOT, COMPILED_DIR, manifest=MANIFEST, manifest_format=MANIFEST_FORMAT, jobs=args.jobs)
     print(f"speedups: {len(files)} modules compiled into {COMPILED_DIR}")
     return 0

@@ -111,3 +111,11 @@ def test_a_failed_build_raises_and_leaves_the_previous_build_in_place(tmp_path, 
         _build(tmp_path, out)
     assert sorted(p.name for p in out.iterdir()) == before  # the old build is whole (and stale: the finder skips it)
     assert speedups.CompiledFinder(out, speedups.read_manifest(out), root=tmp_path).find_spec("pkgx.mod") is None
+
+
+def test_stale_names_the_modules_a_manifest_lacks_or_built_from_other_source():
+    assert speedups.stale({}) == list(speedups.COMPILED_MODULES)
+    built = {m: {"file": "x.so", "source_sha256": speedups.source_digest(speedups.source_path(m))} for m in speedups.COMPILED_MODULES}
+    assert speedups.stale(built) == []
+    built["emulator.trace"] = {"file": "x.so", "source_sha256": "0" * 64}
+    assert speedups.stale(built) == ["emulator.trace"]
