@@ -57,6 +57,24 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def _on_loopback(address: tuple[str, int]) -> tuple[str, int]:
+    """``address`` if it names this machine, else the same port on 127.0.0.1: serve stays on loopback."""
+    host, port = address
+    return (host if is_loopback(host) else "127.0.0.1", port)
+
+
+def _received(raw_headers: Any) -> list[tuple[bytes, bytes]]:
+    """Headers as read off an HTTP/1.1 connection: lower-cased, without the connection's own."""
+    return [(k.lower(), v) for k, v in raw_headers if k.lower() not in _CONNECTION]
+
+
+def _to_send(pairs: Any, authority: bytes | None) -> list[tuple[str, str]]:
+    """A message's headers for the HTTP client: no pseudo-headers, none of one hop, ``Host`` from ``:authority``."""
+    out = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs if not k.startswith(b":") and k not in _HOP_BY_HOP]
+    out.append(("Host", (authority or b"").decode("latin-1")))
+    return out
+
+
 @dataclass
 class ServeOptions:
     """How :class:`Server` listens and where it sends traffic (the command line's options)."""
@@ -129,18 +147,14 @@ class Server:
             return self.options.listen
         if self.config.address is None:
             return ("127.0.0.1", 0)
-        address, port = self.config.address
-        return (address if is_loopback(address) else "127.0.0.1", port)
+        return _on_loopback(self.config.address)
 
     def upstream(self, cluster: str) -> tuple[str, int] | None:
         """A cluster's endpoint: chosen by hand, else the configuration's first, on loopback."""
         if cluster in self.options.upstreams:
             return self.options.upstreams[cluster]
         endpoints = self.config.endpoints.get(cluster) or []
-        if not endpoints:
-            return None
-        address, port = endpoints[0]
-        return (address if is_loopback(address) else "127.0.0.1", port)
+        return _on_loopback(endpoints[0]) if endpoints else None
 
     def describe(self) -> list[str]:
         """What is served, for the start-up lines."""
@@ -225,7 +239,7 @@ class Server:
         headers = [(b":method", request.method.encode()), (b":path", request.raw_path.encode()), (b":scheme", b"http")]
         authority = request.headers.get("Host", "")
         headers.append((b":authority", authority.encode()))
-        headers += [(k.lower(), v) for k, v in request.raw_headers if k.lower() not in _CONNECTION and k.lower() != b"host"]
+        headers += [(k, v) for k, v in _received(request.raw_headers) if k != b"host"]
         ex = _Exchange(request, self.chain.http_stream())
         self._exchanges.add(ex)
         try:
@@ -332,8 +346,7 @@ class Server:
                 self._respond(ex, 503, [(b"content-type", b"text/plain")], b"no healthy upstream")
             else:
                 ex.via = f"upstream {route.cluster} {endpoint[0]}:{endpoint[1]}"
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in up.headers or [] if not k.startswith(b":") and k not in _HOP_BY_HOP]
-                headers.append(("Host", (up.header(":authority") or b"").decode("latin-1")))
+                headers = _to_send(up.headers or [], up.header(":authority"))
                 data: Any = None
                 if up.end_stream:
                     data = bytes(up.body) if up.body else None
@@ -358,7 +371,7 @@ class Server:
                     async with self._session.request(
                         method, url, headers=headers, data=data, allow_redirects=False, skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding")
                     ) as resp:
-                        rh = [(b":status", str(resp.status).encode())] + [(k.lower(), v) for k, v in resp.raw_headers if k.lower() not in _CONNECTION]
+                        rh = [(b":status", str(resp.status).encode()), *_received(resp.raw_headers)]
                         no_body = method == "HEAD" or resp.status in (204, 304) or resp.content_length == 0
                         stream.send_response_headers(rh, end_of_stream=no_body)
                         await self._pump(ex)
@@ -405,8 +418,7 @@ class Server:
         endpoint = self.upstream(call.cluster)
         answer: tuple[int, list[tuple[str, str]], bytes] | None = None
         if endpoint is not None:
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in call.headers if not k.startswith(b":") and k not in _HOP_BY_HOP]
-            headers.append(("Host", (call.header(":authority") or b"").decode("latin-1")))
+            headers = _to_send(call.headers, call.header(":authority"))
             url = f"http://{endpoint[0]}:{endpoint[1]}{(call.path or b'/').decode('latin-1')}"
             try:
                 async with self._session.request((call.method or b"GET").decode(), url, headers=headers, data=call.body or None, allow_redirects=False) as resp:
