@@ -8,6 +8,7 @@ links to repository files (which the site does not carry) into plain code spans.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,22 @@ def slug(title: str) -> str:
     return re.sub(r"[-\s]+", "-", text)
 
 
-def sections(text: str) -> dict[str, str]:
-    """The README split at its ``## `` headings (outside code blocks): title -> text with the heading."""
-    out: dict[str, str] = {}
-    title, lines, fenced = "", [], False
+def _lines(text: str) -> Iterator[tuple[str, bool]]:
+    """Each line (with its end) and whether it is inside a fenced code block (the fences count as inside)."""
+    fenced = False
     for line in text.splitlines(keepends=True):
         if line.startswith("```"):
             fenced = not fenced
+            yield line, True
+        else:
+            yield line, fenced
+
+
+def sections(text: str) -> dict[str, str]:
+    """The README split at its ``## `` headings (outside code blocks): title -> text with the heading."""
+    out: dict[str, str] = {}
+    title, lines = "", []
+    for line, fenced in _lines(text):
         if not fenced and line.startswith("## "):
             out[title] = "".join(lines)
             title, lines = line[3:].strip(), []
@@ -59,10 +69,7 @@ def _anchors(pages: dict[str, str]) -> dict[str, str]:
     """Every heading's anchor -> the page that holds it."""
     where: dict[str, str] = {}
     for page, text in pages.items():
-        fenced = False
-        for line in text.splitlines():
-            if line.startswith("```"):
-                fenced = not fenced
+        for line, fenced in _lines(text):
             m = None if fenced else _HEADING.match(line)
             if m:
                 where.setdefault(slug(m.group(2)), page)
@@ -81,12 +88,7 @@ def _relink(page: str, text: str, anchors: dict[str, str]) -> str:
             return m.group(0)
         return f"{label} (`{target}` in the repository)"
 
-    out, fenced = [], False
-    for line in text.splitlines(keepends=True):
-        if line.startswith("```"):
-            fenced = not fenced
-        out.append(line if fenced else _LINK.sub(link, line))
-    return "".join(out)
+    return "".join(line if fenced else _LINK.sub(link, line) for line, fenced in _lines(text))
 
 
 def build_pages(readme: str) -> dict[str, str]:
