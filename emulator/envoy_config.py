@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import PlacedConfigError
 
 __all__ = ["EnvoyChain", "EnvoyConfig", "EnvoyConfigError", "Route", "WasmFilter", "build_filters", "read_envoy_config"]
 
@@ -44,13 +44,8 @@ _RUNTIMES = {"", "envoy.wasm.runtime.v8", "envoy.wasm.runtime.wasmtime", "envoy.
 """The runtimes a compiled module runs on; the emulator stands in for each of them."""
 
 
-class EnvoyConfigError(ConfigError):
+class EnvoyConfigError(PlacedConfigError):
     """An Envoy configuration the emulator cannot use: names the place in the file and the problem."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where}: {problem}")
-        self.where = where
-        self.problem = problem
 
 
 @dataclass

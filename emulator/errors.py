@@ -11,6 +11,7 @@ __all__ = [
     "HostCallNotImplemented",
     "InputWarning",
     "ModuleLoadError",
+    "PlacedConfigError",
     "PluginStartError",
     "ProcExit",
     "RestrictedHostCall",
@@ -26,6 +27,15 @@ class EmulatorError(Exception):
 
 class ConfigError(EmulatorError, ValueError):
     """Bad user input: a scenario, configuration or option that names the field and the problem."""
+
+
+class PlacedConfigError(ConfigError):
+    """Bad input in a file, at a named place: ``where`` (a field path) and ``problem``."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem
 
 
 class ModuleLoadError(EmulatorError):

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from abi import Status
 
-from .errors import ConfigError
+from .errors import ConfigError, PlacedConfigError
 from .http.messages import Message, Request, Response, feed
 from .http.stream import HttpStream
 from .stream_info import Node
@@ -52,13 +52,8 @@ _CONNECTION_FIELDS = {"name", "plugin", "events"}
 _M = TypeVar("_M", bound=Message)
 
 
-class ScenarioError(ConfigError):
+class ScenarioError(PlacedConfigError):
     """A scenario that cannot run: names the field (``where``) and the problem."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where}: {problem}")
-        self.where = where
-        self.problem = problem
 
 
 @dataclass
