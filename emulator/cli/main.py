@@ -29,11 +29,8 @@ from .options import (
     add_envoy_config_options,
     add_plugin_options,
     cache_setting,
-    envoy_filter,
-    envoy_overrides,
-    plugin_overrides,
+    filter_and_overrides,
     read_file,
-    require_file,
 )
 from .progress import Progress
 
@@ -70,15 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         world_state,
     )
 
-    envoy_warnings: list[str] = []
-    if args.envoy_config:
-        wasm, config = envoy_filter(args)
-        module, overrides, envoy_warnings = wasm.module, envoy_overrides(args, wasm, config), config.warnings
-    else:
-        if args.filter is None:
-            raise UsageError("FILTER: give the .wasm to run, or --envoy-config FILE")
-        require_file(args.filter)
-        module, overrides = args.filter, plugin_overrides(args)
+    module, overrides, envoy_warnings = filter_and_overrides(args, "run")
     scenario = None
     if args.scenario:
         try:
@@ -183,14 +172,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import comparable, compare, load_baseline, measure, render
     from ..scenario import ScenarioError, load_scenario
 
-    if args.envoy_config:
-        wasm, config = envoy_filter(args, file_only=True)
-        args.filter, overrides = str(wasm.module), envoy_overrides(args, wasm, config)
-    else:
-        if args.filter is None:
-            raise UsageError("FILTER: give the .wasm to measure, or --envoy-config FILE")
-        require_file(args.filter)
-        overrides = plugin_overrides(args)
+    module, overrides, _ = filter_and_overrides(args, "measure", file_only=True)
+    args.filter = str(module)
     if args.scenario is None:
         raise UsageError("SCENARIO: bench needs a scenario file of the traffic to measure")
     try:

@@ -15,6 +15,7 @@ __all__ = [
     "add_envoy_config_options",
     "envoy_filter",
     "envoy_overrides",
+    "filter_and_overrides",
     "add_plugin_options",
     "cache_setting",
     "env_pairs",
@@ -138,6 +139,18 @@ def envoy_filter(args: argparse.Namespace, *, file_only: bool = False) -> tuple[
     if file_only and isinstance(wasm.module, bytes):
         raise UsageError(f"--envoy-config: {wasm.where}: the code is inline; this command needs it in a file (code.local.filename)")
     return wasm, config
+
+
+def filter_and_overrides(args: argparse.Namespace, verb: str, *, file_only: bool = False) -> tuple[Any, dict[str, Any], list[str]]:
+    """The filter a ``run``/``bench`` command works on, its settings and the configuration's warnings:
+    from ``--envoy-config`` (see :func:`envoy_filter`), else FILTER and the plugin options."""
+    if args.envoy_config:
+        wasm, config = envoy_filter(args, file_only=file_only)
+        return wasm.module, envoy_overrides(args, wasm, config), config.warnings
+    if args.filter is None:
+        raise UsageError(f"FILTER: give the .wasm to {verb}, or --envoy-config FILE")
+    require_file(args.filter)
+    return args.filter, plugin_overrides(args), []
 
 
 def envoy_overrides(args: argparse.Namespace, wasm: Any, config: Any) -> dict[str, Any]:
