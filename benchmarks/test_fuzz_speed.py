@@ -2,6 +2,9 @@
 
 - ``test_fuzz_examples``: a fixed number of generated examples through the Rust header filter
   (``extra_info["examples_per_second"]``), with and without the leak check's replays.
+- ``test_fuzz_test_examples``: hypothesis-mode :func:`fuzz_test` on the Rust header filter, with
+  its default options (harvested dictionary, adversarial traffic) and with well-formed traffic only
+  (``extra_info["examples_per_second"]``; the trap invariant is skipped so that it runs to the end).
 - ``test_execute_one_example``: one example without hypothesis (fresh host, VM start, one exchange,
   the invariants, shutdown): what the fuzzer pays per example besides generating it.
 - ``test_reset_*``: what an example pays to start from the plugin's post-configure state: a fresh
@@ -12,12 +15,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 from benchmarks.conftest import FIXTURES
 from emulator import Host
 from emulator.fuzz.invariants import resolve_invariants
-from emulator.fuzz.runner import execute_scenario, fuzz_filter
+from emulator.fuzz.runner import execute_scenario, fuzz_filter, fuzz_test
 
 RUST = FIXTURES / "rust/headers_rust.wasm"
 EXAMPLES = 40
@@ -45,6 +51,23 @@ def test_fuzz_examples(benchmark, engine_name, leak_repeats):
     best = min(reports, key=lambda r: r.elapsed_s)
     benchmark.extra_info["examples_per_round"] = best.examples
     benchmark.extra_info["examples_per_second"] = round(best.examples / best.elapsed_s, 1)
+
+
+@pytest.mark.parametrize("well_formed", [False, True], ids=["defaults", "well-formed"])
+def test_fuzz_test_examples(benchmark, engine_name, well_formed):
+    examples = 300
+    options = {"adversarial": False, "harvest": False} if well_formed else {}
+    test = fuzz_test(RUST, engine=engine_name, exclude=["trap"], **options)
+    test = settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate])(test)
+    rates = []
+
+    def run():
+        started = time.perf_counter()
+        test()  # raises on a finding: the Rust header filter has none but its traps
+        rates.append(examples / (time.perf_counter() - started))
+
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
+    benchmark.extra_info["examples_per_second"] = round(max(rates), 1)
 
 
 @pytest.mark.parametrize("reuse", [False, True], ids=["fresh-start", "restored-start"])

@@ -47,6 +47,7 @@ from abi.properties import UInt64
 
 from ..http.messages import Request, Response, scenario_bytes, scenario_headers
 from ..session import default_session
+from . import drawn
 from .schema import from_schema
 
 __all__ = [
@@ -156,35 +157,58 @@ def _vocab(vocabulary: Iterable[str | bytes]) -> list[str]:
     return out
 
 
-def _case_variant(draw: st.DrawFn, name: str) -> str:
-    """``name`` with some letters upper-cased (Envoy lower-cases them; a filter may not)."""
-    letters = [i for i, c in enumerate(name) if c.isascii() and c.isalpha()]
-    if not letters:
-        return name
-    mask = draw(st.integers(1, (1 << len(letters)) - 1))
-    upper = {i for bit, i in enumerate(letters) if mask >> bit & 1}
-    return "".join(c.upper() if i in upper else c for i, c in enumerate(name))
-
-
-@st.composite
-def _case_variants(draw: st.DrawFn, names: st.SearchStrategy[str]) -> str:
-    return _case_variant(draw, draw(names))
-
-
-def _over(alphabet: str) -> bytes:
-    """A ``bytes.translate`` table mapping every byte onto ``alphabet`` (0 onto its first character)."""
-    return bytes(ord(alphabet[b % len(alphabet)]) for b in range(256))
-
-
-def _ascii_text(alphabet: str, *, min_size: int = 0, max_size: int) -> st.SearchStrategy[bytes]:
-    """ASCII strings over ``alphabet`` as bytes, drawn as binary (much cheaper than ``st.text``)."""
-    table = _over(alphabet)
-    return st.binary(min_size=min_size, max_size=max_size).map(lambda b: b.translate(table))
-
-
 def _caseless_char(c: str) -> bool:
     # names must lower-case the same way in Python (scenario files) and in Envoy (ASCII only)
     return c.lower() == c and c not in "\r\n\0"
+
+
+def _name_branches(vocab: list[str], pseudo: bool, *, adversarial: bool, max_size: int) -> list[drawn.Branch[str]]:
+    """How a header name is decoded from drawn bytes (see :mod:`emulator.fuzz.drawn`)."""
+    custom = [v for v in vocab if v.startswith(("x-", ":"))]  # the names filters usually look for get a branch of their own
+    others = [v for v in vocab if not v.startswith(("x-", ":"))]
+    token = drawn.text(_TOKEN, min_size=1, max_size=max_size)
+    branches: list[drawn.Branch[str]] = [drawn.word(words) for words in (custom, others) if words]
+    branches += [lambda p: token(p).decode(), drawn.word(COMMON_HEADER_NAMES)]
+    if adversarial:
+        known = [*vocab, *COMMON_HEADER_NAMES]
+        punctuated = drawn.text(_TOKEN + _TOKEN_EXTRA, min_size=1, max_size=max_size)
+        control = drawn.text("\x01\x07\t\x1b\x7f abc-", min_size=1, max_size=8)
+        branches += [
+            lambda p: drawn.case_variant(known[drawn.number(p, len(known))], p[2:]),
+            *([drawn.word(_STRAY_PSEUDO)] if pseudo else []),
+            lambda p: punctuated(p).decode(),
+            lambda p: "x-" + drawn.codepoints(p, lo=0x80, hi=0x2FFFF, most=8, keep=_caseless_char),
+            lambda p: control(p).decode(),
+        ]
+    return branches
+
+
+def _value_branches(vocab: list[bytes], *, adversarial: bool, max_size: int, impossible: bool) -> list[drawn.Branch[bytes]]:
+    """How a header value is decoded from drawn bytes (see :mod:`emulator.fuzz.drawn`)."""
+    plain = drawn.text(_VISIBLE + " ", min_size=1, max_size=max_size)
+    # list-shaped values, as in accept, cache-control or x-forwarded-for: items may be empty or
+    # padded. The item table is half generic items, half words, as a choice between the two would
+    # be; a byte of 0 (what shrinking reaches) is the empty item.
+    generic = [b"", b" ", b"a", b"gzip", b"1", b"no-cache", b"10.0.0.1", b"*/*;q=0.8"]
+    words = vocab[:128]
+    items = generic * max(1, -(-len(words) // len(generic))) + words
+    branches: list[drawn.Branch[bytes]] = [
+        lambda p: plain(p).strip(b" ") or b"v",
+        lambda p: b",".join(items[x % len(items)] for x in p[:6].ljust(2, b"\0")),
+    ]
+    if vocab:
+        branches.append(drawn.word(vocab))
+    if adversarial:
+        banned = b"" if impossible else b"\0\r\n"
+        control = bytes([*(c for c in [*range(0x00, 0x20), 0x7F] if c not in banned), 0x80, 0xFF, 0x41])
+        branches += [
+            lambda p: b"",
+            lambda p: drawn.codepoints(p, lo=0x80, hi=0x10FFFF, most=8).encode(),
+            lambda p: bytes(x for x in p[:max_size] if x not in banned) or b"\x80",
+            lambda p: bytes(control[x % len(control)] for x in p[:12].ljust(1, b"\0")),
+            lambda p: drawn.fill(p, _LONG_SIZES, [b"a", b"\xff", b"%", b"ab,"]),
+        ]
+    return branches
 
 
 @_cached
@@ -200,32 +224,10 @@ def header_names(
     ``adversarial`` adds case variants, pseudo-header names, token punctuation, non-ASCII and
     control characters (never NUL, CR or LF, which Envoy's codecs refuse). ``pseudo=False`` never
     yields a name starting with ``:`` (default: only when ``adversarial``). Names are ``str``; a
-    header map turns them into bytes.
+    header map turns them into bytes. Each name is one draw (:mod:`emulator.fuzz.drawn`).
     """
-    if pseudo is None:
-        pseudo = adversarial
-    vocab = [v for v in _vocab(vocabulary) if pseudo or not v.startswith(":")]
-    common = st.sampled_from(COMMON_HEADER_NAMES)
-    random_token = _ascii_text(_TOKEN, min_size=1, max_size=max_size).map(bytes.decode)
-    branches: list[st.SearchStrategy[str]] = []
-    custom = [v for v in vocab if v.startswith(("x-", ":"))]  # the names filters usually look for get a branch of their own
-    others = [v for v in vocab if not v.startswith(("x-", ":"))]
-    branches += [st.sampled_from(words) for words in (custom, others) if words]
-    branches += [random_token, common]
-    if adversarial:
-        known = st.sampled_from(vocab + list(COMMON_HEADER_NAMES))
-        branches += [
-            _case_variants(known),
-            *([st.sampled_from(_STRAY_PSEUDO)] if pseudo else []),
-            _ascii_text(_TOKEN + _TOKEN_EXTRA, min_size=1, max_size=max_size).map(bytes.decode),
-            st.text(
-                alphabet=st.characters(min_codepoint=0x80, max_codepoint=0x2FFFF, blacklist_categories=("Cs",)).filter(_caseless_char),
-                min_size=1,
-                max_size=8,
-            ).map(lambda s: "x-" + s),
-            _ascii_text("\x01\x07\t\x1b\x7f abc-", min_size=1, max_size=8).map(bytes.decode),
-        ]
-    return st.one_of(branches)
+    branches = _name_branches(*_names_vocab(vocabulary, adversarial, pseudo), adversarial=adversarial, max_size=max_size)
+    return st.binary(min_size=3, max_size=max_size + 3).map(functools.partial(drawn.choose, branches))
 
 
 @_cached
@@ -236,36 +238,61 @@ def header_values(
     max_size: int = 40,
     impossible: bool = False,
 ) -> st.SearchStrategy[bytes]:
-    """Header values as bytes: visible ASCII with inner spaces, plus ``vocabulary`` entries.
+    """Header values as bytes: visible ASCII with inner spaces, list-shaped values, plus
+    ``vocabulary`` entries.
 
     ``adversarial`` adds empty values, non-ASCII UTF-8, raw obs-text bytes (0x80-0xFF, not UTF-8),
     control bytes and very long values (up to 64 KiB). ``impossible=True`` also allows NUL, CR and
-    LF, which Envoy never delivers to a filter (its codecs reject them).
+    LF, which Envoy never delivers to a filter (its codecs reject them). Each value is one draw
+    (:mod:`emulator.fuzz.drawn`).
     """
-    vocab = [v.encode() if isinstance(v, str) else bytes(v) for v in _vocab(vocabulary)]
-    plain = _ascii_text(_VISIBLE + " ", min_size=1, max_size=max_size).map(lambda b: b.strip(b" ") or b"v")
-    # list-shaped values, as in accept, cache-control or x-forwarded-for: items may be empty or padded.
-    # One draw for the whole list, a byte per item, not a draw per item and per "one more?"
-    # (hypothesis's cost is per draw). The table is half generic items, half words, as a choice
-    # between the two would be; a byte of 0 (what shrinking reaches) is the empty item.
-    generic = [b"", b" ", b"a", b"gzip", b"1", b"no-cache", b"10.0.0.1", b"*/*;q=0.8"]
-    words = vocab[:128]
-    items = generic * max(1, -(-len(words) // len(generic))) + words
-    listed = st.binary(min_size=2, max_size=6).map(lambda picks, items=items: b",".join(items[p % len(items)] for p in picks))
-    branches: list[st.SearchStrategy[bytes]] = [plain, listed]
-    if vocab:
-        branches.append(st.sampled_from(vocab))
-    if adversarial:
-        banned = b"" if impossible else b"\0\r\n"
-        control = [c for c in [*range(0x00, 0x20), 0x7F] if c not in banned]
-        branches += [
-            st.just(b""),
-            st.text(alphabet=st.characters(min_codepoint=0x80, blacklist_categories=("Cs",)), min_size=1, max_size=8).map(str.encode),
-            st.binary(min_size=1, max_size=max_size).map(lambda b: bytes(x for x in b if x not in banned) or b"\x80"),
-            st.binary(min_size=1, max_size=12).map(lambda b, table=bytes([*control, 0x80, 0xFF, 0x41]): bytes(table[x % len(table)] for x in b)),
-            st.tuples(st.sampled_from(_LONG_SIZES), st.sampled_from([b"a", b"\xff", b"%", b"ab,"])).map(lambda t: (t[1] * t[0])[: t[0]]),
-        ]
-    return st.one_of(branches)
+    branches = _value_branches(_bytes_vocab(vocabulary), adversarial=adversarial, max_size=max_size, impossible=impossible)
+    return st.binary(min_size=3, max_size=max_size + 3).map(functools.partial(drawn.choose, branches))
+
+
+def _names_vocab(vocabulary: Iterable[str | bytes], adversarial: bool, pseudo: bool | None) -> tuple[list[str], bool]:
+    """The vocabulary's names, and whether pseudo-header names may be drawn (default: when ``adversarial``)."""
+    allow_pseudo = adversarial if pseudo is None else pseudo
+    return [v for v in _vocab(vocabulary) if allow_pseudo or not v.startswith(":")], allow_pseudo
+
+
+def _bytes_vocab(vocabulary: Iterable[str | bytes]) -> list[bytes]:
+    return [v.encode() if isinstance(v, str) else bytes(v) for v in _vocab(vocabulary)]
+
+
+class _Entries:
+    """Header map entries, each decoded from one drawn byte string: a repeat byte, a cut byte, three
+    bytes each for the name's and the value's branch and word (so that every entry draws them),
+    then the payload, cut in two for the name and the value (see :mod:`emulator.fuzz.drawn`)."""
+
+    FIXED = 8
+
+    def __init__(self, names: list[drawn.Branch[str]], values: list[drawn.Branch[bytes]], *, adversarial: bool, payload: int) -> None:
+        self.names, self.values, self.adversarial = names, values, adversarial
+        self.raw = st.binary(min_size=self.FIXED, max_size=self.FIXED + payload)
+
+    def draw(self, draw: st.DrawFn, count: int) -> Pairs:
+        out: Pairs = []
+        for _ in range(count):
+            raw = draw(self.raw)
+            rest = raw[self.FIXED :]
+            at = raw[1] % (len(rest) + 1)
+            name_raw, value_raw = raw[2:5] + rest[:at], raw[5:8] + rest[at:]
+            repeat = raw[0]
+            if self.adversarial and out and repeat % 4 == 3:  # a duplicate or a case variant of a name already drawn
+                prev = out[(repeat >> 2) % len(out)][0].decode()
+                name = drawn.case_variant(prev, name_raw) if repeat >= 128 else prev
+            else:
+                name = drawn.choose(self.names, name_raw)
+            out.append((name.encode(), drawn.choose(self.values, value_raw)))
+        return out
+
+
+@_cached
+def _entries(vocabulary: Iterable[str | bytes], value_vocabulary: Iterable[str | bytes], adversarial: bool, pseudo: bool | None) -> _Entries:
+    names = _name_branches(*_names_vocab(vocabulary, adversarial, pseudo), adversarial=adversarial, max_size=24)
+    values = _value_branches(_bytes_vocab(value_vocabulary), adversarial=adversarial, max_size=40, impossible=False)
+    return _Entries(names, values, adversarial=adversarial, payload=24 + 40)
 
 
 @_cached
@@ -282,23 +309,14 @@ def header_maps(
 
     ``adversarial`` adds duplicates and case variants of names already drawn, and (unless
     ``pseudo=False``) stray pseudo-headers. ``pseudo=False`` never yields names starting with ``:``.
+    Each entry is one draw (:mod:`emulator.fuzz.drawn`), plus one for the count.
     """
-    names = header_names(vocabulary, adversarial=adversarial, pseudo=pseudo)
-    values = header_values(value_vocabulary, adversarial=adversarial)
+    entries = _entries(vocabulary, value_vocabulary, adversarial, pseudo)
     count = st.integers(min_size, max_size)
-    repeat = st.integers(0, 3)
 
     @st.composite
     def draw_map(draw: st.DrawFn) -> Pairs:
-        out: Pairs = []
-        for _ in range(draw(count)):
-            if adversarial and out and draw(repeat) == 0:
-                prev = out[draw(st.integers(0, len(out) - 1))][0].decode()
-                name = prev if draw(st.booleans()) else _case_variant(draw, prev)  # a duplicate or a case variant
-            else:
-                name = draw(names)
-            out.append((name.encode(), draw(values)))
-        return out
+        return entries.draw(draw, draw(count))
 
     return draw_map()
 
@@ -335,6 +353,30 @@ def header_maps_near_limits(*, which: str | None = None, over: bool = True, slac
     return st.one_of(count, size)
 
 
+_PATHS = (b"/", b"/api/v1/items", b"/index.html", b"/search", b"/a/b/c", b"/admin")
+_QUERY_VALUES = (b"", b"=", b"=1", b"=x", b"=true", b"=%2F")
+_ODD_PATHS = (b"//", b"/..", b"/%00", b"*", b"/a b", b"/\xc3\xa9", b"/\xff", b"/" + b"a" * 4096)
+_AUTHORITIES = (b"example.com", b"a", b"localhost:8080", b"[::1]:443")
+
+
+def _query(p: bytes) -> bytes:
+    """A query string of 1-3 common parameter names, with or without values (two bytes each)."""
+    p = p.ljust(1, b"\0")
+    params = [p[i : i + 2].ljust(2, b"\0") for i in range(1, 1 + 2 * (p[0] % 3 + 1), 2)]
+    return b"?" + b"&".join(COMMON_QUERY_PARAMETERS[k % len(COMMON_QUERY_PARAMETERS)] + _QUERY_VALUES[v % len(_QUERY_VALUES)] for k, v in params)
+
+
+def _path_branches(adversarial: bool) -> list[drawn.Branch[bytes]]:
+    """How a ``:path`` is decoded from drawn bytes: a common path, one with a query, random
+    characters; ``adversarial`` adds odd ones (dot segments, NUL, spaces, non-ASCII, 4 KiB)."""
+    base = drawn.word(_PATHS)
+    chars = drawn.text("abcdefghijklmnopqrstuvwxyz0123456789-._~%/?=&", max_size=32)
+    branches: list[drawn.Branch[bytes]] = [base, lambda p: base(p[:1]) + _query(p[1:]), lambda p: b"/" + chars(p)]
+    if adversarial:
+        branches.append(drawn.word(_ODD_PATHS))
+    return branches
+
+
 @_cached
 def request_headers(
     *,
@@ -351,27 +393,17 @@ def request_headers(
     reports is the filter's doing; ``adversarial`` maps may add duplicates of them after the
     originals. ``near_limits`` sometimes pads the map to cpp-host's pair limits.
     """
-    base = st.sampled_from([b"/", b"/api/v1/items", b"/index.html", b"/search", b"/a/b/c", b"/admin"])
-    # query strings from a dictionary of common parameter names, with or without values
-    param = st.tuples(st.sampled_from(COMMON_QUERY_PARAMETERS), st.sampled_from([b"", b"=", b"=1", b"=x", b"=true", b"=%2F"]))
-    query = st.lists(param, min_size=1, max_size=3).map(lambda ps: b"?" + b"&".join(k + v for k, v in ps))
-    path = st.one_of(
-        base,
-        st.tuples(base, query).map(lambda t: t[0] + t[1]),
-        _ascii_text("abcdefghijklmnopqrstuvwxyz0123456789-._~%/?=&", max_size=32).map(lambda b: b"/" + b),
-    )
-    if adversarial:
-        path = st.one_of(path, st.sampled_from([b"//", b"/..", b"/%00", b"*", b"/a b", b"/\xc3\xa9", b"/\xff", b"/" + b"a" * 4096]))
-    authority = st.sampled_from([b"example.com", b"a", b"localhost:8080", b"[::1]:443"])
-    scheme = st.sampled_from([None, b"http", b"https"])
+    paths = _path_branches(adversarial)
+    path = st.binary(min_size=3, max_size=36).map(functools.partial(drawn.choose, paths))
+    # method, authority and scheme in one draw (the first of each is where shrinking goes)
+    line = st.sampled_from([(m.encode(), a, s) for m in _METHODS for a in _AUTHORITIES for s in (None, b"http", b"https")])
     extra = header_maps(vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial, max_size=max_extra)
     pad = header_maps_near_limits()
-    methods = st.sampled_from([m.encode() for m in _METHODS])
 
     @st.composite
     def draw_headers(draw: st.DrawFn) -> Pairs:
-        out: Pairs = [(b":method", draw(methods)), (b":path", draw(path)), (b":authority", draw(authority))]
-        sch = draw(scheme)
+        method, authority, sch = draw(line)
+        out: Pairs = [(b":method", method), (b":path", draw(path)), (b":authority", authority)]
         if sch is not None:
             out.append((b":scheme", sch))
         out += draw(extra)
@@ -405,39 +437,55 @@ def trailers(*, vocabulary: Iterable[str | bytes] = (), adversarial: bool = Fals
 # -- bodies and messages ---------------------------------------------------------------------------
 
 
+def _picks(p: bytes, most: int) -> bytes:
+    """Between 1 and ``most`` bytes (the first byte says how many), each picking an item."""
+    p = p.ljust(1, b"\0")
+    n = 1 + p[0] % most
+    return p[1 : 1 + n].ljust(n, b"\0")
+
+
+def _body_branches(vocab: list[bytes], *, adversarial: bool, max_size: int) -> list[drawn.Branch[bytes]]:
+    """How a body is decoded from drawn bytes: empty, text, binary, vocabulary words, very long."""
+    ascii_text = drawn.text(_VISIBLE + " \n", max_size=max_size)
+    branches: list[drawn.Branch[bytes]] = [lambda p: b"", ascii_text, lambda p: p[:max_size]]
+    if vocab:
+        branches.append(lambda p: b"".join(vocab[x % len(vocab)] for x in _picks(p, 4)))
+    if adversarial:
+        branches.append(lambda p: drawn.fill(p, [64 * 1024, (1 << 20) + 1], [b"z"]))
+    return branches
+
+
 @_cached
 def bodies(*, max_size: int = 128, adversarial: bool = False, vocabulary: Iterable[str | bytes] = ()) -> st.SearchStrategy[bytes]:
-    """Body bytes: empty, text, binary, ``vocabulary`` words; ``adversarial`` adds bodies of 64 KiB to 1 MiB + 1."""
-    vocab = [v.encode() if isinstance(v, str) else bytes(v) for v in _vocab(vocabulary)]
-    branches: list[st.SearchStrategy[bytes]] = [
-        st.just(b""),
-        _ascii_text(_VISIBLE + " \n", max_size=max_size),
-        st.binary(max_size=max_size),
-    ]
-    if vocab:
-        branches.append(st.lists(st.sampled_from(vocab), min_size=1, max_size=4).map(b"".join))
-    if adversarial:
-        branches.append(st.sampled_from([64 * 1024, (1 << 20) + 1]).map(lambda n: b"z" * n))
-    return st.one_of(branches)
+    """Body bytes: empty, text, binary, ``vocabulary`` words; ``adversarial`` adds bodies of 64 KiB
+    to 1 MiB + 1. Each body is one draw (:mod:`emulator.fuzz.drawn`)."""
+    branches = _body_branches(_bytes_vocab(vocabulary), adversarial=adversarial, max_size=max_size)
+    return st.binary(max_size=max_size + 1).map(functools.partial(drawn.choose, branches))
 
 
-@st.composite
-def chunkings(draw: st.DrawFn, body: bytes, *, max_chunks: int = 6, empty_chunks: bool = True) -> list[bytes]:
-    """``body`` cut into data frames at arbitrary boundaries.
-
-    With ``empty_chunks`` a frame may be empty (an empty frame carrying only ``end_of_stream`` is
-    common in Envoy). The frames joined give ``body`` back.
-    """
+def _cut(draw: st.DrawFn, body: bytes, max_chunks: int, empty_chunks: bool) -> list[bytes]:
+    """:func:`chunkings`, in one draw: two bytes per cut."""
+    raw = draw(st.binary(max_size=2 * (max_chunks - 1)))
     if not body:
-        return [b""] if empty_chunks and draw(st.booleans()) else []
+        return [b""] if empty_chunks and raw else []
     lo, hi = (0, len(body)) if empty_chunks else (1, len(body) - 1)
     if hi < lo:
         return [body]
-    cuts = sorted(draw(st.integers(lo, hi)) for _ in range(draw(st.integers(0, max_chunks - 1))))
+    cuts = sorted(lo + drawn.number(raw[i : i + 2], hi - lo + 1) for i in range(0, len(raw), 2))
     if not empty_chunks:
         cuts = sorted(set(cuts))
     points = [0, *cuts, len(body)]
     return [body[a:b] for a, b in itertools.pairwise(points)]
+
+
+@st.composite
+def chunkings(draw: st.DrawFn, body: bytes, *, max_chunks: int = 6, empty_chunks: bool = True) -> list[bytes]:
+    """``body`` cut into data frames at arbitrary boundaries (one draw).
+
+    With ``empty_chunks`` a frame may be empty (an empty frame carrying only ``end_of_stream`` is
+    common in Envoy). The frames joined give ``body`` back.
+    """
+    return _cut(draw, body, max_chunks, empty_chunks)
 
 
 @_cached
@@ -451,18 +499,22 @@ def messages(
     max_chunks: int = 6,
 ) -> st.SearchStrategy[Request | Response]:
     """A :class:`emulator.Request` (``kind="request"``) or :class:`emulator.Response` with body
-    frames cut at arbitrary boundaries (empty ones too) and maybe trailers."""
+    frames cut at arbitrary boundaries (empty ones too) and, half the time, trailers (a map of up to
+    4 entries, as :func:`trailers` draws)."""
     heads = request_headers if kind == "request" else response_headers
     headers = heads(vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial)
     body = bodies(max_size=max_body, adversarial=adversarial, vocabulary=value_vocabulary)
-    tr = st.one_of(st.none(), trailers(vocabulary=vocabulary, adversarial=adversarial))
+    trailer_entries = _entries(vocabulary, (), adversarial, None)
+    # one draw for "trailers or not, and how many": 0-4 (where shrinking goes) means none
+    trailer_count = st.integers(0, 9)
     cls = Request if kind == "request" else Response
 
     @st.composite
     def draw_message(draw: st.DrawFn) -> Request | Response:
         h = draw(headers)
-        frames = draw(chunkings(draw(body), max_chunks=max_chunks))
-        return cls.from_frames(h, frames, draw(tr))
+        frames = _cut(draw, draw(body), max_chunks, True)
+        n = draw(trailer_count)
+        return cls.from_frames(h, frames, trailer_entries.draw(draw, n - 5) if n >= 5 else None)
 
     return draw_message()
 

@@ -1,6 +1,7 @@
 """The fuzzer finds the bugs planted in fixtures/bugs/ (written for the purpose, one per language),
-shrinks each to a one-stream scenario, and `proxy-wasm-emulator run` replays it. The tests know
-which invariant each bug breaks, never what triggers it."""
+shrinks each to a scenario of one stream (two for the C leak on some seeds), and
+`proxy-wasm-emulator run` replays it. The tests know which invariant each bug breaks, never what
+triggers it."""
 
 from __future__ import annotations
 
@@ -39,7 +40,11 @@ def test_c_leak_on_a_chunking(capsys, tmp_path):
     module = BUGS / "c_leak/bug_c_leak.wasm"
     report = fuzz_filter(module, examples=120, seed=1)
     (finding,) = [f for f in report.findings if f.invariant == "memory_growth"]
-    assert finding.reproduces and len(finding.scenario["streams"]) == 1
+    # shrunk to one or two streams (two small leaks per replay can be what shrinking reaches first:
+    # one alone stays under memory_growth's floor of 128 KiB per window), with no header but the
+    # required pseudo-headers
+    assert finding.reproduces and 1 <= len(finding.scenario["streams"]) <= 2
+    assert all(len(s["request"]["headers"]) == 3 for s in finding.scenario["streams"])
     assert "keeps growing" in finding.violations[0]
     assert "it grew during proxy_on_request_body" in finding.violations[0]  # where: the callback that copies the chunks
 
