@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from abi import START_IMPORTS, LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
@@ -35,8 +36,16 @@ def implemented_functions() -> set[str]:
     return {name for _, name in import_table() if callable(getattr(ImportCalls, name, None))}
 
 
+_META_FORMAT = 2
+"""The cached outline's format, beyond :data:`OUTLINE_VERSION` (2: without the data segment table)."""
+
+
 class Program:
-    """Compiled module + import implementations + link, ready to instantiate VMs."""
+    """Compiled module + import implementations + link, ready to instantiate VMs.
+
+    ``info`` is the module's outline (:class:`ModuleInfo`) without its data segment table
+    (``data_segments`` and ``data_addresses`` are empty): :func:`parse_module` gives the whole one.
+    """
 
     def __init__(
         self,
@@ -55,7 +64,7 @@ class Program:
         self.coverage: CoverageMap | None = None
         self.engine = engine
         self.sha256 = sha256 or hashlib.sha256(wasm).hexdigest()
-        meta_key = f"{self.sha256}.outline{OUTLINE_VERSION}"
+        meta_key = f"{self.sha256}.outline{OUTLINE_VERSION}.{_META_FORMAT}"
         meta = cache.load_meta(meta_key) if cache is not None else None
         if meta is not None:
             self.info, self.snapshot_globals = meta
@@ -65,6 +74,10 @@ class Program:
             except ModuleFormatError as exc:
                 raise ModuleLoadError(f"{source}: {exc}", envoy="Envoy fails to load the module and the plugin is not created") from None
             self.snapshot_globals = export_mutable_globals(wasm, self.info)[1]
+            # Go modules have tens of thousands of data segments: their table would be most of the
+            # cached outline and of the time to read it, and nothing after loading needs it (the
+            # harvest and inspect parse the module themselves). Dropped on every load, cached or not.
+            self.info = replace(self.info, data_segments=[], data_addresses=[])
         self.abi = detect_abi(self.info.export_types(), self.info.import_names())
         self.calls = ImportCalls()
         self.stubbed: list[str] = []
