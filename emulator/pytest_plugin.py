@@ -145,15 +145,21 @@ def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | Non
 
 
 @pytest.fixture
-def proxy_wasm_benchmark(benchmark: Any, proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache | None, request: pytest.FixtureRequest) -> Callable[..., Any]:
-    """Benchmark one HTTP exchange through a filter with pytest-benchmark.
+def proxy_wasm_benchmark(proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache | None, request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Benchmark one HTTP exchange through a filter with pytest-benchmark (the ``[pytest]`` extra).
 
     ``proxy_wasm_benchmark(module, request, response=None, **load_kwargs)`` measures the exchange
     once with costs metered and puts the deterministic figures (guest instructions, host calls,
     bytes copied, allocator use) into ``benchmark.extra_info["cost"]``, then times it. All of
-    pytest-benchmark's options apply (``--benchmark-json``, ``--benchmark-compare``...).
+    pytest-benchmark's options apply (``--benchmark-json``, ``--benchmark-compare``...). Without
+    pytest-benchmark the test errors, naming the extra to install.
     """
+    from .extras import MissingExtraError, has
     from .http.types import Request, Response
+
+    if not has("pytest_benchmark"):
+        pytest.fail(str(MissingExtraError("pytest_benchmark", "the proxy_wasm_benchmark fixture")), pytrace=False)
+    benchmark = request.getfixturevalue("benchmark")
 
     cache = proxy_wasm_cache if proxy_wasm_cache is not None else False
     fixture_request = request

@@ -96,6 +96,7 @@ def choose_fuzzer(args: argparse.Namespace) -> tuple[str, str | None]:
     asked for something only the hypothesis engine does.
     """
     from ..engines import get_engine
+    from ..extras import require
     from .options import UsageError
 
     lacks = None
@@ -114,6 +115,7 @@ def choose_fuzzer(args: argparse.Namespace) -> tuple[str, str | None]:
             raise UsageError("--corpus keeps the guided engine's corpus; the hypothesis engine keeps its examples in .hypothesis/")
         if args.time_budget is not None:
             raise UsageError("--time-budget stops the guided engine; the hypothesis engine counts --examples only")
+        require("hypothesis", "--fuzzer hypothesis" if args.fuzzer == "hypothesis" else f"the hypothesis fuzzer (used because {lacks})")
         return "hypothesis", (None if args.fuzzer == "hypothesis" else lacks)
     return "guided", None
 

@@ -20,6 +20,7 @@ from abi import LogLevel
 
 from ..engines import ENGINE_NAMES
 from ..errors import EmulatorError, ModuleLoadError, PluginStartError
+from ..extras import MissingExtraError
 from ..vm.module import ModuleFormatError
 from .ci_reports import add_ci_report_options
 from .options import (
@@ -96,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if scenario is not None and scenario.faults:
             from ..fuzz.faults import FaultInjectingObserver
-            from ..fuzz.strategies import FaultPlan
+            from ..fuzz.values import FaultPlan
 
             host.observer = FaultInjectingObserver(host, FaultPlan.from_json(scenario.faults))
         prog = host.program(module, stub_unknown_imports=args.stub_unknown_imports, allowed_capabilities=overrides.get("allowed_capabilities"))
@@ -361,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except UsageError as exc:
+    except (UsageError, MissingExtraError) as exc:  # a missing extra: install it, as a usage error says
         if getattr(args, "json", False):  # --json promises one JSON object, failures included
             print(json.dumps({"filter": getattr(args, "filter", None), "error": str(exc), "kind": "usage"}))
         print(f"proxy-wasm-emulator {args.command}: error: {exc}", file=sys.stderr)

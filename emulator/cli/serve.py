@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..engines import ENGINE_NAMES
+from ..extras import require
 from .options import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -52,10 +53,7 @@ def add_serve_command(sub: Any) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        raise UsageError("serve needs aiohttp: pip install 'proxy-wasm-emulator[serve]'") from None
+    require("aiohttp", "serve")
     from ..envoy_config import EnvoyConfigError
     from ..errors import ModuleLoadError, PluginStartError
     from ..host import Host

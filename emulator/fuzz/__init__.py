@@ -43,13 +43,17 @@ processes and keeps a database of interesting inputs; ``pytest -n auto`` with a 
 code (which host calls and stream paths a filter reaches), not the guest's own branches.
 
 The modules, from the bottom up: :mod:`.options` (:class:`FuzzOptions` and each front door's
-defaults), :mod:`.strategies` (the hypothesis strategies for messages, scenarios and host faults),
-:mod:`.invariants` (the checks run on every example), :mod:`.harvest` (the dictionary),
+defaults), :mod:`.words` (the built-in dictionary: generic HTTP words), :mod:`.values` (what is
+generated, as plain data classes), :mod:`.drawn` (one draw decoded into a whole value),
+:mod:`.strategies` (the hypothesis strategies for messages, scenarios and host faults),
+:mod:`.invariants` (the checks run on every example), :mod:`.harvest` (the module's words),
+:mod:`.vocabulary` (the dictionary of one run),
 :mod:`.faults` (host faults applied), :mod:`.execution` (one scenario run and checked),
 :mod:`.cases` (what a generated example is drawn from), :mod:`.report` (findings, reports, replay
 files), :mod:`.shrink` (delta-debugging a finding), :mod:`.runner` (:func:`fuzz_filter`,
 :func:`fuzz_test`) and :mod:`.stateful` (the state machine). Importing :mod:`emulator` imports none
-of this: it is loaded on first use.
+of this: it is loaded on first use. Hypothesis is the ``[fuzz]`` extra: without it the guided
+engine works and the hypothesis front doors raise :class:`emulator.extras.MissingExtraError`.
 """
 
 from __future__ import annotations

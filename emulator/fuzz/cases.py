@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import strategies as st
 
-from ..errors import EmulatorError
 from ..http.messages import Message
-from .execution import execute_scenario
-from .harvest import Vocabulary, host_call_vocabulary, module_vocabulary
+from .harvest import Vocabulary
 from .strategies import (
     Exchange,
     FaultPlan,
@@ -26,6 +24,7 @@ from .strategies import (
     plugin_configs_from_schema,
     scenario_bytes,
 )
+from .vocabulary import fuzz_vocabulary
 
 if TYPE_CHECKING:
     from ..host import ModuleSource
@@ -122,18 +121,7 @@ def _config_value(config: bytes) -> Any:
 
 def _case_space(path: ModuleSource, base: dict[str, Any], parsed: Any, opts: FuzzOptions) -> _CaseSpace:
     """What examples are drawn from: the dictionary, the seed scenario, configurations, faults."""
-    seen_names: list[str] = list(opts.vocabulary)
-    seen_values: list[str] = []
-    for spec in parsed.streams:
-        for msg in (spec.request, spec.response):
-            for k, v in [*msg.header_pairs(), *(msg.trailer_pairs() or [])] if msg is not None else []:
-                seen_names.append(k.decode(errors="replace"))
-                if len(v) <= 32:
-                    seen_values.append(v.decode(errors="replace"))
-    vocab = module_vocabulary(path) if opts.harvest else Vocabulary()
-    if opts.harvest:
-        vocab = vocab.merged(_asked_for(path, base, opts.engine))
-    vocab = vocab.merged(Vocabulary(list(dict.fromkeys(seen_names)), list(dict.fromkeys(seen_values))))
+    vocab = fuzz_vocabulary(path, base, parsed, opts)
     configs = None
     if opts.config_schema is not None:
         configs = plugin_configs_from_schema(opts.config_schema)
@@ -144,15 +132,6 @@ def _case_space(path: ModuleSource, base: dict[str, Any], parsed: Any, opts: Fuz
         imported = _imported(path, opts.engine)
         fault_strategy = fault_plans(imported, min_rules=1) if imported else None  # minimizing drops the rules a finding does not need
     return _CaseSpace(base, parsed.streams, vocab, opts.adversarial, opts.max_streams, configs, fault_strategy)
-
-
-def _asked_for(path: ModuleSource, base: dict[str, Any], engine: str) -> Vocabulary:
-    """The header names the filter asks the host for when it runs the seed scenario (its trace)."""
-    try:
-        run = execute_scenario(path, base, engine=engine, invariants=[], trace=True)
-    except EmulatorError:
-        return Vocabulary()
-    return host_call_vocabulary(run.host.trace if run.host is not None and run.host.trace is not None else [])
 
 
 def _imported(path: ModuleSource, engine: str) -> list[str]:

@@ -18,7 +18,7 @@ from ..errors import ModuleLoadError, PluginStartError
 from ..session import default_session
 from .faults import FaultInjectingObserver, InjectedFault
 from .invariants import Invariant, RunView, Violation, check, resolve_invariants, shutdown_host
-from .strategies import CalloutResponse, FaultPlan, GrpcResponse
+from .values import CalloutResponse, FaultPlan, GrpcResponse
 
 if TYPE_CHECKING:
     from ..host import Host, ModuleSource

@@ -15,7 +15,7 @@ from ..trace import TraceEntry, decode_call
 if TYPE_CHECKING:
     from ..host import Host
     from ..vm.instance import Vm
-    from .strategies import FaultPlan
+    from .values import FaultPlan
 
 __all__ = ["FaultInjectingObserver", "InjectedFault"]
 

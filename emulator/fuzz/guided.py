@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 from ..engines import get_engine
 from ..scenario import ScenarioError
 from ..vm.module import parse_module
-from .cases import _case_space
 from .execution import execute_scenario
 from .harvest import _NAME_LIKE, _read_wasm, harvest_strings, own_strings
 from .options import FuzzOptions, _options
 from .report import Finding, FuzzReport, _confirm
 from .runner import FuzzSetupError, _group, _prepare, _site_count
 from .shrink import _minimize
-from .strategies import COMMON_HEADER_NAMES, COMMON_QUERY_PARAMETERS, FAULT_STATUSES
+from .values import FAULT_STATUSES
+from .vocabulary import fuzz_vocabulary
+from .words import COMMON_HEADER_NAMES, COMMON_QUERY_PARAMETERS
 
 if TYPE_CHECKING:
     from ..host import ModuleSource
@@ -89,7 +90,7 @@ def guided_fuzz(
     if first.run is not None and first.run.start_error is not None:
         err = first.run.start_error
         raise FuzzSetupError(f"the plugin does not start ({err.phase}: {err.reason.splitlines()[0]}): fix the configuration", filter_failed=True)
-    vocab = _case_space(path, base, parsed, opts).vocabulary
+    vocab = fuzz_vocabulary(path, base, parsed, opts)
     module_names = [w.lower() for w in vocab.names if w and ":" not in w[1:]]
     names = module_names + [n.decode() if isinstance(n, bytes) else n for n in COMMON_HEADER_NAMES]
     values = list(vocab.values) + _VALUES

@@ -11,7 +11,7 @@ from typing import Any
 
 from .execution import Execution, execute_scenario
 from .invariants import Invariant, resolve_invariants
-from .strategies import FaultPlan
+from .values import FaultPlan
 
 __all__ = ["Finding", "FuzzReport", "format_json"]
 

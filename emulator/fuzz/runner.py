@@ -15,15 +15,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hypothesis import strategies as st
-
-from .cases import _case_space, _config_value
+from ..extras import require
+from ..http.messages import scenario_bytes
 from .execution import Execution, execute_scenario
 from .invariants import Invariant, RunView, Violation, memory_growth, resolve_invariants
 from .options import FUZZ_TEST_DEFAULTS, FuzzOptions, _options
 from .report import Finding, FuzzReport, _confirm, format_json
 from .shrink import _minimize
-from .strategies import FaultPlan, callout_responses, grpc_responses
+from .values import FaultPlan
 
 if TYPE_CHECKING:
     from ..host import ModuleSource
@@ -88,9 +87,9 @@ def _apply_overrides(base: dict[str, Any], opts: FuzzOptions) -> dict[str, Any]:
         if opts.root_id is not None:
             target["root_id"] = opts.root_id
         if opts.plugin_config is not None:
-            target["configuration"] = _config_value(_as_bytes(opts.plugin_config))
+            target["configuration"] = scenario_bytes(_as_bytes(opts.plugin_config))
     if opts.vm_config is not None:
-        sc.setdefault("plugin", {})["vm_configuration"] = _config_value(_as_bytes(opts.vm_config))
+        sc.setdefault("plugin", {})["vm_configuration"] = scenario_bytes(_as_bytes(opts.vm_config))
     if opts.environment:
         vm = sc.setdefault("plugin", {})
         vm["environment"] = {**vm.get("environment", {}), **opts.environment}
@@ -172,6 +171,8 @@ def _run_drawn(
     data: Any, path: ModuleSource, sc: dict[str, Any], plan: FaultPlan | None, engine: str, invs: list[Invariant], coverage: bool = False
 ) -> Execution:
     """One generated example: callouts are answered by draws from ``data``; the start is reused."""
+    from .strategies import callout_responses, grpc_responses
+
     return execute_scenario(
         path,
         sc,
@@ -197,7 +198,11 @@ def fuzz_test(path: ModuleSource, options: FuzzOptions | None = None, **override
     loads the guest with coverage probes and reports the blocks each example entered to
     ``hypothesis.target``, which steers pytest's and HypoFuzz's generation (wasmtime).
     """
+    require("hypothesis", "fuzz_test")
     from hypothesis import given, target
+    from hypothesis import strategies as st
+
+    from .cases import _case_space
 
     opts = _options("fuzz_test", options, FUZZ_TEST_DEFAULTS, overrides, refuses=("properties",))
     base, parsed, invs = _prepare(path, opts)
@@ -251,10 +256,14 @@ def fuzz_filter(
     Raises :class:`ModuleLoadError` if the module does not load and :class:`FuzzSetupError` for a
     bad scenario or a plugin that refuses its configuration (without trapping).
     """
+    require("hypothesis", "fuzz_filter (the hypothesis fuzzer)")
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
     from hypothesis import seed as hseed
+    from hypothesis import strategies as st
     from hypothesis.control import current_build_context
     from hypothesis.errors import Flaky, HypothesisWarning
+
+    from .cases import _case_space
 
     opts = _options("fuzz_filter", options, FuzzOptions(), overrides, refuses=("properties",))
     examples, seed, engine = opts.examples, opts.seed, opts.engine

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .execution import execute_scenario
 from .invariants import Invariant, Violation
-from .strategies import FaultPlan
+from .values import FaultPlan
 
 if TYPE_CHECKING:
     from ..host import ModuleSource

@@ -9,15 +9,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hypothesis import strategies as st
-
 from ..callouts import GrpcCall
 from ..errors import CallbackError, PluginStartError
+from ..extras import require
 from .faults import FaultInjectingObserver
 from .harvest import Vocabulary, module_vocabulary
 from .invariants import RunView, Violation, check, resolve_invariants, shutdown_host
 from .options import STATE_MACHINE_DEFAULTS, FuzzOptions, _options
-from .strategies import FaultPlan, callout_responses, fault_plans, grpc_responses, plugin_configs, plugin_configs_from_schema
+from .values import FaultPlan
 
 if TYPE_CHECKING:
     from ..host import ModuleSource
@@ -43,9 +42,12 @@ def filter_state_machine(path: ModuleSource, options: FuzzOptions | None = None,
     ``exclude``, ``adversarial``, ``vocabulary``, ``harvest``, ``fuzz_config``/``config_schema``
     (the first configuration is drawn too), ``faults`` and ``max_streams`` (open at once).
     """
+    require("hypothesis", "filter_state_machine")
+    from hypothesis import strategies as st
     from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
     from ..host import Host
+    from .strategies import callout_responses, fault_plans, grpc_responses, plugin_configs, plugin_configs_from_schema
 
     if "max_open_streams" in overrides:
         overrides["max_streams"] = overrides.pop("max_open_streams")
@@ -240,6 +242,7 @@ def run_filter_state_machine(path: ModuleSource, options: FuzzOptions | None = N
     Raises the (with ``shrink``, minimal) failing run's error; hypothesis prints its steps.
     ``options`` (default :data:`STATE_MACHINE_DEFAULTS`) and keyword ``overrides`` are :class:`FuzzOptions`.
     """
+    require("hypothesis", "run_filter_state_machine")
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis.stateful import run_state_machine_as_test
 

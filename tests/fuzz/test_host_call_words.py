@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from emulator import Host, Request
-from emulator.fuzz.cases import _asked_for
 from emulator.fuzz.harvest import host_call_vocabulary
+from emulator.fuzz.vocabulary import _asked_for
 from tests.conftest import FIXTURES
 
 SEED = {"streams": [{"request": {"headers": {":method": "GET", ":path": "/", ":authority": "a"}}}]}
