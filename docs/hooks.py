@@ -1,8 +1,12 @@
-"""mkdocs hook: the guide pages are the README's ``##`` sections, cut out when the site is built.
+"""mkdocs hook: the site's home page and its ABI coverage page are the README's sections (one text,
+two readers); the guide pages are the files of ``docs/pages/``, written to read right on GitHub too.
 
-The README stays the one text (its examples are run by the test suite); this hook serves its
-sections as pages, rewrites links between sections to the page that holds the heading, and turns
-links to repository files (which the site does not carry) into plain code spans.
+Links are written for the repository and rewritten here for the site:
+
+- in the README, ``docs/pages/X.md#a`` becomes ``X.md#a``, and an anchor held by the other README
+  page becomes a link to it;
+- in a guide page, ``../../README.md#a`` becomes the README page that holds the heading;
+- a link to any other repository file (which the site does not carry) becomes a code span.
 """
 
 from __future__ import annotations
@@ -14,24 +18,13 @@ from typing import Any
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-#: page -> the README's ``##`` sections it holds, in order ("" is the text before the first one).
-PAGES: dict[str, tuple[str, ...]] = {
-    "index.md": ("", "Quickstart", "Status"),
-    "python-api.md": ("Python API",),
-    "cli.md": ("CLI",),
-    "testing.md": ("Testing your filter", "pytest plugin", "Resetting between examples"),
-    "fuzzing.md": ("Fuzzing",),
-    "reliability.md": ("Reliability",),
-    "ci.md": ("In your CI",),
-    "benchmarking.md": ("Benchmarking",),
-    "engines.md": ("Engines",),
-    "fixtures.md": ("Fixtures",),
-    "architecture.md": ("How the code is organised", "Tests and CI"),
-    "abi-coverage.md": ("ABI coverage",),
-}
+ABI_COVERAGE = "ABI coverage"
+"""The README section that is a page of its own; the rest of the README is the home page."""
 
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$", re.M)
 _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+_GUIDE = "docs/pages/"
+_UP = "../../"
 
 
 def slug(title: str) -> str:
@@ -52,68 +45,72 @@ def _lines(text: str) -> Iterator[tuple[str, bool]]:
             yield line, fenced
 
 
-def sections(text: str) -> dict[str, str]:
-    """The README split at its ``## `` headings (outside code blocks): title -> text with the heading."""
-    out: dict[str, str] = {}
-    title, lines = "", []
+def headings(text: str) -> set[str]:
+    """The anchors of a markdown text's headings (outside code blocks)."""
+    out = set()
     for line, fenced in _lines(text):
-        if not fenced and line.startswith("## "):
-            out[title] = "".join(lines)
-            title, lines = line[3:].strip(), []
-        lines.append(line)
-    out[title] = "".join(lines)
+        m = None if fenced else _HEADING.match(line)
+        if m:
+            out.add(slug(m.group(2)))
     return out
 
 
-def _anchors(pages: dict[str, str]) -> dict[str, str]:
-    """Every heading's anchor -> the page that holds it."""
-    where: dict[str, str] = {}
-    for page, text in pages.items():
-        for line, fenced in _lines(text):
-            m = None if fenced else _HEADING.match(line)
-            if m:
-                where.setdefault(slug(m.group(2)), page)
-    return where
+def readme_pages(readme: str) -> dict[str, str]:
+    """``index.md`` (the README without its ABI coverage section) and ``abi-coverage.md`` (that
+    section, as the page's title)."""
+    home: list[str] = []
+    table: list[str] = []
+    into = home
+    for line, fenced in _lines(readme):
+        if not fenced and line.startswith("## "):
+            into = table if line[3:].strip() == ABI_COVERAGE else home
+        into.append(line)
+    if not table:
+        raise ValueError(f"docs/hooks.py: the README has no '## {ABI_COVERAGE}' section")
+    return {"index.md": "".join(home), "abi-coverage.md": "# " + "".join(table)[3:]}
 
 
-def _relink(page: str, text: str, anchors: dict[str, str]) -> str:
+def site_links(page: str, text: str, readme_anchors: dict[str, str]) -> str:
+    """``text`` of ``page`` with its repository links made site links (see the module's docstring).
+
+    ``readme_anchors`` maps each heading anchor of the README pages to the page that holds it.
+    """
+    from_readme = page in ("index.md", "abi-coverage.md")
+
     def link(m: re.Match[str]) -> str:
         label, target = m.group(1), m.group(2)
-        if target.startswith("#"):
-            holder = anchors.get(target[1:])
-            if holder is None:
-                return label
-            return f"[{label}]({target})" if holder == page else f"[{label}]({holder}{target})"
         if re.match(r"^[a-z]+:", target):  # http:, https:, mailto:
             return m.group(0)
-        return f"{label} (`{target}` in the repository)"
+        path, _, anchor = target.partition("#")
+        if from_readme and not path:
+            holder = readme_anchors.get(anchor, page)
+            return m.group(0) if holder == page else f"[{label}]({holder}#{anchor})"
+        if from_readme and path.startswith(_GUIDE):
+            return f"[{label}]({path[len(_GUIDE) :]}{'#' + anchor if anchor else ''})"
+        if not from_readme and path == _UP + "README.md":
+            return f"[{label}]({readme_anchors.get(anchor, 'index.md')}{'#' + anchor if anchor else ''})"
+        if from_readme or path.startswith(_UP):
+            return f"{label} (`{path.removeprefix(_UP)}` in the repository)"
+        return m.group(0)  # another guide page or the reference
 
     return "".join(line if fenced else _LINK.sub(link, line) for line, fenced in _lines(text))
 
 
-def build_pages(readme: str) -> dict[str, str]:
-    """Page name -> markdown, from the README's text."""
-    parts = sections(readme)
-    missing = [t for titles in PAGES.values() for t in titles if t not in parts]
-    if missing:
-        raise ValueError(f"docs/hooks.py: the README has no section {missing!r}; update PAGES")
-    unplaced = [t for t in parts if t and not any(t in titles for titles in PAGES.values())]
-    if unplaced:
-        raise ValueError(f"docs/hooks.py: README sections on no page: {unplaced!r}; add them to PAGES")
-    pages = {}
-    for page, titles in PAGES.items():
-        body = "".join(parts[t] for t in titles)
-        if page != "index.md":  # the page's title is its first section's; its sections are the page's headings
-            body = re.sub(r"^## ", "# ", body, count=1, flags=re.M)
-        pages[page] = body
-    anchors = _anchors(pages)
-    return {page: _relink(page, body, anchors) for page, body in pages.items()}
+def _readme_state() -> tuple[dict[str, str], dict[str, str]]:
+    pages = readme_pages(README.read_text(encoding="utf-8"))
+    anchors = {a: page for page, text in pages.items() for a in headings(text)}
+    return pages, anchors
 
 
 def on_files(files: Any, config: Any) -> Any:
-    """Add the README's sections as pages."""
+    """Add the README's two pages."""
     from mkdocs.structure.files import File  # mkdocs only: the tests import this module without it
 
-    for name, content in build_pages(README.read_text(encoding="utf-8")).items():
+    for name, content in _readme_state()[0].items():
         files.append(File.generated(config, name, content=content))
     return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Rewrite the links of every page for the site."""
+    return site_links(page.file.src_uri, markdown, _readme_state()[1])

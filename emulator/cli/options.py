@@ -26,7 +26,7 @@ __all__ = [
 
 
 class ExitCode(IntEnum):
-    """The exit status of every sub-command (one table, documented in the README)."""
+    """The exit status of every sub-command (one table, documented in docs/pages/cli.md and the README)."""
 
     OK = 0
     """Done, and nothing was found."""

@@ -66,7 +66,7 @@ def test_bench_regressions_are_failed_test_cases(tmp_path, capsys):
 
 
 def test_the_readme_ci_recipe_runs_twice_and_continues_from_its_corpus(tmp_path, capsys):
-    # the README's workflow lines, on a fixture: a time-boxed fuzz with a corpus, then the bench gate
+    # the workflow lines of docs/pages/ci.md, on a fixture: a time-boxed fuzz with a corpus, then the bench gate
     clean = str(FIXTURES / "bugs/c_control_buffering/bug_c_control_buffering.wasm")  # a filter with nothing to find
     corpus, summary = tmp_path / "fuzz-corpus", tmp_path / "summary.md"
     reports = ["--junit-xml", str(tmp_path / "fuzz.xml"), "--summary", str(summary), "--out", str(tmp_path / "f.json")]

@@ -59,7 +59,7 @@ def test_the_blocker_makes_the_extras_unimportable(bare):
 
 
 def test_the_cli_works_without_the_extras(bare):
-    cli = ["-m", "emulator.cli.main"]
+    cli = ["-m", "emulator"]
     assert bare(*cli, "inspect", str(RUST), "--json").returncode == 0
     assert bare(*cli, "run", str(RUST), str(FIXTURES / "demo/request.yaml"), "--json").returncode == 0
     assert bare(*cli, "bench", str(RUST), str(FIXTURES / "demo/request.yaml"), "--rounds", "5", "--json").returncode == 0
@@ -71,10 +71,10 @@ def test_the_cli_works_without_the_extras(bare):
 
 
 def test_the_hypothesis_fuzzer_names_the_extra_to_install(bare):
-    out = bare("-m", "emulator.cli.main", "fuzz", str(RUST), "--examples", "5", "--fuzzer", "hypothesis", "--json")
+    out = bare("-m", "emulator", "fuzz", str(RUST), "--examples", "5", "--fuzzer", "hypothesis", "--json")
     assert out.returncode == 2
     assert json.loads(out.stdout)["error"] == "--fuzzer hypothesis needs hypothesis: pip install 'proxy-wasm-emulator[fuzz]'"
-    configs = bare("-m", "emulator.cli.main", "fuzz", str(RUST), "--examples", "5", "--fuzz-config")
+    configs = bare("-m", "emulator", "fuzz", str(RUST), "--examples", "5", "--fuzz-config")
     assert configs.returncode == 2 and "pip install 'proxy-wasm-emulator[fuzz]'" in configs.stderr
     api = bare(
         "-c",

@@ -62,7 +62,7 @@ def _found_on_two_of_three_seeds(module, invariant, *, examples, leak_repeats=0)
 
 
 # the planted bugs the guided engine finds from the module alone: (fixture, invariant, executions
-# per seed, leak replays); measured first findings are in the README's table
+# per seed, leak replays); measured first findings are in docs/pages/fuzzing.md's table
 GUIDED = [
     ("go_local_continue", "local_reply_then_continue", 15000, 0),
     ("c_frame_boundary", "trap", 3000, 0),

@@ -170,7 +170,7 @@ def test_hostile_guests_never_break_the_emulator(proxy_wasm_engine, data):
 
 
 def test_ci_sized_campaign(proxy_wasm_engine):
-    """The README's CI figure: at least 2,000 hostile calls in under a minute, none escaping."""
+    """The CI figure of docs/pages/reliability.md: at least 2,000 hostile calls in under a minute, none escaping."""
     res = run_hostile_campaign(2000, seed=2026, engine=proxy_wasm_engine)
     assert res["calls"] >= 2000
     assert (res["crashes"], res["escaped_exceptions"], res["problems"]) == (0, 0, 0), "\n\n".join(res["failures"])

@@ -155,7 +155,7 @@ def test_wasmtime_screens_out_what_wasmer_could_not_stop():
 
 
 def test_ci_sized_campaign(proxy_wasm_engine):
-    """The README's CI figure: a few hundred mutants in well under a minute, none crashing."""
+    """The CI figure of docs/pages/reliability.md: a few hundred mutants in well under a minute, none crashing."""
     n = 300
     res = run_mutation_campaign(n, seed=2026, engine=proxy_wasm_engine)
     assert res["mutants"] == n == sum(res["outcomes"].values())
