@@ -54,6 +54,7 @@ def cpu_model() -> str:
 def main(path: str) -> None:
     per_round: dict[int, dict[str, float]] = defaultdict(dict)
     load: dict[str, list[float]] = defaultdict(list)
+    process: dict[str, list[float]] = defaultdict(list)
     meta: dict[str, str] = {}
     with open(path) as f:
         for line in f:
@@ -67,6 +68,8 @@ def main(path: str) -> None:
             per_round[d["round"]][d["impl"]] = d["per_request_us"]
             if "load_ms" in d:
                 load[d["impl"]].append(d["load_ms"])
+            if "process_ms" in d:
+                process[d["impl"]].append(d["process_ms"])
     rounds = sorted(per_round)
     requests = meta.get("requests", "?")
     print(
@@ -93,6 +96,15 @@ def main(path: str) -> None:
         if not vals:
             continue
         print(f"| {label} | {statistics.median(vals):.2f} | {', '.join(f'{v:.2f}' for v in vals)} | {note} |")
+    if process:
+        print()
+        print("| new process: `import emulator`, then load and start the filter from the cache | median ms | per round (ms) | note |")
+        print("|---|---|---|---|")
+        for impl in IMPLS:
+            if process[impl]:
+                vals = process[impl]
+                fixture = "Rust" if impl.endswith("-rust") else "Go"
+                print(f"| {impl} | {statistics.median(vals):.1f} | {', '.join(f'{v:.1f}' for v in vals)} | the {fixture} fixture; target <= 45 (Go) |")
 
 
 if __name__ == "__main__":

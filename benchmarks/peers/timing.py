@@ -23,8 +23,18 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def time_rounds(impl: str, request: Callable[[], object], args: argparse.Namespace, load_ms: float, before_round: Callable[[], None] | None = None) -> None:
-    """Warm up, then time ``args.requests`` calls of ``request`` per round; one JSON line per round."""
+def time_rounds(
+    impl: str,
+    request: Callable[[], object],
+    args: argparse.Namespace,
+    load_ms: float,
+    before_round: Callable[[], None] | None = None,
+    process_ms: float | None = None,
+) -> None:
+    """Warm up, then time ``args.requests`` calls of ``request`` per round; one JSON line per round.
+
+    The first round's line also carries ``load_ms`` and, when given, ``process_ms`` (the new
+    process's import, load and start)."""
     for r in range(args.rounds):
         for _ in range(args.warmup):
             request()
@@ -38,4 +48,6 @@ def time_rounds(impl: str, request: Callable[[], object], args: argparse.Namespa
         line = {"impl": impl, "per_request_us": elapsed * 1e6 / args.requests, "round": r, "requests": args.requests, "warmup": args.warmup}
         if r == 0:
             line["load_ms"] = round(load_ms, 3)
+            if process_ms is not None:
+                line["process_ms"] = round(process_ms, 3)
         print(json.dumps(line), flush=True)
