@@ -18,6 +18,7 @@ from typing import Any
 from .costs import DETERMINISTIC, total
 from .host import Host
 from .scenario import Scenario, run_scenario, start_plugins
+from .tables import Part, Table, plain
 
 __all__ = ["comparable", "compare", "measure"]
 
@@ -118,27 +119,40 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], max_regression_pc
     return out
 
 
-def render(result: dict[str, Any], regressions: list[str] | None, baseline: dict[str, Any] | None) -> str:
-    """Human-readable report."""
+def report(result: dict[str, Any], regressions: list[str] | None, baseline: dict[str, Any] | None) -> list[Part]:
+    """The report as lines and tables (:mod:`emulator.tables`)."""
     m = result["metrics"]
-    lines = [f"{result['filter']} on {result['engine']} (ABI {result['abi_version']}), {result['streams']} streams"]
+    with_baseline = baseline is not None
+    figures = Table(
+        f"{result['filter']} on {result['engine']} (ABI {result['abi_version']}), {result['streams']} streams",
+        ("figure", "value", "baseline") if with_baseline else ("figure", "value"),
+    )
     for key in (*GATED, "memory_growth_pages"):
         value = m.get(key)
-        old = baseline["metrics"].get(key) if baseline else None
-        delta = f"   (baseline {old})" if old is not None and old != value else ""
-        shown = "not counted on this engine" if value is None else value
-        lines.append(f"  {key:<20} {shown}{delta}")
+        shown = "not counted on this engine" if value is None else str(value)
+        if baseline is not None:
+            old = baseline["metrics"].get(key)
+            figures.rows.append((key, shown, "" if old is None or old == value else f"(baseline {old})"))
+        else:
+            figures.rows.append((key, shown))
     t = result["timing"]
-    lines.append(
-        f"  time per scenario    {t['median_s'] * 1e3:.2f} ms median of {t['rounds']} warm rounds ({t['per_stream_median_us']:.1f} µs per stream; not gated)"
-    )
+    timing = [
+        ("time per scenario", f"{t['median_s'] * 1e3:.2f} ms median of {t['rounds']} warm rounds ({t['per_stream_median_us']:.1f} µs per stream; not gated)")
+    ]
     if "cold_start_ms" in t:
-        lines.append(f"  cold start           {t['cold_start_ms']:.2f} ms plugin start, then {t['first_round_ms']:.2f} ms first round (not gated)")
+        timing.append(("cold start", f"{t['cold_start_ms']:.2f} ms plugin start, then {t['first_round_ms']:.2f} ms first round (not gated)"))
     if baseline is not None and baseline.get("module_sha256") and baseline["module_sha256"] != result.get("module_sha256"):
-        lines.append(f"  baseline build       {baseline['module_sha256'][:12]}, this build {result['module_sha256'][:12]}")
+        timing.append(("baseline build", f"{baseline['module_sha256'][:12]}, this build {result['module_sha256'][:12]}"))
+    figures.rows += [(*row, "") if with_baseline else row for row in timing]
+    parts: list[Part] = [figures]
     if regressions is not None:
-        lines.append("regressions:\n  " + "\n  ".join(regressions) if regressions else "no regression past the threshold")
-    return "\n".join(lines)
+        parts.append("regressions:\n  " + "\n  ".join(regressions) if regressions else "no regression past the threshold")
+    return parts
+
+
+def render(result: dict[str, Any], regressions: list[str] | None, baseline: dict[str, Any] | None) -> str:
+    """Human-readable report (plain text)."""
+    return plain(report(result, regressions, baseline))
 
 
 def scenario_digest(scenario: Scenario) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from abi import import_table
 
 from .engines import CompileError, Engine, get_engine
+from .tables import Part, Table, plain
 from .vm.module import ModuleFormatError, ModuleInfo, parse_module
 from .vm.program import implemented_functions
 
@@ -42,26 +43,30 @@ class Inspection:
         """A JSON-ready dict with at least ``abi_version``, ``imports``, ``exports``, ``unsupported_imports``."""
         return dict(self.__dict__)
 
-    def render(self) -> str:
-        """Human-readable report."""
-        lines = [
+    def parts(self) -> list[Part]:
+        """The report as lines and tables (:mod:`emulator.tables`)."""
+        parts: list[Part] = [
             f"{self.path}: {self.size} bytes, sha256 {self.sha256[:16]}...",
             f"ABI: {self.abi_version}"
             + ("" if self.abi_declared else " (inferred: no marker export)")
             + f", headers callbacks take {self.headers_arity} parameters",
             f"SDK (best guess): {self.sdk}; toolchain: {self.toolchain}",
             f"memory: {_memory_line(self.memory)}",
-            f"imports ({len(self.imports)}):",
         ]
-        for imp in self.imports:
-            mark = "  UNSUPPORTED" if imp["unsupported"] else "  not implemented yet" if imp["unimplemented"] else ""
-            lines.append(f"  {imp['module']}.{imp['name']} {imp['signature']}{mark}")
-        lines.append(f"exports ({len(self.exports)}):")
-        lines += [f"  {e['name']} ({e['kind']}){' ' + e['signature'] if e['signature'] else ''}" for e in self.exports]
+        status = ["UNSUPPORTED" if imp["unsupported"] else "not implemented yet" if imp["unimplemented"] else "" for imp in self.imports]
+        rows = [(f"{imp['module']}.{imp['name']}", imp["signature"], mark) for imp, mark in zip(self.imports, status, strict=True)]
+        parts.append(Table(f"imports ({len(self.imports)}):", ("import", "signature", "status"), rows))
+        parts.append(
+            Table(f"exports ({len(self.exports)}):", ("export", "kind", "signature"), [(e["name"], e["kind"], e["signature"] or "") for e in self.exports])
+        )
         if self.notes:
-            lines.append("notes:")
-            lines += [f"  - {n}" for n in self.notes]
-        return "\n".join(lines)
+            parts.append("notes:")
+            parts += [f"  - {n}" for n in self.notes]
+        return parts
+
+    def render(self) -> str:
+        """Human-readable report (plain text)."""
+        return plain(self.parts())
 
 
 _AS_STDLIB_PATH = "~lib/".encode("utf-16-le")  # asc stores its strings, source paths included, as UTF-16

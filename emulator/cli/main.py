@@ -21,6 +21,7 @@ from abi import LogLevel
 from ..engines import ENGINE_NAMES
 from ..errors import EmulatorError, ModuleLoadError, PluginStartError
 from ..extras import MissingExtraError
+from ..tables import show
 from ..vm.module import ModuleFormatError
 from .ci_reports import add_ci_report_options
 from .options import (
@@ -50,7 +51,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         else:
             print(f"error: {args.filter}: {exc}", file=sys.stderr)
         return ExitCode.FILTER
-    print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        show(result.parts())
     return ExitCode.OK
 
 
@@ -170,7 +174,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench import comparable, compare, load_baseline, measure, render
+    from ..bench import comparable, compare, load_baseline, measure, report
     from ..scenario import ScenarioError, load_scenario
 
     module, overrides, _ = filter_and_overrides(args, "measure", file_only=True)
@@ -207,7 +211,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result, "regressions": regressions}, indent=2))
     else:
-        print(render(result, regressions, baseline))
+        show(report(result, regressions, baseline))
     return ExitCode.FOUND if regressions else ExitCode.OK
 
 
