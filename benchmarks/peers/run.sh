@@ -25,6 +25,7 @@ REQUESTS="${REQUESTS:-10000}"
 WARMUP="${WARMUP:-2000}"
 WASM="${WASM:-$ROOT/fixtures/go/headers_go.wasm}"
 RUST_WASM="${RUST_WASM:-$ROOT/fixtures/rust/headers_rust.wasm}"
+NULL_WASM="$ROOT/fixtures/wat/null_filter.wasm"
 GO="${GO:-go}"
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
@@ -71,13 +72,15 @@ run_impl() {  # run_impl NAME ROUND -> appends one JSON line (with "round": ROUN
         floor4) out="$("$PYTHON" "$HERE/floor_bench.py" --callbacks 4 --wasm "$WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
         emulator-rust) out="$("$PYTHON" "$HERE/emulator_bench.py" --impl emulator-rust --wasm "$RUST_WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
         floor-rust) out="$("$PYTHON" "$HERE/floor_bench.py" --impl engine-floor-rust --wasm "$RUST_WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        emulator-null) out="$("$PYTHON" "$HERE/emulator_bench.py" --impl emulator-null --null-filter --wasm "$NULL_WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
+        floor-null) out="$("$PYTHON" "$HERE/floor_bench.py" --impl engine-floor-null --wasm "$NULL_WASM" --warmup "$WARMUP" --requests "$REQUESTS" --rounds 1)" ;;
     esac
     # The programs number their own rounds from 0; record run.sh's round instead.
     printf '%s\n' "$out" | sed "s/\"round\": *0/\"round\": $2/" >>"$RESULTS"
     log "round $2 $(printf '%s' "$out" | sed -n 's/.*"impl": *"\([^"]*\)".*"per_request_us": *\([0-9.]*\).*/\1 \2 us/p')"
 }
 
-impls=(proxytest emulator emulator-pure emulator-default emulator-costs floor floor4 emulator-rust floor-rust)
+impls=(proxytest emulator emulator-pure emulator-default emulator-costs floor floor4 emulator-rust floor-rust emulator-null floor-null)
 n=${#impls[@]}
 for ((r = 0; r < ROUNDS; r++)); do
     for ((k = 0; k < n; k++)); do

@@ -26,6 +26,8 @@ IMPLS = (
     "engine-floor-4cb",
     "emulator-rust",
     "engine-floor-rust",
+    "emulator-null",
+    "engine-floor-null",
 )
 RATIOS = (
     ("emulator / proxytest", "emulator-wasmtime", "proxytest-wazero", "target <= 0.75 (6 callbacks against proxytest's 4)"),
@@ -35,6 +37,7 @@ RATIOS = (
     ("emulator compiled / pure Python", "emulator-wasmtime", "emulator-pure", "the speed mode's gain (PROXY_WASM_EMULATOR_PURE=1)"),
     ("Host() (trace on) / Host(trace=False)", "emulator-default", "emulator-wasmtime", "target <= 1.1"),
     ("Host(costs=True) / Host(trace=False)", "emulator-costs", "emulator-wasmtime", "target <= 1.2"),
+    ("null filter: emulator / floor", "emulator-null", "engine-floor-null", "the stream machinery alone (no host call; fixtures/wat/null_filter.wat)"),
     ("floor / proxytest", "engine-floor", "proxytest-wazero", "anchor 0.52"),
     ("floor (4 callbacks) / proxytest", "engine-floor-4cb", "proxytest-wazero", "like for like"),
 )
@@ -103,7 +106,7 @@ def main(path: str) -> None:
         for impl in IMPLS:
             if process[impl]:
                 vals = process[impl]
-                fixture = "Rust" if impl.endswith("-rust") else "Go"
+                fixture = {"rust": "Rust", "null": "null"}.get(impl.rsplit("-", 1)[-1], "Go")
                 print(f"| {impl} | {statistics.median(vals):.1f} | {', '.join(f'{v:.1f}' for v in vals)} | the {fixture} fixture; target <= 45 (Go) |")
 
 
