@@ -1,6 +1,6 @@
 """Scenario files: a plugin configuration, properties and a list of HTTP exchanges, run unattended.
 
-The format (JSON or YAML) is documented in docs/pages/cli.md (Scenario files). :func:`load_scenario` validates a file and
+The format (JSON or YAML) is documented in docs/pages/scenarios.md. :func:`load_scenario` validates a file and
 names the field and the problem for anything wrong; :func:`run_scenario` feeds it through a
 filter and returns a JSON-ready result; :func:`render_summary` prints what the filter changed.
 """
@@ -671,7 +671,7 @@ def render_world(world: dict[str, Any], connections: list[dict[str, Any]] | None
 
 
 def stream_result(stream: HttpStream, spec: StreamSpec | None = None) -> dict[str, Any]:
-    """The JSON shape of one stream's outcome (documented in docs/pages/cli.md)."""
+    """The JSON shape of one stream's outcome (documented in docs/pages/scenarios.md)."""
     up, down = stream.upstream_request, stream.downstream_response
     return {
         "name": spec.name if spec else "",
