@@ -12,11 +12,11 @@ from .contexts import CallInputs, ContextBase
 from .errors import CallbackError, PluginStartError
 from .http.headers import HeadersLike
 from .http.messages import Request, Response, feed
+from .http.stream import DEFAULT_BUFFER_LIMIT, HttpStream
 from .logs import LogRecord
 from .stream_info import ConnectionInfo
 
 if TYPE_CHECKING:
-    from .http.stream import HttpStream
     from .tcp import TcpConnection
     from .vm.instance import Vm
 
@@ -143,8 +143,6 @@ class Plugin(ContextBase):
         VM, FAIL_OPEN streams skip the filter, FAIL_RELOAD streams get a fresh VM once the reload
         backoff has passed on the virtual clock.
         """
-        from .http.stream import DEFAULT_BUFFER_LIMIT, HttpStream
-
         self._reload_if_due()
         return HttpStream(self, connection=connection, buffer_limit=buffer_limit or DEFAULT_BUFFER_LIMIT)
 

@@ -154,7 +154,7 @@ class TcpConnection(StreamContext):
         record = CallbackRecord(name, args, None, None, seq=self.host.next_seq())
         self.callbacks.append(record)
         try:
-            raw = self.vm.call(name, *args, context_id=self.context_id)
+            raw = self.vm.call_in(self.context_id, name, args)
         except CallbackError as err:
             self._trapped(err, record)
             return _FAILED

@@ -346,25 +346,26 @@ def memory_growth(run: RunView, *, repeats: int = 24, warmup: int = 4, windows: 
 
 def _growth_by_callback(vm: Any, replay: Callable[[], Any]) -> str:
     """Which callbacks the memory grew in during one more window of replays, as a clause of the
-    leak's message (empty if it did not grow again). The VM's ``call`` is wrapped for that window
-    only: a leak is rare, and the wrapper costs nothing on the traffic that found it."""
+    leak's message (empty if it did not grow again). The VM's ``call_in`` (every callback enters
+    the guest through it) is wrapped for that window only: a leak is rare, and the wrapper costs
+    nothing on the traffic that found it."""
     grew: dict[str, int] = {}
-    original = vm.call
+    original = vm.call_in
 
-    def call(export: str, *args: Any, **kwargs: Any) -> Any:
+    def call_in(context_id: int | None, export: str, args: tuple[int, ...]) -> Any:
         before = vm.memory.size if vm.memory is not None else 0
         try:
-            return original(export, *args, **kwargs)
+            return original(context_id, export, args)
         finally:
             after = vm.memory.size if vm.memory is not None else 0
             if after > before:
                 grew[export] = grew.get(export, 0) + after - before
 
-    vm.call = call
+    vm.call_in = call_in
     try:
         replay()
     finally:
-        del vm.call
+        del vm.call_in
     if not grew:
         return ""
     parts = ", ".join(f"{name} (+{size} bytes)" for name, size in sorted(grew.items(), key=lambda kv: -kv[1]))

@@ -46,7 +46,8 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
         return []
     if isinstance(headers, HeaderMap):
         return headers.pairs()
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    # a list of pairs first: isinstance against the Mapping ABC costs more than the rest of a pair
+    items = headers if type(headers) is list else headers.items() if isinstance(headers, Mapping) else headers
     out = []
     append = out.append
     for item in items:

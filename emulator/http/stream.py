@@ -449,11 +449,11 @@ class HttpStream(StreamContext):
 
     # -- internals: delivering events to the filter ---------------------------------------------
     def _call(self, name: str, *args: int) -> Any:
-        record = CallbackRecord(name, args, None, None, seq=self.host.next_seq())
+        record = CallbackRecord(name, args, None, None, [], self.host.next_seq())  # positional: this is every callback
         self.callbacks.append(record)
         self._in_filter_callback = name
         try:
-            raw = self.vm.call(name, *args, context_id=self.context_id)
+            raw = self.vm.call_in(self.context_id, name, args)
         except CallbackError as err:
             self._trapped(err, record)
             return _FAILED
@@ -478,7 +478,7 @@ class HttpStream(StreamContext):
         return fail_open if self.mode == "bypass" else fail_closed
 
     def _cb(self, side: _Side, what: str) -> str:
-        return f"proxy_on_{side.name}_{what}"
+        return _CALLBACKS[side.name, what]
 
     def _deliver_headers(self, side: _Side, end_of_stream: bool) -> FilterHeadersStatus | None:
         side.headers_open = True
@@ -989,6 +989,10 @@ class HttpStream(StreamContext):
         record.notes.append("fail closed: 503 local reply")
         self.mode = "failed"
         self._fail_reply()
+
+
+_CALLBACKS = {(side, what): f"proxy_on_{side}_{what}" for side in ("request", "response") for what in ("headers", "body", "trailers", "metadata")}
+"""The callback a side's event goes to (built once: every delivery names one)."""
 
 
 def _missing_pseudo_headers(h: HeaderMap) -> tuple[str, ...]:

@@ -1,10 +1,11 @@
 """One VM: an instance of a program, its contexts, and Envoy/cpp-host's start sequence.
 
 A VM is what cpp-host calls a ``WasmBase``: one wasm instance that can host several plugins (root
-contexts) and their streams. It enters the guest only through :meth:`Vm.call` (top-level
-callbacks) and :meth:`Vm.alloc` (the guest allocator, re-entrantly from host calls), so it always
-knows which callback and context are running, which imports cpp-host allows right now, and turns
-every trap into a :class:`CallbackError` that names the callback and carries the guest backtrace.
+contexts) and their streams. It enters the guest only through :meth:`Vm.call_in` (top-level
+callbacks; :meth:`Vm.call` is its keyword form) and :meth:`Vm.alloc` (the guest allocator,
+re-entrantly from host calls), so it always knows which callback and context are running, which
+imports cpp-host allows right now, and turns every trap into a :class:`CallbackError` that names
+the callback and carries the guest backtrace.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class Vm:
 
     def has_export(self, name: str) -> bool:
         """Whether the module exports a function ``name``."""
-        return self.instance.export(name) is not None
+        return name in self._exports or self.instance.export(name) is not None  # _exports: those already called
 
     def call(self, export: str, *args: int, context_id: int | None = None) -> int | None:
         """Run a top-level callback; ``None`` if the module does not export it.
@@ -216,6 +217,11 @@ class Vm:
         A trap, a panic, ``proc_exit`` or a host-side exception raises :class:`CallbackError`
         and marks the VM failed, as cpp-host does.
         """
+        return self.call_in(context_id, export, args)
+
+    def call_in(self, context_id: int | None, export: str, args: tuple[int, ...]) -> int | None:
+        """:meth:`call` with the context first and the arguments as one tuple: what a stream's
+        every callback uses (no keyword or star packing on the request path)."""
         fn = self._exports.get(export)
         if fn is None:
             fn = self.instance.export(export)
