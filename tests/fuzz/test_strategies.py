@@ -330,3 +330,27 @@ def test_a_fault_plan_changes_what_the_filter_sees(proxy_wasm_engine):
     assert observer.injected and all(i.function == "proxy_get_header_map_value" for i in observer.injected)
     assert all(e.injected for e in host.trace.calls("proxy_get_header_map_value"))
     assert observer.counts["proxy_get_header_map_value"] == len(observer.injected)
+
+
+def test_each_name_value_body_and_map_entry_is_one_draw():
+    """Hypothesis's cost is per draw (emulator/fuzz/drawn.py): a name, a value, a body or a path is
+    one choice, and a map is one per entry plus its count."""
+    seen = {}
+
+    @settings(max_examples=60, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def check(data):
+        for name, strategy in (
+            ("name", pst.header_names(["x-a"], adversarial=True)),
+            ("value", pst.header_values(["v"], adversarial=True)),
+            ("body", pst.bodies(adversarial=True)),
+        ):
+            before = len(data.conjecture_data.nodes)
+            data.draw(strategy)
+            seen.setdefault(name, set()).add(len(data.conjecture_data.nodes) - before)
+        before = len(data.conjecture_data.nodes)
+        pairs = data.draw(pst.header_maps(vocabulary=["x-a"], adversarial=True))
+        seen.setdefault("map", set()).add(len(data.conjecture_data.nodes) - before - len(pairs))
+
+    check()
+    assert seen == {"name": {1}, "value": {1}, "body": {1}, "map": {1}}
