@@ -303,8 +303,8 @@ def _envoy_seed(args: argparse.Namespace) -> dict[str, Any]:
     """``fuzz --envoy-config``: the seed scenario (the SCENARIO given, or none) with the filter's
     plugin and VM settings and the configuration's clusters written in, so findings replay them;
     options given on the command line still apply over it."""
-    from ..fuzz.cases import _config_value
     from ..fuzz.runner import _load_base
+    from ..http.messages import scenario_bytes
     from .options import UsageError, envoy_filter
 
     wasm, config = envoy_filter(args, file_only=True)
@@ -316,10 +316,10 @@ def _envoy_seed(args: argparse.Namespace) -> dict[str, Any]:
         {
             "root_id": wasm.root_id,
             "name": wasm.name,
-            "configuration": _config_value(wasm.configuration),
+            "configuration": scenario_bytes(wasm.configuration),
             "fail_policy": wasm.fail_policy,
             "vm_id": wasm.vm_id,
-            "vm_configuration": _config_value(wasm.vm_configuration),
+            "vm_configuration": scenario_bytes(wasm.vm_configuration),
             "environment": dict(wasm.environment),
         }
     )

@@ -107,16 +107,11 @@ class _CaseSpace:
             if self.configs is not None:
                 config = draw(self.configs)
                 target = sc["plugins"][0] if "plugins" in sc else sc.setdefault("plugin", {})
-                target["configuration"] = _config_value(config)
+                target["configuration"] = scenario_bytes(config)
             plan = draw(self.faults) if self.faults is not None else None
             return sc, plan
 
         return case()
-
-
-def _config_value(config: bytes) -> Any:
-    """A configuration as a scenario file spells it (text, or ``{"base64": ...}``)."""
-    return scenario_bytes(config)
 
 
 def _case_space(path: ModuleSource, base: dict[str, Any], parsed: Any, opts: FuzzOptions) -> _CaseSpace:

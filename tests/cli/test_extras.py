@@ -68,6 +68,9 @@ def test_the_cli_works_without_the_extras(bare):
     assert report["fuzzer"] == "guided" and report["examples"] >= 40
     # a finding is still shrunk and replayed without hypothesis (the guided engine delta-debugs)
     assert fuzz.returncode in (0, 1), fuzz.stderr
+    envoy = bare(*cli, "fuzz", "--envoy-config", str(FIXTURES / "demo/envoy.yaml"), "--examples", "20", "--json")
+    assert envoy.returncode in (0, 1), envoy.stderr
+    assert json.loads(envoy.stdout)["fuzzer"] == "guided"
 
 
 def test_the_hypothesis_fuzzer_names_the_extra_to_install(bare):
