@@ -18,7 +18,7 @@ from typing import Any
 from .costs import DETERMINISTIC, total
 from .host import Host
 from .scenario import Scenario, run_scenario, start_plugins
-from .tables import Part, Table, plain
+from .tables import Part, Table
 
 __all__ = ["comparable", "compare", "measure"]
 
@@ -150,11 +150,6 @@ def report(result: dict[str, Any], regressions: list[str] | None, baseline: dict
     return parts
 
 
-def render(result: dict[str, Any], regressions: list[str] | None, baseline: dict[str, Any] | None) -> str:
-    """Human-readable report (plain text)."""
-    return plain(report(result, regressions, baseline))
-
-
 def scenario_digest(scenario: Scenario) -> str:
     """A digest of what a scenario does (its parsed form), to tell baselines of other traffic apart."""
     return hashlib.sha256(repr(scenario).encode()).hexdigest()
@@ -165,7 +160,7 @@ def comparable(current: dict[str, Any], baseline: dict[str, Any]) -> str | None:
 
     A baseline of another filter (file name) or of other traffic (scenario) is refused. A
     different build of the same filter is what the gate is for, so a different module sha256 is
-    compared, and :func:`render` names both builds.
+    compared, and :func:`report` names both builds.
     """
     if Path(baseline.get("filter", "")).name != Path(current["filter"]).name:
         return f"the baseline was measured on {baseline.get('filter')!r}, not {current['filter']!r}: a baseline of another filter is not compared"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["EXTRAS", "MissingExtraError", "has", "require"]
+__all__ = ["EXTRAS", "MissingExtraError", "require"]
 
 EXTRAS: dict[str, tuple[str, str]] = {
     "hypothesis": ("hypothesis", "fuzz"),
@@ -29,16 +29,6 @@ class MissingExtraError(ImportError):
         package, extra = EXTRAS[module]
         super().__init__(f"{what} needs {package}: pip install 'proxy-wasm-emulator[{extra}]'", name=module)
         self.extra = extra
-
-
-def has(module: str) -> bool:
-    """Whether the optional dependency ``module`` (a key of :data:`EXTRAS`) imports (an installed
-    but broken one does not count)."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
 
 
 def require(module: str, what: str) -> ModuleType:

@@ -154,11 +154,13 @@ def proxy_wasm_benchmark(proxy_wasm_engine: str, proxy_wasm_cache: ModuleCache |
     pytest-benchmark's options apply (``--benchmark-json``, ``--benchmark-compare``...). Without
     pytest-benchmark the test errors, naming the extra to install.
     """
-    from .extras import MissingExtraError, has
+    from .extras import MissingExtraError, require
     from .http.types import Request, Response
 
-    if not has("pytest_benchmark"):
-        pytest.fail(str(MissingExtraError("pytest_benchmark", "the proxy_wasm_benchmark fixture")), pytrace=False)
+    try:
+        require("pytest_benchmark", "the proxy_wasm_benchmark fixture")
+    except MissingExtraError as exc:
+        pytest.fail(str(exc), pytrace=False)
     benchmark = request.getfixturevalue("benchmark")
 
     cache = proxy_wasm_cache if proxy_wasm_cache is not None else False
