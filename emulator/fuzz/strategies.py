@@ -93,6 +93,9 @@ _VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
 _STATUSES = (200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 429, 500, 502, 503, 504)
 _ODD_STATUSES = (100, 103, 299, 418, 599, 600, 999)
 _LONG_SIZES = (256, 4096, 8192, 60 * 1024, 64 * 1024 + 1)
+_NAME_MAX = 24  # header_names' longest random name, and a map entry's
+_VALUE_MAX = 40  # header_values' longest plain value, and a map entry's
+_TRAILERS_MAX = 4  # trailers' largest map, and a message's
 
 # -- names and values ------------------------------------------------------------------------------
 
@@ -200,7 +203,7 @@ def header_names(
     vocabulary: Iterable[str | bytes] = (),
     *,
     adversarial: bool = False,
-    max_size: int = 24,
+    max_size: int = _NAME_MAX,
     pseudo: bool | None = None,
 ) -> st.SearchStrategy[str]:
     """Header names: ``vocabulary`` entries, common names, random lower-case tokens.
@@ -219,7 +222,7 @@ def header_values(
     vocabulary: Iterable[str | bytes] = (),
     *,
     adversarial: bool = False,
-    max_size: int = 40,
+    max_size: int = _VALUE_MAX,
     impossible: bool = False,
 ) -> st.SearchStrategy[bytes]:
     """Header values as bytes: visible ASCII with inner spaces, list-shaped values, plus
@@ -274,9 +277,9 @@ class _Entries:
 
 @_cached
 def _entries(vocabulary: Iterable[str | bytes], value_vocabulary: Iterable[str | bytes], adversarial: bool, pseudo: bool | None) -> _Entries:
-    names = _name_branches(*_names_vocab(vocabulary, adversarial, pseudo), adversarial=adversarial, max_size=24)
-    values = _value_branches(_bytes_vocab(value_vocabulary), adversarial=adversarial, max_size=40, impossible=False)
-    return _Entries(names, values, adversarial=adversarial, payload=24 + 40)
+    names = _name_branches(*_names_vocab(vocabulary, adversarial, pseudo), adversarial=adversarial, max_size=_NAME_MAX)
+    values = _value_branches(_bytes_vocab(value_vocabulary), adversarial=adversarial, max_size=_VALUE_MAX, impossible=False)
+    return _Entries(names, values, adversarial=adversarial, payload=_NAME_MAX + _VALUE_MAX)
 
 
 @_cached
@@ -413,7 +416,7 @@ def response_headers(
 
 
 @_cached
-def trailers(*, vocabulary: Iterable[str | bytes] = (), adversarial: bool = False, max_size: int = 4) -> st.SearchStrategy[Pairs]:
+def trailers(*, vocabulary: Iterable[str | bytes] = (), adversarial: bool = False, max_size: int = _TRAILERS_MAX) -> st.SearchStrategy[Pairs]:
     """Trailers: a small header map, without pseudo-headers unless ``adversarial``."""
     return header_maps(vocabulary=vocabulary, adversarial=adversarial, min_size=0, max_size=max_size)
 
@@ -484,13 +487,13 @@ def messages(
 ) -> st.SearchStrategy[Request | Response]:
     """A :class:`emulator.Request` (``kind="request"``) or :class:`emulator.Response` with body
     frames cut at arbitrary boundaries (empty ones too) and, half the time, trailers (a map of up to
-    4 entries, as :func:`trailers` draws)."""
+    4 entries, as :func:`trailers` draws by default)."""
     heads = request_headers if kind == "request" else response_headers
     headers = heads(vocabulary=vocabulary, value_vocabulary=value_vocabulary, adversarial=adversarial)
     body = bodies(max_size=max_body, adversarial=adversarial, vocabulary=value_vocabulary)
     trailer_entries = _entries(vocabulary, (), adversarial, None)
-    # one draw for "trailers or not, and how many": 0-4 (where shrinking goes) means none
-    trailer_count = st.integers(0, 9)
+    # one draw for "trailers or not, and how many": the lower half (where shrinking goes) means none
+    trailer_count = st.integers(0, 2 * _TRAILERS_MAX + 1)
     cls = Request if kind == "request" else Response
 
     @st.composite
@@ -498,7 +501,7 @@ def messages(
         h = draw(headers)
         frames = _cut(draw, draw(body), max_chunks, True)
         n = draw(trailer_count)
-        return cls.from_frames(h, frames, trailer_entries.draw(draw, n - 5) if n >= 5 else None)
+        return cls.from_frames(h, frames, trailer_entries.draw(draw, n - _TRAILERS_MAX - 1) if n > _TRAILERS_MAX else None)
 
     return draw_message()
 
