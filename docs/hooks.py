@@ -96,21 +96,27 @@ def site_links(page: str, text: str, readme_anchors: dict[str, str]) -> str:
     return "".join(line if fenced else _LINK.sub(link, line) for line, fenced in _lines(text))
 
 
-def _readme_state() -> tuple[dict[str, str], dict[str, str]]:
-    pages = readme_pages(README.read_text(encoding="utf-8"))
-    anchors = {a: page for page, text in pages.items() for a in headings(text)}
-    return pages, anchors
+def readme_anchors(pages: dict[str, str]) -> dict[str, str]:
+    """Each heading anchor of the README pages (:func:`readme_pages`) -> the page that holds it."""
+    return {a: page for page, text in pages.items() for a in headings(text)}
+
+
+_ANCHORS: dict[str, str] = {}
+"""The README pages' anchors of the build under way (set by :func:`on_files`, read per page)."""
 
 
 def on_files(files: Any, config: Any) -> Any:
-    """Add the README's two pages."""
+    """Add the README's two pages (read once per build)."""
     from mkdocs.structure.files import File  # mkdocs only: the tests import this module without it
 
-    for name, content in _readme_state()[0].items():
+    pages = readme_pages(README.read_text(encoding="utf-8"))
+    _ANCHORS.clear()
+    _ANCHORS.update(readme_anchors(pages))
+    for name, content in pages.items():
         files.append(File.generated(config, name, content=content))
     return files
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Rewrite the links of every page for the site."""
-    return site_links(page.file.src_uri, markdown, _readme_state()[1])
+    return site_links(page.file.src_uri, markdown, _ANCHORS)

@@ -58,7 +58,7 @@ def test_every_link_resolves_in_the_repository(source):
 def test_every_link_resolves_on_the_site():
     hooks = _hooks()
     readme_pages = hooks.readme_pages(_readme())
-    anchors = {a: page for page, text in readme_pages.items() for a in hooks.headings(text)}
+    anchors = hooks.readme_anchors(readme_pages)
     sources = {**readme_pages, **{p.name: p.read_text(encoding="utf-8") for p in PAGES.glob("*.md")}}
     site = {page: hooks.site_links(page, text, anchors) for page, text in sources.items()}
     reference = {p.relative_to(PAGES).as_posix() for p in PAGES.glob("reference/*.md")}
