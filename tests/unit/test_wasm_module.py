@@ -51,3 +51,20 @@ def test_every_truncation_of_a_fixture_is_rejected_cleanly():
             continue
         # a prefix that ends exactly on a section boundary is a valid (smaller) outline
         assert cut >= 8
+
+
+def test_a_programs_outline_leaves_out_the_data_segment_table_cached_or_not(tmp_path):
+    """The Go fixture has tens of thousands of data segments: the table would be most of the cached
+    outline, and nothing after loading reads it (the harvest and inspect parse the module)."""
+    from emulator.engines import get_engine
+    from emulator.vm.cache import ModuleCache
+    from emulator.vm.program import Program
+
+    wasm = (FIXTURES / "go/headers_go.wasm").read_bytes()
+    assert len(parse_module(wasm).data_segments) > 10_000
+    cache = ModuleCache(tmp_path)
+    for _ in ("miss", "hit"):
+        info = Program(get_engine("wasmtime"), wasm, cache=cache).info
+        assert info.data_segments == [] and info.data_addresses == []
+        assert info.imports and info.exports  # the rest of the outline is there
+    assert cache.misses == 1 and cache.hits == 1
