@@ -492,9 +492,10 @@ class HttpStream(StreamContext):
         status = self._headers_status(raw, record)
         if self._after_callback(side):
             return status
-        if status in (FilterHeadersStatus.Continue, FilterHeadersStatus.ContinueAndEndStream):
+        # identity, not ==: the statuses are members, and compiled code calls their str-aware __eq__ for ==
+        if status is FilterHeadersStatus.Continue or status is FilterHeadersStatus.ContinueAndEndStream:
             self._forward_headers(side)
-        elif status == FilterHeadersStatus.StopIteration:
+        elif status is FilterHeadersStatus.StopIteration:
             side.headers_held = "single"
         else:
             side.headers_held = "all"
@@ -543,14 +544,14 @@ class HttpStream(StreamContext):
         status = self._data_status(raw, self.callbacks[-1])
         if self._after_callback(side):
             return status
-        if status == FilterDataStatus.Continue:
+        if status is FilterDataStatus.Continue:
             if side.headers_held == "single":
                 side.headers_held = None
                 self._forward_headers(side)
             self._release_body(side)
             if side.trailers_created:
                 self._forward_trailers(side, side.trailers)
-        elif status == FilterDataStatus.StopIterationNoBuffer:
+        elif status is FilterDataStatus.StopIterationNoBuffer:
             self.notes.append(f"{side.name} chunk of {side.body.size} bytes stopped without buffering (StopIterationNoBuffer): it goes no further")
             side.body = Buffer(b"")
             side.body_open = False
@@ -558,7 +559,7 @@ class HttpStream(StreamContext):
         else:
             side.buffering = status
             if side.body.size > self.buffer_limit:
-                self._over_limit(side, side.body.size, buffering=status == FilterDataStatus.StopIterationAndBuffer)
+                self._over_limit(side, side.body.size, buffering=status is FilterDataStatus.StopIterationAndBuffer)
         return status
 
     def _over_limit(self, side: _Side, size: int, *, buffering: bool) -> None:
@@ -610,7 +611,7 @@ class HttpStream(StreamContext):
         status = self._trailers_status(raw, self.callbacks[-1])
         if self._after_callback(side):
             return status
-        if status == FilterTrailersStatus.Continue:
+        if status is FilterTrailersStatus.Continue:
             self._release_with_trailers(side)
         else:
             side.trailers_held = True
@@ -779,7 +780,7 @@ class HttpStream(StreamContext):
         else:
             status = FilterHeadersStatus.StopAllIterationAndWatermark
             record.notes.append(f"unknown headers status {raw} coerced to StopAllIterationAndWatermark")
-        record.action = status.name
+        record.action = status._name_  # the member's name without enum's property frame
         return status
 
     def _data_status(self, raw: int | None, record: CallbackRecord) -> FilterDataStatus:
@@ -794,7 +795,7 @@ class HttpStream(StreamContext):
         else:
             status = FilterDataStatus.StopIterationNoBuffer
             record.notes.append(f"unknown data status {raw} coerced to StopIterationNoBuffer")
-        record.action = status.name
+        record.action = status._name_  # the member's name without enum's property frame
         return status
 
     def _trailers_status(self, raw: int | None, record: CallbackRecord) -> FilterTrailersStatus:
@@ -804,7 +805,7 @@ class HttpStream(StreamContext):
             status = FilterTrailersStatus.StopIteration
         else:
             status = FilterTrailersStatus.Continue if raw in (None, 0) else FilterTrailersStatus.StopIteration
-        record.action = status.name
+        record.action = status._name_  # the member's name without enum's property frame
         return status
 
     def _after_callback(self, side: _Side) -> bool:
@@ -941,7 +942,7 @@ class HttpStream(StreamContext):
                 data = bytes(side.held_body)
                 side.held_body = bytearray()
                 status = self._deliver_body(side, data, side.ended and side.held_trailers is None)
-                if status != FilterDataStatus.Continue:
+                if status is not FilterDataStatus.Continue:
                     return
             if side.held_trailers is not None:
                 trailers, side.held_trailers = side.held_trailers, None

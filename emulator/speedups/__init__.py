@@ -27,6 +27,8 @@ from pathlib import Path
 
 #: The modules on the request path, compiled in speed mode (one list: the build reads it too).
 COMPILED_MODULES: tuple[str, ...] = (
+    "emulator.buffer",
+    "emulator.clock",
     "emulator.contexts",
     "emulator.costs",
     "emulator.engines.base",
@@ -36,7 +38,9 @@ COMPILED_MODULES: tuple[str, ...] = (
     "emulator.glue.maps",
     "emulator.http.headers",
     "emulator.http.messages",
+    "emulator.host",
     "emulator.http.stream",
+    "emulator.http.types",
     "emulator.logs",
     "emulator.plugin",
     "emulator.trace",
