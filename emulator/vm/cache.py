@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,6 +139,8 @@ class ModuleCache:
         return freed
 
     def _store(self, path: Path, data: bytes) -> None:
+        import tempfile  # here, not at import: only a cache miss writes, and tempfile (with shutil) costs 3 ms to import
+
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
