@@ -40,7 +40,12 @@ class BuildPyWithSpeedups(build_py):
             print("proxy-wasm-emulator: compiled speed mode already built from these sources")
             return
         try:
-            files = builder.build(speedups.COMPILED_MODULES, ROOT, out_dir, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT)
+            files = builder.build(
+                {m: speedups.source_path(m, ROOT) for m in speedups.BUILT_MODULES},
+                out_dir,
+                manifest=speedups.MANIFEST,
+                manifest_format=speedups.MANIFEST_FORMAT,
+            )
         except Exception as exc:  # no compiler, no Cython: the pure modules run
             print(f"proxy-wasm-emulator: the compiled speed mode was not built ({type(exc).__name__}: {exc}); the pure-Python modules will run")
             return

@@ -42,6 +42,11 @@ from .base import (
 __all__ = ["FAST_PATH_AVAILABLE", "WasmtimeEngine"]
 
 _CALLBACK = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(c_uint64), c_size_t)
+
+try:  # the crossings in C, where the compiled speed mode built them from this source (emulator.speedups)
+    from . import _crossing
+except ImportError:  # pure Python, or not built: the ctypes crossings below are the reference
+    _crossing = None
 _EPOCH_TICK_S = 0.005
 
 
@@ -232,8 +237,13 @@ class _WasmtimeLinked(Linked):
         if not self.engine.fast:
             self.linker.define_func(key[0], key[1], ft, _stock_host(self, key, hf))
             return
-        cb = _CALLBACK(_fast_host(self, key, hf))
-        self._keep.append(cb)
+        if _crossing is not None and _crossing.supports(hf.params, hf.results):
+            thunk = _crossing.HostThunk(hf.fn, hf.params, hf.results, self.trap_for, key)
+            cb, env = c_void_p(_crossing.trampoline_address()), c_void_p(thunk.address)
+            self._keep.append(thunk)
+        else:
+            cb, env = _CALLBACK(_fast_host(self, key, hf)), None
+            self._keep.append(cb)
         mod, name = key[0].encode(), key[1].encode()
         err = _C.define(
             c_void_p(ctypes.addressof(self.linker.ptr().contents)),
@@ -243,7 +253,7 @@ class _WasmtimeLinked(Linked):
             c_size_t(len(name)),
             c_void_p(ctypes.addressof(ft.ptr().contents)),
             cb,
-            None,
+            env,
             None,
         )
         if err:
@@ -453,6 +463,10 @@ class _WasmtimeInstance(Instance):
 
 
 def _fast_caller(inst: _WasmtimeInstance, name: str, func: wasmtime.Func, params: tuple[str, ...], results: tuple[str, ...]) -> Any:
+    if _crossing is not None and _crossing.supports(params, results):
+        return _crossing.ExportCaller(
+            cast(_C.call, c_void_p).value, inst._ctx.value, ctypes.addressof(func._func), params, results, inst.fail, name, (func, inst.store)
+        )
     nslots = max(len(params), len(results))
     slots = (c_uint64 * (2 * max(nslots, 1)))()
     trap = c_void_p()

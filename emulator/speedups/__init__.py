@@ -47,6 +47,14 @@ COMPILED_MODULES: tuple[str, ...] = (
     "emulator.vm.instance",
 )
 
+#: Cython-only accelerators, built with the modules above from a ``.pyx`` beside where a module
+#: would be. They have no pure-Python twin: the code that imports one keeps its reference path
+#: (``emulator.engines._crossing``: the wasmtime fast path's crossings in C instead of ctypes).
+ACCELERATORS: tuple[str, ...] = ("emulator.engines._crossing",)
+
+#: Everything the build compiles and the manifest lists.
+BUILT_MODULES: tuple[str, ...] = COMPILED_MODULES + ACCELERATORS
+
 #: Set to a non-empty value other than ``0`` to run the pure-Python modules (and to build none).
 PURE_ENV = "PROXY_WASM_EMULATOR_PURE"
 
@@ -66,8 +74,8 @@ def pure_requested() -> bool:
 
 
 def source_path(module: str, root: Path = _PACKAGE_ROOT) -> Path:
-    """The ``.py`` file of one of :data:`COMPILED_MODULES`."""
-    return root.joinpath(*module.split(".")).with_suffix(".py")
+    """The source of one of :data:`BUILT_MODULES`: its ``.py`` file, or an accelerator's ``.pyx``."""
+    return root.joinpath(*module.split(".")).with_suffix(".pyx" if module in ACCELERATORS else ".py")
 
 
 def source_digest(path: Path) -> str:
@@ -84,8 +92,8 @@ def is_fresh(module: str, entry: dict[str, str], root: Path = _PACKAGE_ROOT) -> 
 
 
 def stale(built: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT) -> list[str]:
-    """The :data:`COMPILED_MODULES` that ``built`` (a manifest's modules) lacks or built from other source."""
-    return [m for m in COMPILED_MODULES if m not in built or not is_fresh(m, built[m], root)]
+    """The :data:`BUILT_MODULES` that ``built`` (a manifest's modules) lacks or built from other source."""
+    return [m for m in BUILT_MODULES if m not in built or not is_fresh(m, built[m], root)]
 
 
 def ext_suffix() -> str:
@@ -166,10 +174,11 @@ def describe() -> str:
     if _finder is None:
         return "pure Python (the compiled modules are not built: `make speedups` builds them)"
     old = [m for m in COMPILED_MODULES if _finder.usable(m) is None]
+    crossings = "C crossings" if _finder.usable("emulator.engines._crossing") is not None else "ctypes crossings (the C accelerator is stale)"
     if not old:
-        return f"compiled ({len(COMPILED_MODULES)} request-path modules, Cython)"
+        return f"compiled ({len(COMPILED_MODULES)} request-path modules, Cython; {crossings})"
     usable = len(COMPILED_MODULES) - len(old)
-    return f"partly compiled ({usable} of {len(COMPILED_MODULES)}; pure, as their source changed since the build: {', '.join(old)})"
+    return f"partly compiled ({usable} of {len(COMPILED_MODULES)}; pure, as their source changed since the build: {', '.join(old)}; {crossings})"
 
 
 install()

@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 #: Python semantics: annotations are documentation, not enforced types (a ``-> bytes`` function
@@ -56,8 +56,9 @@ def _compiler_output_to(log: Path, quiet: bool) -> Iterator[None]:
                 os.close(fd)
 
 
-def build(modules: Sequence[str], root: Path, out_dir: Path, *, manifest: str, manifest_format: int, jobs: int = 2, quiet: bool = True) -> list[str]:
-    """Compile ``modules`` (dotted names under ``root``) into ``out_dir`` with a manifest; returns the files built.
+def build(sources: Mapping[str, Path], out_dir: Path, *, manifest: str, manifest_format: int, jobs: int = 2, quiet: bool = True) -> list[str]:
+    """Compile ``sources`` (dotted module name -> its ``.py`` or ``.pyx`` file) into ``out_dir`` with a
+    manifest; returns the files built.
 
     Raises whatever Cython or the C compiler raise: the callers decide whether that is fatal.
     """
@@ -70,7 +71,7 @@ def build(modules: Sequence[str], root: Path, out_dir: Path, *, manifest: str, m
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pwe-speedups-") as tmp_name:
         tmp = Path(tmp_name)
-        sources = {m: root.joinpath(*m.split(".")).with_suffix(".py") for m in modules}
+        modules = list(sources)
         digests = {m: hashlib.sha256(p.read_bytes()).hexdigest() for m, p in sources.items()}
         with _compiler_output_to(tmp / "build.log", quiet):
             extensions = cythonize(
@@ -115,17 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: build (or ``--clean``) the compiled modules of this checkout or installation."""
     import argparse
 
-    from emulator.speedups import (
-        _PACKAGE_ROOT,
-        COMPILED_DIR,
-        COMPILED_MODULES,
-        MANIFEST,
-        MANIFEST_FORMAT,
-        PURE_ENV,
-        pure_requested,
-        read_manifest,
-        stale,
-    )
+    from emulator.speedups import BUILT_MODULES, COMPILED_DIR, MANIFEST, MANIFEST_FORMAT, PURE_ENV, pure_requested, read_manifest, source_path, stale
 
     p = argparse.ArgumentParser(prog="python -m emulator.speedups.build", description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="C compilations at once (default: the CPU count)")
@@ -141,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.if_stale and not stale(read_manifest() or {}):
         return 0
-    files = build(COMPILED_MODULES, _PACKAGE_ROOT, COMPILED_DIR, manifest=MANIFEST, manifest_format=MANIFEST_FORMAT, jobs=args.jobs)
+    files = build({m: source_path(m) for m in BUILT_MODULES}, COMPILED_DIR, manifest=MANIFEST, manifest_format=MANIFEST_FORMAT, jobs=args.jobs)
     print(f"speedups: {len(files)} modules compiled into {COMPILED_DIR}")
     return 0
 

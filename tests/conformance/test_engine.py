@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.engines import CompileError, EngineConfig, GuestTrap, HostFunction, LinkError, MemoryAccessError, get_engine
+from emulator.engines import CompileError, EngineConfig, GuestTrap, HostFunction, LinkError, MemoryAccessError, get_engine, wasmtime_engine
 from emulator.vm.cache import ModuleCache
 from tests.conftest import wat_module
 
 I32, I64 = ("i32",), ("i64",)
+
+# wasmtime's fast path crosses between Python and the guest in C where the speed mode built its
+# accelerator (emulator.engines._crossing), else through ctypes: every test here runs on each
+# crossing this process has (the pure-Python run of the suite has only ctypes).
+CROSSINGS = ["c", "ctypes"] if wasmtime_engine._crossing is not None else ["ctypes"]
+
+
+@pytest.fixture(params=CROSSINGS, autouse=True)
+def crossing(request, monkeypatch):
+    if request.param == "ctypes":
+        monkeypatch.setattr(wasmtime_engine, "_crossing", None)
+    return request.param
 
 
 class Recorder:
@@ -55,6 +67,16 @@ def test_i32_values_are_unsigned_both_ways(conf):
     assert add(0xFFFFFFFF, 2) == 1
     assert conf.instance.export("call_add")(0xFFFFFFFE, 1) == 0xFFFFFFFF
     assert conf.calls == [("h_add", 0xFFFFFFFE, 1)]
+
+
+def test_arguments_are_taken_modulo_their_width_and_counted(conf, engine_name, crossing):
+    add = conf.instance.export("add")
+    assert add(-1, 2) == 1  # -1 is 0xFFFFFFFF as an i32
+    assert conf.instance.export("neg64")(-(2**63)) == -(2**63)  # i64 wraps: -(-2**63) is itself
+    if engine_name == "wasmtime":  # the fast path: the crossing this test asked for is the one in use
+        assert (type(add).__name__ == "ExportCaller") == (crossing == "c")
+        with pytest.raises(TypeError):
+            add(1)
 
 
 def test_i64_values_are_signed_both_ways(conf):

@@ -23,7 +23,7 @@ def double(x: bytes) -> bytes:
 
 
 def _build(root, out):
-    return speedups_build.build(["pkgx.mod"], root, out, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
+    return speedups_build.build({"pkgx.mod": root / "pkgx/mod.py"}, out, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
 
 
 def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(tmp_path):
@@ -65,8 +65,10 @@ def _modes(env_pure: str | None) -> dict:
     code = (
         "import json, emulator\n"
         "from emulator import Host, speedups\n"
+        "from emulator.engines import wasmtime_engine\n"
         "Host(trace=False)\n"
-        "print(json.dumps({'compiled': [m for m in speedups.COMPILED_MODULES if speedups.is_compiled(m)], 'describe': speedups.describe()}))\n"
+        "print(json.dumps({'compiled': [m for m in speedups.COMPILED_MODULES if speedups.is_compiled(m)], 'describe': speedups.describe(),\n"
+        "                  'c_crossings': wasmtime_engine._crossing is not None}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
@@ -76,24 +78,27 @@ def test_the_pure_switch_gives_every_module_in_python():
     modes = _modes("1")
     assert modes["compiled"] == []
     assert modes["describe"] == f"pure Python ({speedups.PURE_ENV} is set)"
+    assert modes["c_crossings"] is False  # the ctypes crossings, the reference path
 
 
 def test_this_checkout_runs_what_its_build_says():
     """With a build (make, pip install), every listed module runs compiled; without one, none does."""
     modes = _modes(None)
     built = speedups.read_manifest() is not None
-    fresh = built and all(speedups.source_digest(speedups.source_path(m)) == speedups.read_manifest()[m]["source_sha256"] for m in speedups.COMPILED_MODULES)
+    fresh = built and not speedups.stale(speedups.read_manifest())
     if fresh:
         assert modes["compiled"] == list(speedups.COMPILED_MODULES)
-        assert modes["describe"] == f"compiled ({len(speedups.COMPILED_MODULES)} request-path modules, Cython)"
-    elif built:
-        assert modes["describe"].startswith("partly compiled")
+        assert modes["describe"] == f"compiled ({len(speedups.COMPILED_MODULES)} request-path modules, Cython; C crossings)"
+        assert modes["c_crossings"] is True
+    elif built:  # a source changed since the build: that module runs as Python, and the mode says so
+        assert modes["describe"].startswith("partly compiled") or modes["describe"].endswith("ctypes crossings (the C accelerator is stale))")
     else:
         assert modes["compiled"] == []
         assert modes["describe"].startswith("pure Python (the compiled modules are not built")
+        assert modes["c_crossings"] is False
 
 
-@pytest.mark.parametrize("module", speedups.COMPILED_MODULES)
+@pytest.mark.parametrize("module", speedups.BUILT_MODULES)
 def test_each_compiled_module_exists_as_source(module):
     assert speedups.source_path(module).is_file()
 
@@ -114,8 +119,8 @@ def test_a_failed_build_raises_and_leaves_the_previous_build_in_place(tmp_path, 
 
 
 def test_stale_names_the_modules_a_manifest_lacks_or_built_from_other_source():
-    assert speedups.stale({}) == list(speedups.COMPILED_MODULES)
-    built = {m: {"file": "x.so", "source_sha256": speedups.source_digest(speedups.source_path(m))} for m in speedups.COMPILED_MODULES}
+    assert speedups.stale({}) == list(speedups.BUILT_MODULES)
+    built = {m: {"file": "x.so", "source_sha256": speedups.source_digest(speedups.source_path(m))} for m in speedups.BUILT_MODULES}
     assert speedups.stale(built) == []
     built["emulator.trace"] = {"file": "x.so", "source_sha256": "0" * 64}
     assert speedups.stale(built) == ["emulator.trace"]

@@ -1,0 +1,163 @@
+# cython: language_level=3
+"""The optional C accelerator of the wasmtime fast path: guest <-> host crossings without ctypes.
+
+Every callback into the guest and every host call out of it crosses between Python and wasmtime's
+C API. The reference path (``wasmtime_engine._fast_caller`` and ``_fast_host``) crosses through
+ctypes: a generated Python function, ctypes' argument conversion, a ctypes callback object. This
+module does the same crossings in C, with the same C functions and the same rules:
+
+* :class:`ExportCaller` calls ``wasmtime_func_call_unchecked`` with its arguments in a buffer on
+  the C stack (so a nested call of the same export cannot clobber them) and with the GIL released,
+  as ctypes releases it: the epoch ticker thread that enforces deadlines keeps running. Arguments
+  are reduced modulo 2**32 (i32) or 2**64 (i64); an i32 result is unsigned, an i64 one signed.
+* :func:`host_trampoline` is the ``wasmtime_func_unchecked_callback_t`` of every import: it takes
+  the GIL, calls the :class:`HostThunk`'s Python function with the arguments as ints (i32
+  unsigned, i64 signed), writes its result, and turns any exception into a trap through the
+  thunk's ``trap_for`` (which stashes the exception for the call site), as the ctypes callback does.
+
+It is built with the compiled speed mode (``emulator.speedups``) and used only where it was built
+from this exact source; ``PROXY_WASM_EMULATOR_PURE=1`` and machines without a C compiler run the
+ctypes path, and CI runs the whole suite both ways.
+"""
+
+from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong, PyLong_FromUnsignedLong
+from cpython.ref cimport PyObject
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
+
+import ctypes
+
+ctypedef void* (*call_t)(void* ctx, void* func, uint64_t* args, size_t n, void** trap) noexcept nogil
+
+#: the most parameters (and results) a function may have here; a larger one takes the ctypes path
+MAX_SLOTS = 16
+cdef enum:
+    _MAX = 16
+
+cdef enum:
+    NONE = 0
+    I32 = 1
+    I64 = 2
+    RAW = 3
+
+
+cdef int _kind(str t):
+    if t == "i32":
+        return I32
+    if t == "i64":
+        return I64
+    return RAW
+
+
+def supports(params, results):
+    """Whether a function of these value types can cross here (ints only, at most MAX_SLOTS each)."""
+    return len(params) <= _MAX and len(results) <= 1 and all(t in ("i32", "i64") for t in params) and all(t in ("i32", "i64") for t in results)
+
+
+cdef class ExportCaller:
+    """``caller(*args)``: one guest export, called through ``wasmtime_func_call_unchecked``."""
+
+    cdef call_t call
+    cdef void* ctx
+    cdef void* func
+    cdef size_t nslots
+    cdef Py_ssize_t nparams
+    cdef uint64_t masks[_MAX]
+    cdef int result
+    cdef object fail
+    cdef object name
+    cdef object keep
+
+    def __init__(self, uintptr_t call, uintptr_t ctx, uintptr_t func, params, results, fail, name, keep):
+        cdef Py_ssize_t i
+        if not supports(params, results):
+            raise ValueError(f"{name}: ({', '.join(params)}) -> ({', '.join(results)}) cannot cross here")
+        self.call = <call_t>call
+        self.ctx = <void*>ctx
+        self.func = <void*>func
+        self.nparams = len(params)
+        self.nslots = max(len(params), len(results), 1)
+        for i in range(self.nparams):
+            self.masks[i] = 0xFFFFFFFF if params[i] == "i32" else 0xFFFFFFFFFFFFFFFF
+        self.result = _kind(results[0]) if results else NONE
+        self.fail = fail  # fail(name, err, trap) -> the exception to raise
+        self.name = name
+        self.keep = keep  # what owns ctx and func (the store, the wasmtime.Func)
+
+    def __call__(self, *args):
+        cdef uint64_t slots[2 * _MAX]
+        cdef void* trap = NULL
+        cdef void* err
+        cdef Py_ssize_t i
+        if len(args) != self.nparams:
+            raise TypeError(f"{self.name}() takes {self.nparams} arguments ({len(args)} given)")
+        for i in range(self.nparams):
+            slots[2 * i] = PyLong_AsUnsignedLongLongMask(args[i]) & self.masks[i]
+        with nogil:
+            err = self.call(self.ctx, self.func, slots, self.nslots, &trap)
+        if err != NULL or trap != NULL:
+            raise self.fail(self.name, <uintptr_t>err if err != NULL else None, ctypes.c_void_p(<uintptr_t>trap) if trap != NULL else None)
+        if self.result == I32:
+            return slots[0] & 0xFFFFFFFF
+        if self.result == I64:
+            return <int64_t>slots[0]
+        return None
+
+
+cdef class HostThunk:
+    """What :func:`host_trampoline` gets as its ``env``: the Python function of one import."""
+
+    cdef object fn
+    cdef object trap_for
+    cdef object key
+    cdef Py_ssize_t nparams
+    cdef int kinds[_MAX]
+    cdef int result
+
+    def __init__(self, fn, params, results, trap_for, key):
+        cdef Py_ssize_t i
+        if not supports(params, results):
+            raise ValueError(f"{key}: ({', '.join(params)}) -> ({', '.join(results)}) cannot cross here")
+        self.fn = fn
+        self.trap_for = trap_for  # trap_for(key, exc) -> a wasm_trap_t* (int) for wasmtime to unwind with
+        self.key = key
+        self.nparams = len(params)
+        for i in range(self.nparams):
+            self.kinds[i] = _kind(params[i])
+        self.result = _kind(results[0]) if results else NONE
+
+    @property
+    def address(self):
+        """The ``env`` pointer to give wasmtime (the caller keeps this object alive)."""
+        return <uintptr_t><PyObject*>self
+
+
+cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexcept with gil:
+    cdef HostThunk thunk = <HostThunk><PyObject*>env
+    cdef Py_ssize_t i
+    cdef tuple args
+    try:
+        args = PyTuple_New_ints(thunk, p)
+        out = thunk.fn(*args)
+        if thunk.result == I32:
+            p[0] = PyLong_AsUnsignedLongLongMask(out) & 0xFFFFFFFF
+        elif thunk.result == I64:
+            p[0] = PyLong_AsUnsignedLongLongMask(out)
+        return NULL
+    except BaseException as exc:
+        return <void*><uintptr_t>thunk.trap_for(thunk.key, exc)
+
+
+cdef tuple PyTuple_New_ints(HostThunk thunk, uint64_t* p):
+    cdef Py_ssize_t i
+    cdef list out = []
+    for i in range(thunk.nparams):
+        if thunk.kinds[i] == I32:
+            out.append(PyLong_FromUnsignedLong(<uint32_t>p[2 * i]))
+        else:
+            out.append(PyLong_FromLongLong(<int64_t>p[2 * i]))
+    return tuple(out)
+
+
+def trampoline_address():
+    """The address of :func:`host_trampoline`, for ``wasmtime_linker_define_func_unchecked``."""
+    return <uintptr_t>&host_trampoline
