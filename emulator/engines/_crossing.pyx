@@ -21,7 +21,8 @@ ctypes path, and CI runs the whole suite both ways.
 """
 
 from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong, PyLong_FromUnsignedLong
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, PyObject
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 
 import ctypes
@@ -133,11 +134,8 @@ cdef class HostThunk:
 
 cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexcept with gil:
     cdef HostThunk thunk = <HostThunk><PyObject*>env
-    cdef Py_ssize_t i
-    cdef tuple args
     try:
-        args = PyTuple_New_ints(thunk, p)
-        out = thunk.fn(*args)
+        out = thunk.fn(*_arguments(thunk, p))
         if thunk.result == I32:
             p[0] = PyLong_AsUnsignedLongLongMask(out) & 0xFFFFFFFF
         elif thunk.result == I64:
@@ -147,15 +145,15 @@ cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexc
         return <void*><uintptr_t>thunk.trap_for(thunk.key, exc)
 
 
-cdef tuple PyTuple_New_ints(HostThunk thunk, uint64_t* p):
+cdef tuple _arguments(HostThunk thunk, uint64_t* p):
+    """The call's arguments as Python ints: an i32 unsigned, an i64 signed."""
     cdef Py_ssize_t i
-    cdef list out = []
+    cdef tuple args = PyTuple_New(thunk.nparams)
     for i in range(thunk.nparams):
-        if thunk.kinds[i] == I32:
-            out.append(PyLong_FromUnsignedLong(<uint32_t>p[2 * i]))
-        else:
-            out.append(PyLong_FromLongLong(<int64_t>p[2 * i]))
-    return tuple(out)
+        value = PyLong_FromUnsignedLong(<uint32_t>p[2 * i]) if thunk.kinds[i] == I32 else PyLong_FromLongLong(<int64_t>p[2 * i])
+        Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
+        PyTuple_SET_ITEM(args, i, value)
+    return args
 
 
 def trampoline_address():
