@@ -28,6 +28,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 import ctypes
 
 ctypedef void* (*call_t)(void* ctx, void* func, uint64_t* args, size_t n, void** trap) noexcept nogil
+ctypedef void* (*get_fuel_t)(void* ctx, uint64_t* fuel) noexcept nogil
 
 #: the most parameters (and results) a function may have here; a larger one takes the ctypes path
 MAX_SLOTS = 16
@@ -154,6 +155,26 @@ cdef tuple _arguments(HostThunk thunk, uint64_t* p):
         Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
         PyTuple_SET_ITEM(args, i, value)
     return args
+
+
+cdef class FuelReader:
+    """``reader()``: the store's fuel through ``wasmtime_context_get_fuel`` (metering reads it after
+    every callback); -1 when wasmtime reports an error, which the caller then reads the slow way."""
+
+    cdef get_fuel_t get_fuel
+    cdef void* ctx
+    cdef object keep
+
+    def __init__(self, uintptr_t get_fuel, uintptr_t ctx, keep):
+        self.get_fuel = <get_fuel_t>get_fuel
+        self.ctx = <void*>ctx
+        self.keep = keep  # the store that owns ctx
+
+    def __call__(self):
+        cdef uint64_t fuel = 0
+        if self.get_fuel(self.ctx, &fuel) != NULL:
+            return -1
+        return fuel
 
 
 def trampoline_address():
