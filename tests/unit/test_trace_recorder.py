@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from emulator import Host
@@ -35,6 +37,16 @@ def test_recorded_entries_equal_the_generic_paths(module):
     assert list(fast.trace) == list(slow.trace)
     assert fast.trace.to_json() == slow.trace.to_json()
     assert all(type(e) is TraceEntry for e in fast.trace) and not fast.trace.pending
+    assert [type(e.status) for e in fast.trace] == [type(e.status) for e in slow.trace]  # a Status stays a Status
+
+
+def test_pending_records_are_plain_values_the_collector_stops_tracking():
+    """A record holding an object (an enum member) would stay tracked, and every collection would
+    traverse the whole pending trace: 4 µs a request at 10 host calls."""
+    host = Host()
+    _exchange(host, "go/headers_go.wasm")
+    gc.collect()
+    assert host.trace.pending and not any(gc.is_tracked(record) for record in host.trace.pending)
 
 
 def test_pending_records_keep_their_place_among_appended_entries():
