@@ -6,9 +6,9 @@ draws.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..callouts import GrpcCall, HttpCall, Responder
 from ..errors import ModuleLoadError, PluginStartError
 from ..session import default_session
+from ..vm.coverage import covered_sites
 from .faults import FaultInjectingObserver, InjectedFault
 from .invariants import Invariant, RunView, Violation, check, resolve_invariants, shutdown_host
 from .values import CalloutResponse, FaultPlan, GrpcResponse
@@ -23,7 +24,6 @@ from .values import CalloutResponse, FaultPlan, GrpcResponse
 if TYPE_CHECKING:
     from ..host import Host, ModuleSource
 
-_HIT = re.compile(rb"[^\x00]")  # a site the guest entered: scanned in C, not byte by byte
 
 __all__ = ["Execution", "execute_scenario"]
 
@@ -91,10 +91,17 @@ class Execution:
     http_drawn: dict[str, CalloutResponse] = field(default_factory=dict)
     grpc_drawn: dict[str, GrpcResponse] = field(default_factory=dict)
     injected: list[InjectedFault] = field(default_factory=list)
-    coverage: frozenset[tuple[int, int]] | None = None
-    """The guest sites the traffic entered (``coverage=True``): ``(VM position, site)``."""
+    bitmaps: tuple[bytes, ...] | None = None
+    """Each VM's coverage bitmap (``coverage=True``): byte ``i`` is non-zero when the guest entered
+    site ``i`` (:func:`emulator.vm.coverage.bitmap_bits` compares them in C)."""
     comparisons: list[tuple[bytes, bytes]] = field(default_factory=list)
     """The operands of the guest's ``memcmp``/``bcmp`` calls (``coverage=True``), for the fuzzer's words."""
+
+    @functools.cached_property
+    def coverage(self) -> frozenset[tuple[int, int]] | None:
+        """The guest sites the traffic entered (``coverage=True``): ``(VM position, site)``, decoded
+        from :attr:`bitmaps` when first read."""
+        return None if self.bitmaps is None else covered_sites(self.bitmaps)
 
     def responders(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Scenario ``http_calls`` and ``grpc_calls`` entries for the answers drawn during the run."""
@@ -173,7 +180,7 @@ def execute_scenario(
             if sc.connections:
                 run_connections(first, sc, plugins)
             if coverage:
-                result.coverage = run.coverage = frozenset((k, m.start()) for k, vm in enumerate(host.vms) for m in _HIT.finditer(vm.coverage() or b""))
+                result.bitmaps = run.bitmaps = tuple(vm.coverage() or b"" for vm in host.vms)
                 result.comparisons = [pair for vm in host.vms for pair in vm.comparisons()]
             if sc.streams:
                 run.repeat = lambda: run_scenario(first, sc, plugins)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CallbackError, PluginStartError, RestrictedHostCall
+from ..vm.coverage import covered_sites
 
 if TYPE_CHECKING:
     from ..host import Host
@@ -100,8 +101,14 @@ class RunView:
     repeat: Callable[[], Any] | None = None
     """Replays the run's traffic once more on the same plugins (for ``"repeat"`` invariants)."""
     shut_down: bool = False
-    coverage: frozenset[tuple[int, int]] | None = None
-    """The guest sites the traffic entered, when the run measured coverage."""
+    bitmaps: tuple[bytes, ...] | None = None
+    """Each VM's coverage bitmap, when the run measured coverage (see :attr:`coverage`)."""
+
+    @functools.cached_property
+    def coverage(self) -> frozenset[tuple[int, int]] | None:
+        """The guest sites the traffic entered, when the run measured coverage: ``(VM position,
+        site)``, decoded from :attr:`bitmaps` when first read."""
+        return None if self.bitmaps is None else covered_sites(self.bitmaps)
 
     def stream_label(self, stream: HttpStream) -> str:
         """``stream N`` (1-based position in the run) for messages."""

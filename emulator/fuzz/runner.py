@@ -411,6 +411,8 @@ def _is_ours(exc: BaseException) -> bool:
 
 
 def _group(violations: list[Violation], scenario: dict[str, Any], plan: FaultPlan | None, *, shrunk: bool) -> list[Finding]:
+    if not violations:  # nearly every execution: no copy of the scenario
+        return []
     by: dict[str, list[str]] = {}
     for v in violations:
         by.setdefault(v.invariant, []).append(v.message)

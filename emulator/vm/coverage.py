@@ -15,7 +15,9 @@ a byte that reader does not know stops the rewrite with :class:`CoverageError` n
 
 from __future__ import annotations
 
+import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from abi.leb128 import encode_uleb
 from .instructions import skip_immediates
 from .module import ModuleInfo, _Reader, parse_module
 
-__all__ = ["COVERAGE_EXPORT", "INSTRUMENTATION_VERSION", "CoverageError", "CoverageMap", "instrument", "read_comparisons"]
+__all__ = ["COVERAGE_EXPORT", "INSTRUMENTATION_VERSION", "CoverageError", "CoverageMap", "bitmap_bits", "covered_sites", "instrument", "read_comparisons"]
 
 COVERAGE_EXPORT = "__coverage"
 
@@ -44,6 +46,22 @@ def _instrumentation_version() -> int:
 INSTRUMENTATION_VERSION = _instrumentation_version()
 """Part of the module cache's key for instrumented modules and their coverage maps: a change to
 the probes (this file) or to the decoder compiles the module again."""
+
+
+_HIT = re.compile(rb"[^\x00]")  # a site the guest entered: scanned in C, not byte by byte
+
+
+def covered_sites(bitmaps: Sequence[bytes]) -> frozenset[tuple[int, int]]:
+    """The sites entered, as ``(VM position, site)``, of the coverage bitmaps of several VMs."""
+    return frozenset((k, m.start()) for k, bitmap in enumerate(bitmaps) for m in _HIT.finditer(bitmap))
+
+
+def bitmap_bits(bitmap: bytes) -> int:
+    """A coverage bitmap as an int with bit ``8 * i`` set when site ``i`` was entered (a probe
+    stores 1, see :func:`_probe`, in a memory the guest's own code cannot address): novelty is
+    ``bits & ~seen``, union ``|``, the count ``int.bit_count``, each in C (the set of the sites a
+    Go filter's request entered cost 0.7 ms to build; this, 25 µs)."""
+    return int.from_bytes(bitmap, "little")
 
 
 class CoverageError(ValueError):

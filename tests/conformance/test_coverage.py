@@ -49,3 +49,26 @@ def test_coverage_on_an_engine_without_multi_memory_is_refused_by_name(proxy_was
 def test_without_coverage_there_is_no_bitmap():
     plugin = Host().load(FIXTURES / "wat/minimal.wasm", root_id="")
     assert plugin.vm.coverage() is None
+
+
+def test_bitmaps_decode_to_the_sites_entered_and_compare_as_ints():
+    from emulator.vm.coverage import bitmap_bits, covered_sites
+
+    first, second = b"\x00\x01\x01\x00", b"\x01\x00"
+    assert covered_sites((first, second)) == {(0, 1), (0, 2), (1, 0)}
+    a, b = bitmap_bits(first), bitmap_bits(b"\x00\x01\x00\x01")
+    assert a.bit_count() == 2 and b & ~a and not bitmap_bits(b"\x00\x01") & ~a  # site 3 is new, site 1 is not
+    assert (a | b).bit_count() == 3
+
+
+def test_an_execution_keeps_the_bitmaps_and_decodes_its_sites_when_read(proxy_wasm_engine):
+    if proxy_wasm_engine != "wasmtime":
+        pytest.skip("coverage needs multi-memory")
+    from emulator.fuzz.execution import execute_scenario
+
+    scenario = {"streams": [{"request": {"headers": {":method": "GET", ":path": "/a", ":authority": "x"}}, "response": {"headers": {":status": "200"}}}]}
+    res = execute_scenario(FIXTURES / "rust/headers_rust.wasm", scenario, coverage=True)
+    (bitmap,) = res.bitmaps
+    assert res.coverage == {(0, i) for i in hits(bitmap)} == res.run.coverage
+    assert len(res.coverage) > 50
+    assert execute_scenario(FIXTURES / "rust/headers_rust.wasm", scenario).coverage is None
