@@ -20,15 +20,24 @@ from this exact source; ``PROXY_WASM_EMULATOR_PURE=1`` and machines without a C 
 ctypes path, and CI runs the whole suite both ways.
 """
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong, PyLong_FromUnsignedLong
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from libc.string cimport memcpy
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 
 import ctypes
 
 ctypedef void* (*call_t)(void* ctx, void* func, uint64_t* args, size_t n, void** trap) noexcept nogil
 ctypedef void* (*get_fuel_t)(void* ctx, uint64_t* fuel) noexcept nogil
+ctypedef uint8_t* (*mem_data_t)(void* ctx, void* mem) noexcept nogil
+ctypedef size_t (*mem_size_t)(void* ctx, void* mem) noexcept nogil
+
+cdef extern from "Python.h":
+    int PyBUF_READ
+    int PyBUF_WRITE
 
 #: the most parameters (and results) a function may have here; a larger one takes the ctypes path
 MAX_SLOTS = 16
@@ -175,6 +184,130 @@ cdef class FuelReader:
         if self.get_fuel(self.ctx, &fuel) != NULL:
             return -1
         return fuel
+
+
+cdef class LinearMemory:
+    """A wasmtime linear memory read and written in C: :class:`emulator.engines.base.GuestMemory`'s
+    interface and rules (the same bounds checks and errors, little-endian integers, a read of size
+    0 is ``b""`` wherever it points), without a memoryview slice or a struct call per access.
+
+    The base address and size are cached and refreshed when an access goes past the cached size,
+    as ``GuestMemory`` refreshes its view: wasmtime keeps a memory's base across growth.
+    """
+
+    cdef mem_data_t data_fn
+    cdef mem_size_t size_fn
+    cdef void* ctx
+    cdef void* mem
+    cdef uint8_t* base
+    cdef Py_ssize_t cached
+    cdef object error
+    cdef object keep
+
+    def __init__(self, uintptr_t data_fn, uintptr_t size_fn, uintptr_t ctx, uintptr_t mem, error, keep):
+        self.data_fn = <mem_data_t>data_fn
+        self.size_fn = <mem_size_t>size_fn
+        self.ctx = <void*>ctx
+        self.mem = <void*>mem
+        self.error = error  # MemoryAccessError(ptr, size, memory_size)
+        self.keep = keep  # the store and the wasmtime.Memory that own ctx and mem
+        self.base = NULL
+        self.cached = 0
+
+    cdef int _check(self, Py_ssize_t ptr, Py_ssize_t n) except -1:
+        if ptr >= 0 and n >= 0 and ptr + n <= self.cached:
+            return 0
+        self.base = self.data_fn(self.ctx, self.mem)
+        self.cached = <Py_ssize_t>self.size_fn(self.ctx, self.mem)
+        if ptr < 0 or n < 0 or ptr + n > self.cached:
+            raise self.error(ptr, n, self.cached)
+        return 0
+
+    @property
+    def size(self):
+        """Current size of linear memory in bytes."""
+        return self.size_fn(self.ctx, self.mem)
+
+    def view(self, Py_ssize_t ptr, Py_ssize_t size):
+        """A zero-copy, writable view of ``size`` bytes at ``ptr`` (valid until the memory grows)."""
+        self._check(ptr, size)
+        return PyMemoryView_FromMemory(<char*>(self.base + ptr), size, PyBUF_WRITE)
+
+    def read(self, Py_ssize_t ptr, Py_ssize_t size):
+        """Copy ``size`` bytes out of the guest."""
+        if size == 0:
+            return b""
+        self._check(ptr, size)
+        return PyBytes_FromStringAndSize(<char*>(self.base + ptr), size)
+
+    def write(self, Py_ssize_t ptr, data):
+        """Copy ``data`` (bytes, bytearray or a memoryview) into the guest at ``ptr``."""
+        cdef const uint8_t[::1] buf
+        try:
+            buf = data
+        except (BufferError, TypeError, ValueError):  # not a contiguous byte buffer: as bytes
+            buf = bytes(data)
+        cdef Py_ssize_t n = buf.shape[0]
+        if n:
+            self._check(ptr, n)
+            memcpy(self.base + ptr, &buf[0], n)
+
+    def u32(self, Py_ssize_t ptr):
+        """Read a little-endian u32."""
+        self._check(ptr, 4)
+        cdef uint8_t* p = self.base + ptr
+        return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+    def u64(self, Py_ssize_t ptr):
+        """Read a little-endian u64."""
+        self._check(ptr, 8)
+        cdef uint8_t* p = self.base + ptr
+        cdef uint64_t v = 0
+        cdef int i
+        for i in range(7, -1, -1):
+            v = (v << 8) | p[i]
+        return v
+
+    cdef inline void _put32(self, Py_ssize_t ptr, uint64_t value) noexcept:
+        cdef uint8_t* p = self.base + ptr
+        p[0] = value & 0xFF
+        p[1] = (value >> 8) & 0xFF
+        p[2] = (value >> 16) & 0xFF
+        p[3] = (value >> 24) & 0xFF
+
+    def put_u32(self, Py_ssize_t ptr, value):
+        """Write a little-endian u32 (``value`` modulo 2**32)."""
+        cdef uint64_t v = PyLong_AsUnsignedLongLongMask(value)
+        self._check(ptr, 4)
+        self._put32(ptr, v)
+
+    def put_u32_pair(self, Py_ssize_t ptr_a, a, Py_ssize_t ptr_b, b):
+        """Write two little-endian u32s (the ``ptr*``/``size*`` out-parameters of a copy-out), both
+        checked before either is written."""
+        cdef uint64_t va = PyLong_AsUnsignedLongLongMask(a)
+        cdef uint64_t vb = PyLong_AsUnsignedLongLongMask(b)
+        self._check(ptr_a, 4)
+        self._check(ptr_b, 4)
+        self._put32(ptr_a, va)
+        self._put32(ptr_b, vb)
+
+    def put_u64(self, Py_ssize_t ptr, value):
+        """Write a little-endian u64 (``value`` modulo 2**64)."""
+        cdef uint64_t v = PyLong_AsUnsignedLongLongMask(value)
+        self._check(ptr, 8)
+        cdef uint8_t* p = self.base + ptr
+        cdef int i
+        for i in range(8):
+            p[i] = (v >> (8 * i)) & 0xFF
+
+    def snapshot(self):
+        """A copy of the whole linear memory."""
+        self._check(0, <Py_ssize_t>self.size_fn(self.ctx, self.mem))
+        return PyBytes_FromStringAndSize(<char*>self.base, self.cached)
+
+    def restore(self, image):
+        """Write a snapshot back (the memory must not be smaller than the image)."""
+        self.write(0, image)
 
 
 def trampoline_address():

@@ -36,6 +36,7 @@ from .base import (
     Instance,
     Linked,
     LinkError,
+    MemoryAccessError,
     Outline,
 )
 
@@ -47,6 +48,9 @@ try:  # the crossings in C, where the compiled speed mode built them from this s
     from . import _crossing
 except ImportError:  # pure Python, or not built: the ctypes crossings below are the reference
     _crossing = None
+else:
+    GuestMemory.register(_crossing.LinearMemory)
+
 _EPOCH_TICK_S = 0.005
 
 
@@ -363,7 +367,7 @@ class _WasmtimeInstance(Instance):
         self._callers: dict[str, Any] = {}
         self._globals: dict[str, Any] = {}
         mem = self._extern(linked.memory_export) if linked.memory_export else None
-        self.memory = _WasmtimeMemory(self.store, mem) if isinstance(mem, wasmtime.Memory) else None
+        self.memory = self._memory(mem)
 
     def _extern(self, name: str) -> Any:
         """One export by name (looking up all of them through the stock API costs ~1 ms)."""
@@ -403,8 +407,23 @@ class _WasmtimeInstance(Instance):
         mem.grow(self.store, pages)
 
     def memory_named(self, name: str) -> GuestMemory | None:
-        mem = self._extern(name)
-        return _WasmtimeMemory(self.store, mem) if isinstance(mem, wasmtime.Memory) else None
+        return self._memory(self._extern(name))
+
+    def _memory(self, mem: Any) -> GuestMemory | None:
+        """A memory export as a :class:`GuestMemory`: read and written in C by the accelerator where
+        it is built (and the fast path is on), else through a cached ``memoryview``."""
+        if not isinstance(mem, wasmtime.Memory):
+            return None
+        if _crossing is not None and self.linked.engine.fast and _C.mem_size:
+            return _crossing.LinearMemory(  # type: ignore[no-any-return]
+                cast(_C.mem_data, c_void_p).value,
+                cast(_C.mem_size, c_void_p).value,
+                self._ctx.value,
+                ctypes.addressof(mem._memory),
+                MemoryAccessError,
+                (self.store, mem),
+            )
+        return _WasmtimeMemory(self.store, mem)
 
     def global_get(self, name: str) -> int | float:
         g = self._extern(name)

@@ -135,6 +135,42 @@ def test_memory_view_read_write_bounds_and_growth(conf):
     assert mem.size == 3 * 65536
 
 
+def test_memory_edges_behave_alike_on_every_path(conf, engine_name, crossing):
+    mem = conf.instance.memory
+    size = mem.size
+    if engine_name == "wasmtime":  # the fast path: C memory access with the C crossings
+        assert (type(mem).__name__ == "LinearMemory") == (crossing == "c")
+    assert mem.read(size + 100, 0) == b""  # an empty read never fails, wherever it points
+    assert len(mem.view(size, 0)) == 0
+    with pytest.raises(MemoryAccessError) as info:
+        mem.view(size + 1, 0)
+    assert (info.value.ptr, info.value.size, info.value.memory_size) == (size + 1, 0, size)
+    mem.put_u32(16, -1)  # modulo 2**32
+    assert mem.u32(16) == 0xFFFFFFFF and mem.read(16, 4) == b"\xff" * 4
+    mem.put_u64(24, 0x0102030405060708)
+    assert mem.read(24, 8) == bytes([8, 7, 6, 5, 4, 3, 2, 1]) and mem.u64(24) == 0x0102030405060708
+    mem.put_u32_pair(40, 7, 44, 2**32 + 9)
+    assert (mem.u32(40), mem.u32(44)) == (7, 9)
+    with pytest.raises(MemoryAccessError):
+        mem.put_u32_pair(48, 1, size - 2, 2)  # the second is out of range: neither is written
+    assert mem.u32(48) == 0
+    for data in (b"abc", bytearray(b"def"), memoryview(b"xghij")[1:], memoryview(b"k-l-m")[::2]):
+        mem.write(60, data)
+        assert mem.read(60, len(bytes(data))) == bytes(data)
+    with pytest.raises(MemoryAccessError):
+        mem.write(size - 1, b"ab")
+    with pytest.raises(MemoryAccessError):
+        mem.read(size - 3, 4)
+    view = mem.view(100, 4)
+    view[:] = b"wxyz"  # a writable view
+    assert mem.read(100, 4) == b"wxyz"
+    image = mem.snapshot()
+    assert len(image) == size and image[100:104] == b"wxyz"
+    mem.write(100, b"0000")
+    mem.restore(image)
+    assert mem.read(100, 4) == b"wxyz"
+
+
 def test_globals(conf):
     inst = conf.instance
     assert inst.global_get("counter") == 7
