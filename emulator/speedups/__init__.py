@@ -174,7 +174,7 @@ def describe() -> str:
     if _finder is None:
         return "pure Python (the compiled modules are not built: `make speedups` builds them)"
     old = [m for m in COMPILED_MODULES if _finder.usable(m) is None]
-    crossings = "C crossings" if _finder.usable("emulator.engines._crossing") is not None else "ctypes crossings (the C accelerator is stale)"
+    crossings = "C crossings" if all(_finder.usable(m) is not None for m in ACCELERATORS) else "ctypes crossings (the C accelerator is stale)"
     if not old:
         return f"compiled ({len(COMPILED_MODULES)} request-path modules, Cython; {crossings})"
     usable = len(COMPILED_MODULES) - len(old)
