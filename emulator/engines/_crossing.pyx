@@ -215,11 +215,12 @@ cdef class LinearMemory:
         self.cached = 0
 
     cdef int _check(self, Py_ssize_t ptr, Py_ssize_t n) except -1:
-        if ptr >= 0 and n >= 0 and ptr + n <= self.cached:
+        # written so that no sum can overflow, whatever the caller passes
+        if 0 <= ptr <= self.cached and 0 <= n <= self.cached - ptr:
             return 0
         self.base = self.data_fn(self.ctx, self.mem)
         self.cached = <Py_ssize_t>self.size_fn(self.ctx, self.mem)
-        if ptr < 0 or n < 0 or ptr + n > self.cached:
+        if not (0 <= ptr <= self.cached and 0 <= n <= self.cached - ptr):
             raise self.error(ptr, n, self.cached)
         return 0
 

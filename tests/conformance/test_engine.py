@@ -161,6 +161,8 @@ def test_memory_edges_behave_alike_on_every_path(conf, engine_name, crossing):
         mem.write(size - 1, b"ab")
     with pytest.raises(MemoryAccessError):
         mem.read(size - 3, 4)
+    with pytest.raises(MemoryAccessError):  # a sum that would overflow a machine word is still out of range
+        mem.read(2**62, 2**62)
     view = mem.view(100, 4)
     view[:] = b"wxyz"  # a writable view
     assert mem.read(100, 4) == b"wxyz"
