@@ -1,19 +1,26 @@
 # cython: language_level=3
-"""The optional C accelerator of the wasmtime fast path: guest <-> host crossings without ctypes.
+"""The optional C accelerator of the wasmtime fast path: guest <-> host crossings and linear memory
+access without ctypes.
 
 Every callback into the guest and every host call out of it crosses between Python and wasmtime's
-C API. The reference path (``wasmtime_engine._fast_caller`` and ``_fast_host``) crosses through
-ctypes: a generated Python function, ctypes' argument conversion, a ctypes callback object. This
-module does the same crossings in C, with the same C functions and the same rules:
+C API. The reference path (``wasmtime_engine._fast_caller``, ``_fast_host`` and ``_WasmtimeMemory``)
+crosses through ctypes: a generated Python function, ctypes' argument conversion, a ctypes callback
+object, a ``memoryview`` over the memory. This module does the same in C, with the same C
+functions and the same rules:
 
 * :class:`ExportCaller` calls ``wasmtime_func_call_unchecked`` with its arguments in a buffer on
   the C stack (so a nested call of the same export cannot clobber them) and with the GIL released,
   as ctypes releases it: the epoch ticker thread that enforces deadlines keeps running. Arguments
   are reduced modulo 2**32 (i32) or 2**64 (i64); an i32 result is unsigned, an i64 one signed.
-* :func:`host_trampoline` is the ``wasmtime_func_unchecked_callback_t`` of every import: it takes
+* ``host_trampoline`` is the ``wasmtime_func_unchecked_callback_t`` of every import: it takes
   the GIL, calls the :class:`HostThunk`'s Python function with the arguments as ints (i32
   unsigned, i64 signed), writes its result, and turns any exception into a trap through the
   thunk's ``trap_for`` (which stashes the exception for the call site), as the ctypes callback does.
+* :class:`FuelReader` reads the store's fuel (metering reads it after every callback).
+* :class:`LinearMemory` is :class:`emulator.engines.base.GuestMemory`'s interface in C.
+
+Only functions of i32 and i64 values, with at most ``_MAX`` parameters and one result, cross here
+(:func:`supports`); any other takes the ctypes path.
 
 It is built with the compiled speed mode (``emulator.speedups``) and used only where it was built
 from this exact source; ``PROXY_WASM_EMULATOR_PURE=1`` and machines without a C compiler run the
@@ -23,10 +30,10 @@ ctypes path, and CI runs the whole suite both ways.
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong, PyLong_FromUnsignedLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
-from libc.string cimport memcpy
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.string cimport memcpy
 
 import ctypes
 
@@ -36,31 +43,25 @@ ctypedef uint8_t* (*mem_data_t)(void* ctx, void* mem) noexcept nogil
 ctypedef size_t (*mem_size_t)(void* ctx, void* mem) noexcept nogil
 
 cdef extern from "Python.h":
-    int PyBUF_READ
     int PyBUF_WRITE
 
-#: the most parameters (and results) a function may have here; a larger one takes the ctypes path
-MAX_SLOTS = 16
 cdef enum:
-    _MAX = 16
+    _MAX = 16  # the most parameters a function may have here; one with more takes the ctypes path
 
 cdef enum:
     NONE = 0
     I32 = 1
     I64 = 2
-    RAW = 3
 
 
 cdef int _kind(str t):
-    if t == "i32":
-        return I32
-    if t == "i64":
-        return I64
-    return RAW
+    """I32 or I64: :func:`supports` admitted only those."""
+    return I32 if t == "i32" else I64
 
 
 def supports(params, results):
-    """Whether a function of these value types can cross here (ints only, at most MAX_SLOTS each)."""
+    """Whether a function of these value types can cross here: i32 and i64 only, at most ``_MAX``
+    parameters and one result."""
     return len(params) <= _MAX and len(results) <= 1 and all(t in ("i32", "i64") for t in params) and all(t in ("i32", "i64") for t in results)
 
 
