@@ -160,13 +160,24 @@ class FaultRule:
         """Whether the ``index``-th (1-based) matching call fails."""
         return index >= self.nth and (self.count is None or index < self.nth + self.count)
 
+    @property
+    def status_name(self) -> str:
+        """``NotFound``, ``InternalFailure``... (or the raw value when it names no status)."""
+        try:
+            return Status(self.status).name
+        except ValueError:
+            return str(self.status)
+
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (``status`` also by name)."""
-        try:
-            name = Status(self.status).name
-        except ValueError:
-            name = str(self.status)
-        return {"function": self.function, "status": self.status, "status_name": name, "nth": self.nth, "count": self.count, "callback": self.callback}
+        return {
+            "function": self.function,
+            "status": self.status,
+            "status_name": self.status_name,
+            "nth": self.nth,
+            "count": self.count,
+            "callback": self.callback,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultRule:
@@ -174,13 +185,9 @@ class FaultRule:
         return cls(data["function"], int(data["status"]), int(data.get("nth", 1)), data.get("count", 1), data.get("callback"))
 
     def __str__(self) -> str:
-        try:
-            st_name = Status(self.status).name
-        except ValueError:
-            st_name = str(self.status)
         when = f"call #{self.nth}" if self.count == 1 else (f"calls #{self.nth}+" if self.count is None else f"calls #{self.nth}..#{self.nth + self.count - 1}")
         where = f" in {self.callback}" if self.callback else ""
-        return f"{self.function} -> {st_name} ({when}{where})"
+        return f"{self.function} -> {self.status_name} ({when}{where})"
 
 
 @dataclass(frozen=True)
