@@ -13,7 +13,7 @@ from typing import Any
 from abi import import_table
 
 from .engines import CompileError, Engine, get_engine
-from .tables import Part, Table, plain
+from .tables import Part, Table
 from .vm.module import ModuleFormatError, ModuleInfo, parse_module
 from .vm.program import implemented_functions
 
@@ -63,10 +63,6 @@ class Inspection:
             parts.append("notes:")
             parts += [f"  - {n}" for n in self.notes]
         return parts
-
-    def render(self) -> str:
-        """Human-readable report (plain text)."""
-        return plain(self.parts())
 
 
 _AS_STDLIB_PATH = "~lib/".encode("utf-16-le")  # asc stores its strings, source paths included, as UTF-16
