@@ -23,7 +23,7 @@ from .engines._codegen import build
 if TYPE_CHECKING:
     from .vm.instance import Vm
 
-__all__ = ["RECORDERS", "Trace", "TraceEntry", "capture_args", "capture_results", "captured", "decode_call"]
+__all__ = ["PYTHON_RECORDERS", "RECORDERS", "Trace", "TraceEntry", "capture_args", "capture_results", "captured", "decode_call"]
 
 
 def _text(raw: bytes) -> Any:
@@ -136,19 +136,35 @@ def _tuple(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
+_COPY, _U32, _U64 = 0, 4, 8
+"""The kinds of out-parameter in :func:`_ranges` (the numbers the C recorder takes)."""
+
+
+def _ranges(plan: tuple[_Arg, ...]) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int, int], ...]]:
+    """Where a call's data is, from its plan: the input ranges as ``(pointer, size)`` argument
+    indexes, and the out-parameters as ``(kind, index, size index)`` (kind :data:`_COPY` for a
+    ``ptr**``/``size*`` pair, :data:`_U32` or :data:`_U64`; the size index of a plain one is -1)."""
+    ins = tuple((x.index, x.size_index) for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT))
+    outs = tuple(
+        (_COPY, x.index, x.size_index) if x.role == COPY_OUT else (_U64 if x.width == 8 else _U32, x.index, -1) for x in plan if x.role in (OUT, COPY_OUT)
+    )
+    return ins, outs
+
+
 def _reads(plan: tuple[_Arg, ...], arg: Any) -> tuple[list[str], list[str], list[str]]:
-    """The code that reads a call from its plan, for the generated capture functions and recorders:
-    the input ranges' expressions, the statements that load the copy-outs' pointers and sizes, and
-    the out-parameters' expressions; ``read``, ``u32`` and ``u64`` are in scope and ``arg(i)`` is
-    argument ``i``."""
-    ins = [f"read({arg(x.index)}, {arg(x.size_index)})" for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT)]
+    """The code that reads a call from its plan (:func:`_ranges`), for the generated capture
+    functions and recorders: the input ranges' expressions, the statements that load the copy-outs'
+    pointers and sizes, and the out-parameters' expressions; ``read``, ``u32`` and ``u64`` are in
+    scope and ``arg(i)`` is argument ``i``."""
+    ranges, outputs = _ranges(plan)
+    ins = [f"read({arg(ptr)}, {arg(size)})" for ptr, size in ranges]
     loads, outs = [], []
-    for i, x in enumerate(plan):
-        if x.role == COPY_OUT:
-            loads.append(f"p{i} = u32({arg(x.index)}); n{i} = u32({arg(x.size_index)})")
+    for i, (kind, index, size) in enumerate(outputs):
+        if kind == _COPY:
+            loads.append(f"p{i} = u32({arg(index)}); n{i} = u32({arg(size)})")
             outs.append(f"(read(p{i}, n{i}) if n{i} else b'')")
-        elif x.role == OUT:
-            outs.append(f"{'u64' if x.width == 8 else 'u32'}({arg(x.index)})")
+        else:
+            outs.append(f"{'u64' if kind == _U64 else 'u32'}({arg(index)})")
     return ins, loads, outs
 
 
@@ -250,16 +266,46 @@ def _recorder(function: str) -> Any:
     return build("rec", src, namespace)
 
 
+def _c_recorder(function: str) -> Any:
+    """The C accelerator's recorder of ``function`` (``emulator.engines._crossing.TraceRecorder``):
+    the same steps and record as :func:`_recorder`, which stays the reference; None without it."""
+    try:
+        from .engines._crossing import TraceRecorder
+    except ImportError:  # pure Python, or no C compiler at install time
+        return None
+    inputs, outputs = _ranges(_PLANS[function])
+    return TraceRecorder(
+        function,
+        inputs,
+        outputs,
+        capture_args=capture_args,
+        capture_results=capture_results,
+        access_error=MemoryAccessError,
+        from_flat=_from_flat,
+        plain=_PLAIN_STATUS,
+        fault=int(Status.InvalidMemoryAccess),
+    )
+
+
 class _Recorders(dict[str, Any]):
-    """Recorders, generated for an import the first time it is recorded."""
+    """Recorders, made for an import the first time it is recorded: the C accelerator's where it is
+    built (``accelerated``), else the generated Python one."""
+
+    def __init__(self, *, accelerated: bool) -> None:
+        super().__init__()
+        self.accelerated = accelerated
 
     def __missing__(self, name: str) -> Any:
-        fn = self[name] = _recorder(name)
+        fn = self[name] = (_c_recorder(name) if self.accelerated else None) or _recorder(name)
         return fn
 
 
-RECORDERS: Mapping[str, Any] = _Recorders()
-"""``RECORDERS[name](vm, observer, impl, *args)``: the one-frame recorder of each ``env`` import."""
+RECORDERS: Mapping[str, Any] = _Recorders(accelerated=True)
+"""``RECORDERS[name](vm, observer, impl, *args)``: the one-frame recorder of each ``env`` import
+(in C where the speed mode's accelerator is built)."""
+
+PYTHON_RECORDERS: Mapping[str, Any] = _Recorders(accelerated=False)
+"""The generated Python recorders only: the reference path, which tests run too."""
 
 
 class _Layouts(dict[str, tuple[int, int]]):

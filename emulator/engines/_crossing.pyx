@@ -28,6 +28,8 @@ ctypes path, and CI runs the whole suite both ways.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_Append, PyList_Check, PyList_CheckExact, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong, PyLong_FromUnsignedLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport Py_INCREF, PyObject
@@ -235,12 +237,29 @@ cdef class LinearMemory:
         self._check(ptr, size)
         return PyMemoryView_FromMemory(<char*>(self.base + ptr), size, PyBUF_WRITE)
 
-    def read(self, Py_ssize_t ptr, Py_ssize_t size):
-        """Copy ``size`` bytes out of the guest."""
+    cdef bytes _read(self, Py_ssize_t ptr, Py_ssize_t size):
         if size == 0:
             return b""
         self._check(ptr, size)
         return PyBytes_FromStringAndSize(<char*>(self.base + ptr), size)
+
+    cdef uint32_t _u32(self, Py_ssize_t ptr) except? 0xFFFFFFFF:
+        self._check(ptr, 4)
+        cdef uint8_t* p = self.base + ptr
+        return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+    cdef uint64_t _u64(self, Py_ssize_t ptr) except? 0xFFFFFFFFFFFFFFFF:
+        self._check(ptr, 8)
+        cdef uint8_t* p = self.base + ptr
+        cdef uint64_t v = 0
+        cdef int i
+        for i in range(7, -1, -1):
+            v = (v << 8) | p[i]
+        return v
+
+    def read(self, Py_ssize_t ptr, Py_ssize_t size):
+        """Copy ``size`` bytes out of the guest."""
+        return self._read(ptr, size)
 
     def write(self, Py_ssize_t ptr, data):
         """Copy ``data`` (bytes, bytearray or a memoryview) into the guest at ``ptr``."""
@@ -256,19 +275,11 @@ cdef class LinearMemory:
 
     def u32(self, Py_ssize_t ptr):
         """Read a little-endian u32."""
-        self._check(ptr, 4)
-        cdef uint8_t* p = self.base + ptr
-        return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+        return self._u32(ptr)
 
     def u64(self, Py_ssize_t ptr):
         """Read a little-endian u64."""
-        self._check(ptr, 8)
-        cdef uint8_t* p = self.base + ptr
-        cdef uint64_t v = 0
-        cdef int i
-        for i in range(7, -1, -1):
-            v = (v << 8) | p[i]
-        return v
+        return self._u64(ptr)
 
     cdef inline void _put32(self, Py_ssize_t ptr, uint64_t value) noexcept:
         cdef uint8_t* p = self.base + ptr
@@ -310,6 +321,170 @@ cdef class LinearMemory:
     def restore(self, image):
         """Write a snapshot back (the memory must not be smaller than the image)."""
         self.write(0, image)
+
+
+cdef enum:
+    COPY_OUT = 0  # a ptr**/size* out-pair: the bytes it points at
+    OUT_U32 = 4
+    OUT_U64 = 8
+
+
+cdef class TraceRecorder:
+    """The trace's one-frame recorder of one ``env`` import (``emulator.trace.RECORDERS``), in C.
+
+    It takes the steps of the generated Python recorder (``emulator.trace._recorder``, the
+    reference) in the same order, with the same fallbacks and the same flat record: count the
+    call, read its input ranges, run it, read what an Ok call wrote through its out-pointers, and
+    append ``(seq, name, status, context, callback, *args, *inputs, *outputs)`` to the trace's
+    pending records. On a :class:`LinearMemory` the reads are made without a Python call each.
+
+    ``inputs`` are ``(pointer index, size index)`` pairs; ``outputs`` are ``(kind, index, size
+    index)`` with kind 0 (a copy-out pair), 4 (a u32) or 8 (a u64).
+    """
+
+    cdef object name
+    cdef Py_ssize_t nin
+    cdef Py_ssize_t in_ptr[_MAX]
+    cdef Py_ssize_t in_size[_MAX]
+    cdef Py_ssize_t nout
+    cdef int out_kind[_MAX]
+    cdef Py_ssize_t out_a[_MAX]
+    cdef Py_ssize_t out_b[_MAX]
+    cdef object capture_args
+    cdef object capture_results
+    cdef object access_error
+    cdef object from_flat
+    cdef object fault
+    cdef dict plain
+
+    def __init__(self, name, inputs, outputs, *, capture_args, capture_results, access_error, from_flat, plain, fault):
+        cdef Py_ssize_t k
+        if len(inputs) > _MAX or len(outputs) > _MAX:
+            raise ValueError(f"{name}: more than {_MAX} input or output ranges")
+        self.name = name
+        self.nin = len(inputs)
+        for k in range(self.nin):
+            self.in_ptr[k], self.in_size[k] = inputs[k]
+        self.nout = len(outputs)
+        for k in range(self.nout):
+            self.out_kind[k], self.out_a[k], self.out_b[k] = outputs[k]
+        self.capture_args = capture_args  # capture_args(vm, name, args): the generic reads, which say which pointer was bad
+        self.capture_results = capture_results
+        self.access_error = access_error  # MemoryAccessError
+        self.from_flat = from_flat  # a flat record -> a TraceEntry (a trace that is not a Trace gets entries)
+        self.plain = dict(plain)  # a Status member -> the plain int a record keeps
+        self.fault = fault  # the status of a call that touched a bad pointer
+
+    cdef tuple _inputs(self, mem, tuple args):
+        cdef tuple out = PyTuple_New(self.nin)
+        cdef Py_ssize_t k
+        cdef LinearMemory lm
+        if type(mem) is LinearMemory:
+            lm = <LinearMemory>mem
+            for k in range(self.nin):
+                item = lm._read(args[self.in_ptr[k]], args[self.in_size[k]])
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(out, k, item)
+        else:
+            read = mem.read
+            for k in range(self.nin):
+                item = read(args[self.in_ptr[k]], args[self.in_size[k]])
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(out, k, item)
+        return out
+
+    cdef tuple _outputs(self, mem, tuple args):
+        cdef tuple out = PyTuple_New(self.nout)
+        cdef Py_ssize_t k
+        cdef uint32_t ptr, size
+        cdef LinearMemory lm
+        if type(mem) is LinearMemory:
+            lm = <LinearMemory>mem
+            for k in range(self.nout):
+                if self.out_kind[k] == COPY_OUT:
+                    ptr = lm._u32(args[self.out_a[k]])
+                    size = lm._u32(args[self.out_b[k]])
+                    item = lm._read(ptr, size)
+                elif self.out_kind[k] == OUT_U64:
+                    item = lm._u64(args[self.out_a[k]])
+                else:
+                    item = lm._u32(args[self.out_a[k]])
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(out, k, item)
+        else:
+            for k in range(self.nout):
+                if self.out_kind[k] == COPY_OUT:
+                    p = mem.u32(args[self.out_a[k]])
+                    n = mem.u32(args[self.out_b[k]])
+                    item = mem.read(p, n) if n else b""
+                elif self.out_kind[k] == OUT_U64:
+                    item = mem.u64(args[self.out_a[k]])
+                else:
+                    item = mem.u32(args[self.out_a[k]])
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(out, k, item)
+        return out
+
+    def __call__(self, vm, obs, impl, *args):
+        cdef PyObject* found
+        cdef Py_ssize_t i, at, nargs = len(args)
+        cdef tuple raw, res, flat
+        name = self.name
+        counts = obs.counts
+        if PyDict_Check(counts):  # a Counter: counts[name] += 1 without its Python frames
+            found = PyDict_GetItem(counts, name)
+            PyDict_SetItem(counts, name, (<object>found + 1) if found is not NULL else 1)
+        else:
+            counts[name] += 1
+        mem = vm.memory
+        try:
+            raw = self._inputs(mem, args)
+        except Exception:
+            raw = self.capture_args(vm, name, args)
+        try:
+            status = impl(*args)
+        except self.access_error as exc:
+            vm.note(f"{name}: {exc}")
+            status = self.fault
+        if status == 0:
+            try:
+                res = self._outputs(mem, args)
+            except Exception:
+                res = self.capture_results(vm, name, args)
+        else:
+            res = ()
+        host = obs.host
+        seq = host._seq + 1
+        host._seq = seq
+        trace = host.trace
+        found = PyDict_GetItem(self.plain, status)
+        plain = <object>found if found is not NULL else status
+        context = vm.active.id
+        callback = vm.current_callback
+        flat = PyTuple_New(5 + nargs + len(raw) + len(res))
+        at = 0
+        for item in (seq, name, plain, context, callback):
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(flat, at, item)
+            at += 1
+        for part in (args, raw, res):
+            for i in range(len(<tuple>part)):
+                item = (<tuple>part)[i]
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(flat, at, item)
+                at += 1
+        try:
+            pending = trace.pending
+        except AttributeError:  # not a Trace (a plain list put in host.trace): the entry itself
+            trace.append(self.from_flat(flat))
+            return status
+        if PyList_CheckExact(pending):
+            PyList_Append(pending, flat)
+        else:
+            pending.append(flat)
+        if len(pending) + (PyList_GET_SIZE(trace) if PyList_Check(trace) else list.__len__(trace)) > 2 * host.trace_limit:
+            trace.trim(host.trace_limit)
+        return status
 
 
 def trampoline_address():

@@ -6,10 +6,25 @@ import gc
 
 import pytest
 
+from abi import HOST_FUNCTIONS
+from abi.roles import COPY_OUT, IN, OUT, SIZE, SIZE_OUT
 from emulator import Host
 from emulator.observer import HostCallObserver
-from emulator.trace import Trace, TraceEntry
+from emulator.trace import PYTHON_RECORDERS, RECORDERS, Trace, TraceEntry
 from tests.conftest import FIXTURES
+from tests.hostcall_harness import Harness, open_stream
+
+# Where the speed mode's C accelerator is built, RECORDERS are its TraceRecorders; the generated
+# Python recorders stay the reference. Every test here runs with each kind the process has.
+KINDS = ["c", "python"] if type(RECORDERS["proxy_log"]).__name__ == "TraceRecorder" else ["python"]
+
+
+@pytest.fixture(autouse=True, params=KINDS)
+def recorders(request, monkeypatch):
+    if request.param == "python":
+        monkeypatch.setattr(HostCallObserver, "recorders", PYTHON_RECORDERS)
+    return request.param
+
 
 REQUEST = [(":method", "GET"), (":path", "/items?page=2"), (":authority", "shop.example"), ("x-deny", "no")]
 RESPONSE = [(":status", "200"), ("content-type", "text/plain")]
@@ -38,6 +53,71 @@ def test_recorded_entries_equal_the_generic_paths(module):
     assert fast.trace.to_json() == slow.trace.to_json()
     assert all(type(e) is TraceEntry for e in fast.trace) and not fast.trace.pending
     assert [type(e.status) for e in fast.trace] == [type(e.status) for e in slow.trace]  # a Status stays a Status
+
+
+def test_the_recorders_in_use_are_the_kind_asked_for(recorders):
+    host = Host()
+    _exchange(host, "c/headers_c.wasm")
+    used = type(host.observer.recorders["proxy_get_header_map_value"]).__name__
+    assert used == ("TraceRecorder" if recorders == "c" else "function")
+
+
+BAD = 0xFFFF_FFF0  # past the end of any test module's memory
+OUT_AREA = 512  # each out-parameter gets 8 bytes of its own from here
+
+
+def _arguments(h: Harness, name: str, key: tuple[int, int]) -> list[list[int]]:
+    """Good arguments for ``name`` by role (input ranges point at ``key``, out-parameters at
+    scratch), then the same with each pointer in turn made bad."""
+    base = []
+    for i, p in enumerate(HOST_FUNCTIONS[name].parameters):
+        base.append(key[0] if p.role == IN else key[1] if p.role == SIZE else OUT_AREA + 8 * i if p.role in (OUT, COPY_OUT, SIZE_OUT) else 0)
+    pointers = [i for i, p in enumerate(HOST_FUNCTIONS[name].parameters) if p.role in (IN, OUT, COPY_OUT, SIZE_OUT)]
+    return [base] + [[BAD if j == i else v for j, v in enumerate(base)] for i in pointers]
+
+
+def _sweep(observer: type[HostCallObserver] | None) -> list[TraceEntry]:
+    """Every env import of hostcalls.wasm, in the root context and in a stream's with its maps
+    open, with good pointers (data comes back for ``x-key``) and bad ones.
+
+    A call that traps fails the VM (as in Envoy); the sweep goes on in a fresh one."""
+    entries: list[TraceEntry] = []
+    h = None
+    for key in ("x-key", "no-such-key"):
+        for in_stream in (False, True):
+            for name in sorted(HOST_FUNCTIONS, key=lambda n: "_get_" not in n):  # reads before writes
+                for variant in range(len(HOST_FUNCTIONS[name].parameters) + 1):
+                    if h is None or h.plugin.vm.failed:
+                        if h is not None:
+                            entries += h.host.trace
+                        h = Harness("wasmtime", host_properties={"x-key": "property value"})
+                        if observer is not None:
+                            h.host.observer = observer(h.host)
+                        stream = open_stream(h, request={"x-key": "request value"}, response={"x-key": "response value"})
+                        ptr, size = h.put(key)
+                    if name in ("proxy_done", "proxy_call_foreign_function") or not h.plugin.vm.has_export(f"t_{name}"):
+                        break
+                    calls = _arguments(h, name, (ptr, size))
+                    if variant >= len(calls):
+                        break
+                    try:
+                        h.call(name, *calls[variant], context_id=stream.id if in_stream else None)
+                    except Exception:
+                        pass  # a call that traps or is refused: both paths record it alike, or not at all
+    return entries + list(h.host.trace)
+
+
+def test_bad_pointers_are_recorded_as_the_generic_path_records_them():
+    """The recorders' fallbacks (an input range or an out-pointer that is not in memory) give the
+    entries of the generic observer, for every import of the ABI table."""
+    fast, slow = _sweep(None), _sweep(_Generic)
+    assert len(fast) == len(slow) and len({e.function for e in fast}) > 25
+    assert fast == slow
+    assert [e.to_json() for e in fast] == [e.to_json() for e in slow]
+    assert any("<invalid pointer" in str(e.args) for e in fast)
+    assert any(e.status_name == "InvalidMemoryAccess" for e in fast)
+    returned = {e.function for e in fast if e.status_name == "Ok" and any(e.results.values())}
+    assert {"proxy_get_property", "proxy_get_header_map_value", "proxy_get_header_map_pairs", "proxy_get_current_time_nanoseconds"} <= returned
 
 
 def test_pending_records_are_plain_values_the_collector_stops_tracking():
