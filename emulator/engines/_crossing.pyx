@@ -1,6 +1,6 @@
 # cython: language_level=3
-"""The optional C accelerator of the wasmtime fast path: guest <-> host crossings and linear memory
-access without ctypes.
+"""The optional C accelerator of the wasmtime fast path: guest <-> host crossings, linear memory
+access and trace recording without ctypes or Python frames.
 
 Every callback into the guest and every host call out of it crosses between Python and wasmtime's
 C API. The reference path (``wasmtime_engine._fast_caller``, ``_fast_host`` and ``_WasmtimeMemory``)
@@ -18,6 +18,8 @@ functions and the same rules:
   thunk's ``trap_for`` (which stashes the exception for the call site), as the ctypes callback does.
 * :class:`FuelReader` reads the store's fuel (metering reads it after every callback).
 * :class:`LinearMemory` is :class:`emulator.engines.base.GuestMemory`'s interface in C.
+* :class:`TraceRecorder` records a host call into the trace (``emulator.trace.RECORDERS``), with
+  its reads made on a :class:`LinearMemory` in C; the generated Python recorder is its reference.
 
 Only functions of i32 and i64 values, with at most ``_MAX`` parameters and one result, cross here
 (:func:`supports`); any other takes the ctypes path.
