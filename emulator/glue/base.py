@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from abi import Status
 
+from ..costs import BYTES_FROM_GUEST, BYTES_TO_GUEST
+
 if TYPE_CHECKING:
     from ..vm.instance import Vm
 
@@ -27,7 +29,7 @@ class Glue:
             if ptr:
                 vm.memory.view(ptr, 0)
             return b""
-        vm.bytes_from_guest += size
+        vm.counters[BYTES_FROM_GUEST] += size
         return vm.memory.read(ptr, size)
 
     def copy_out(self, data: bytes, ret_ptr: int, ret_size: int) -> int:
@@ -46,6 +48,6 @@ class Glue:
         if ptr == 0:
             return Status.InvalidMemoryAccess
         mem.write(ptr, data)
-        vm.bytes_to_guest += n
+        vm.counters[BYTES_TO_GUEST] += n
         mem.put_u32_pair(ret_ptr, ptr, ret_size, n)
         return Status.Ok
