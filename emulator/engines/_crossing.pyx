@@ -48,6 +48,9 @@ ctypedef size_t (*mem_size_t)(void* ctx, void* mem) noexcept nogil
 
 cdef extern from "Python.h":
     int PyBUF_WRITE
+    int PyObject_GC_IsTracked(object)
+    void PyObject_GC_UnTrack(object)
+    PyObject* PyTuple_GET_ITEM(object, Py_ssize_t)
 
 cdef enum:
     _MAX = 16  # the most parameters a function may have here; one with more takes the ctypes path
@@ -475,6 +478,11 @@ cdef class TraceRecorder:
                 Py_INCREF(item)
                 PyTuple_SET_ITEM(flat, at, item)
                 at += 1
+        for i in range(at):  # plain values only: untracked now, not by the collector's next pass
+            if PyObject_GC_IsTracked(<object>PyTuple_GET_ITEM(flat, i)):
+                break
+        else:
+            PyObject_GC_UnTrack(flat)
         try:
             pending = trace.pending
         except AttributeError:  # not a Trace (a plain list put in host.trace): the entry itself
