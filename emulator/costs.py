@@ -10,16 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["ALLOC_BYTES", "ALLOC_CALLS", "BYTES_FROM_GUEST", "BYTES_TO_GUEST", "COUNTED", "Cost", "DETERMINISTIC", "HOST_CALLS"]
+__all__ = ["Cost", "DETERMINISTIC"]
 
 DETERMINISTIC = ("instructions", "host_calls", "bytes_to_guest", "bytes_from_guest", "alloc_calls", "alloc_bytes")
 """The cost fields that are identical on every machine for the same module and traffic."""
-
-COUNTED = DETERMINISTIC[1:]
-"""The costs the host counts itself, in the order of a VM's ``counters`` list (one list, so that
-metering a callback copies it in one step instead of reading five attributes twice)."""
-HOST_CALLS, BYTES_TO_GUEST, BYTES_FROM_GUEST, ALLOC_CALLS, ALLOC_BYTES = range(len(COUNTED))
-"""Indexes into ``Vm.counters``."""
 
 
 @dataclass(slots=True)

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING
 
 from abi import Status
 
-from ..costs import BYTES_FROM_GUEST, BYTES_TO_GUEST
-
 if TYPE_CHECKING:
     from ..vm.instance import Vm
 
@@ -29,7 +27,7 @@ class Glue:
             if ptr:
                 vm.memory.view(ptr, 0)
             return b""
-        vm.counters[BYTES_FROM_GUEST] += size
+        vm.bytes_from_guest += size
         return vm.memory.read(ptr, size)
 
     def copy_out(self, data: bytes, ret_ptr: int, ret_size: int) -> int:
@@ -48,6 +46,6 @@ class Glue:
         if ptr == 0:
             return Status.InvalidMemoryAccess
         mem.write(ptr, data)
-        vm.counters[BYTES_TO_GUEST] += n
+        vm.bytes_to_guest += n
         mem.put_u32_pair(ret_ptr, ptr, ret_size, n)
         return Status.Ok

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from abi import ALLOCATOR_IMPORTS, START_IMPORTS, callbacks_for
 from abi.signatures import INTEGRATION_EXPORTS
 
-from ..costs import ALLOC_BYTES, ALLOC_CALLS, COUNTED, Cost
+from ..costs import Cost
 from ..engines import GuestMemory, GuestTrap, LinkError
 from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError, VmFailedError
 from .coverage import COVERAGE_EXPORT, read_comparisons
@@ -80,10 +80,12 @@ class Vm:
         self.allowed_imports: frozenset[str] | None = self.start_imports
         self.notes: list[str] = []
         self.console: dict[int, str] = {1: "", 2: ""}
-        self.counters = [0] * len(COUNTED)
-        """What the host counts, in :data:`emulator.costs.COUNTED`'s order: ``env`` host calls (by the
-        import wrappers), bytes copied into and out of the guest, and guest-allocator calls and bytes;
-        metering reads the difference across a callback."""
+        self.bytes_to_guest = 0
+        self.bytes_from_guest = 0
+        self.alloc_calls = 0
+        self.alloc_bytes = 0
+        self.host_calls = 0
+        """``env`` host calls made so far (counted by the import wrappers; costs read the difference)."""
         self.instructions = 0
         self._earlier_memory = 0  # the largest memory of instances this VM replaced (restore)
         self.last_cost: Cost | None = None
@@ -258,7 +260,7 @@ class Vm:
             if metered:
                 self.last_cost = self._cost_since(before)
 
-    def _meter(self) -> tuple[int, list[int]]:
+    def _meter(self) -> tuple[int, ...]:
         """The counters before a metered callback; fuel is reset to the budget only when one is set
         (``callback_fuel``): otherwise the store's fuel is read, one C call instead of two."""
         fuel = 0
@@ -268,17 +270,23 @@ class Vm:
                 fuel = self._budget
             else:  # what the last metered callback left (the guest runs only in callbacks), or read it
                 fuel = self._fuel_mark if self._fuel_mark is not None else self.instance.get_fuel()
-        return (fuel, self.counters[:])
+        return (fuel, self.host_calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
 
-    def _cost_since(self, before: tuple[int, list[int]]) -> Cost:
+    def _cost_since(self, before: tuple[int, ...]) -> Cost:
         instructions: int | None = None
         if self._fuel:
             left = self.instance.get_fuel()
             instructions = before[0] - left
             self.instructions += instructions
             self._fuel_mark = None if self._fuel_per_callback else left
-        now, then = self.counters, before[1]
-        return Cost(instructions, now[0] - then[0], now[1] - then[1], now[2] - then[2], now[3] - then[3], now[4] - then[4])
+        return Cost(
+            instructions,
+            self.host_calls - before[1],
+            self.bytes_to_guest - before[2],
+            self.bytes_from_guest - before[3],
+            self.alloc_calls - before[4],
+            self.alloc_bytes - before[5],
+        )
 
     @property
     def memory_high_water(self) -> int:
@@ -291,9 +299,8 @@ class Vm:
         """Allocate guest memory with the module's allocator (never with size 0)."""
         saved = self.allowed_imports
         self.allowed_imports = ALLOCATOR_IMPORTS
-        counters = self.counters
-        counters[ALLOC_CALLS] += 1
-        counters[ALLOC_BYTES] += size
+        self.alloc_calls += 1
+        self.alloc_bytes += size
         try:
             return self._alloc(size)
         finally:

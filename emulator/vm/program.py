@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from abi import START_IMPORTS, LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
 
-from ..costs import HOST_CALLS
 from ..engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
 from ..engines._codegen import build
 from ..engines.base import Outline
@@ -195,7 +194,7 @@ def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int,
         ""
         if wasi
         else (
-            f"    vm.counters[{HOST_CALLS}] += 1\n"
+            "    vm.host_calls += 1\n"
             "    host = vm.host\n"
             "    obs = host.observer\n"
             "    if obs is not None:\n"

@@ -39,8 +39,7 @@ SEMANTICS = (
     "emulator.tcp",
 )
 # what the glue may use besides itself: the interfaces, the records they take, the shared vocabulary
-# (emulator.costs: which of the VM's counters a copy across the boundary adds to)
-GLUE_MAY_IMPORT = ("abi", "emulator.contexts", "emulator.http.types", "emulator.errors", "emulator.engines", "emulator.costs")
+GLUE_MAY_IMPORT = ("abi", "emulator.contexts", "emulator.http.types", "emulator.errors", "emulator.engines")
 
 
 def module_name(path: Path) -> str:
