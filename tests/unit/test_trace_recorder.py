@@ -9,21 +9,26 @@ import pytest
 from abi import HOST_FUNCTIONS
 from abi.roles import COPY_OUT, IN, OUT, SIZE, SIZE_OUT
 from emulator import Host
+from emulator.engines import wasmtime_engine
 from emulator.observer import HostCallObserver
 from emulator.trace import PYTHON_RECORDERS, RECORDERS, Trace, TraceEntry
 from tests.conftest import FIXTURES
 from tests.hostcall_harness import Harness, open_stream
 
 # Where the speed mode's C accelerator is built, RECORDERS are its TraceRecorders; the generated
-# Python recorders stay the reference. Every test here runs with each kind the process has.
-KINDS = ["c", "python"] if type(RECORDERS["proxy_log"]).__name__ == "TraceRecorder" else ["python"]
+# Python recorders stay the reference. Every test here runs with each kind the process has; the C
+# recorder also on a guest memory it does not know (the ctypes path's, as wasmer's), which it
+# reads through the GuestMemory methods.
+KINDS = ["c", "c-generic-memory", "python"] if type(RECORDERS["proxy_log"]).__name__ == "TraceRecorder" else ["python"]
 
 
 @pytest.fixture(autouse=True, params=KINDS)
 def recorders(request, monkeypatch):
     if request.param == "python":
         monkeypatch.setattr(HostCallObserver, "recorders", PYTHON_RECORDERS)
-    return request.param
+    if request.param == "c-generic-memory":
+        monkeypatch.setattr(wasmtime_engine, "_crossing", None)
+    return request.param.split("-")[0]
 
 
 REQUEST = [(":method", "GET"), (":path", "/items?page=2"), (":authority", "shop.example"), ("x-deny", "no")]
@@ -55,11 +60,13 @@ def test_recorded_entries_equal_the_generic_paths(module):
     assert [type(e.status) for e in fast.trace] == [type(e.status) for e in slow.trace]  # a Status stays a Status
 
 
-def test_the_recorders_in_use_are_the_kind_asked_for(recorders):
+def test_the_recorders_in_use_are_the_kind_asked_for(recorders, request):
     host = Host()
     _exchange(host, "c/headers_c.wasm")
     used = type(host.observer.recorders["proxy_get_header_map_value"]).__name__
     assert used == ("TraceRecorder" if recorders == "c" else "function")
+    memory = type(host.plugins[0].vm.memory).__name__
+    assert (memory != "LinearMemory") == (request.node.callspec.params["recorders"] == "c-generic-memory")
 
 
 BAD = 0xFFFF_FFF0  # past the end of any test module's memory
