@@ -40,9 +40,11 @@ class BuildPyWithSpeedups(build_py):
             print("proxy-wasm-emulator: compiled speed mode already built from these sources")
             return
         try:
+            sources = {m: speedups.source_path(m, ROOT) for m in speedups.BUILT_MODULES}
             files = builder.build(
-                {m: speedups.source_path(m, ROOT) for m in speedups.BUILT_MODULES},
+                sources,
                 out_dir,
+                digests={m: speedups.source_digest(p) for m, p in sources.items()},
                 manifest=speedups.MANIFEST,
                 manifest_format=speedups.MANIFEST_FORMAT,
             )

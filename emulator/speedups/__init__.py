@@ -79,9 +79,20 @@ def source_path(module: str, root: Path = _PACKAGE_ROOT) -> Path:
     return root.joinpath(*module.split(".")).with_suffix(".pyx" if module in ACCELERATORS else ".py")
 
 
+def declarations_path(source: Path) -> Path:
+    """The Cython declarations beside a module's source (``stream.py`` -> ``stream.pxd``), where a
+    class is typed for the build (``cdef class`` with declared fields); most modules have none."""
+    return source.with_suffix(".pxd")
+
+
 def source_digest(path: Path) -> str:
-    """The sha256 of a source file: a compiled module is used only while this is unchanged."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The sha256 of a module's source and of its declarations, if it has them: a compiled module
+    is used only while this is unchanged."""
+    digest = hashlib.sha256(path.read_bytes())
+    declarations = declarations_path(path)
+    if declarations.is_file():
+        digest.update(b"\0declarations\0" + declarations.read_bytes())
+    return digest.hexdigest()
 
 
 def is_fresh(module: str, entry: dict[str, str], root: Path = _PACKAGE_ROOT) -> bool:

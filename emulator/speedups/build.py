@@ -13,7 +13,6 @@ path, before the package's dependencies are installed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.machinery
 import json
 import os
@@ -56,9 +55,12 @@ def _compiler_output_to(log: Path, quiet: bool) -> Iterator[None]:
                 os.close(fd)
 
 
-def build(sources: Mapping[str, Path], out_dir: Path, *, manifest: str, manifest_format: int, jobs: int = 2, quiet: bool = True) -> list[str]:
-    """Compile ``sources`` (dotted module name -> its ``.py`` or ``.pyx`` file) into ``out_dir`` with a
-    manifest; returns the files built.
+def build(
+    sources: Mapping[str, Path], out_dir: Path, *, digests: Mapping[str, str], manifest: str, manifest_format: int, jobs: int = 2, quiet: bool = True
+) -> list[str]:
+    """Compile ``sources`` (dotted module name -> its ``.py`` or ``.pyx`` file, with a ``.pxd`` of
+    declarations beside it where it has one) into ``out_dir`` with a manifest of their ``digests``
+    (``emulator.speedups.source_digest``); returns the files built.
 
     Raises whatever Cython or the C compiler raise: the callers decide whether that is fatal.
     """
@@ -72,7 +74,6 @@ def build(sources: Mapping[str, Path], out_dir: Path, *, manifest: str, manifest
     with tempfile.TemporaryDirectory(prefix="pwe-speedups-") as tmp_name:
         tmp = Path(tmp_name)
         modules = list(sources)
-        digests = {m: hashlib.sha256(p.read_bytes()).hexdigest() for m, p in sources.items()}
         with _compiler_output_to(tmp / "build.log", quiet):
             extensions = cythonize(
                 [Extension(m, [str(p)]) for m, p in sources.items()],
@@ -116,7 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: build (or ``--clean``) the compiled modules of this checkout or installation."""
     import argparse
 
-    from emulator.speedups import BUILT_MODULES, COMPILED_DIR, MANIFEST, MANIFEST_FORMAT, PURE_ENV, pure_requested, read_manifest, source_path, stale
+    from emulator.speedups import (
+        BUILT_MODULES,
+        COMPILED_DIR,
+        MANIFEST,
+        MANIFEST_FORMAT,
+        PURE_ENV,
+        pure_requested,
+        read_manifest,
+        source_digest,
+        source_path,
+        stale,
+    )
 
     p = argparse.ArgumentParser(prog="python -m emulator.speedups.build", description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="C compilations at once (default: the CPU count)")
@@ -132,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.if_stale and not stale(read_manifest() or {}):
         return 0
-    files = build({m: source_path(m) for m in BUILT_MODULES}, COMPILED_DIR, manifest=MANIFEST, manifest_format=MANIFEST_FORMAT, jobs=args.jobs)
+    sources = {m: source_path(m) for m in BUILT_MODULES}
+    digests = {m: source_digest(p) for m, p in sources.items()}
+    files = build(sources, COMPILED_DIR, digests=digests, manifest=MANIFEST, manifest_format=MANIFEST_FORMAT, jobs=args.jobs)
     print(f"speedups: {len(files)} modules compiled into {COMPILED_DIR}")
     return 0
 

@@ -23,7 +23,9 @@ def double(x: bytes) -> bytes:
 
 
 def _build(root, out):
-    return speedups_build.build({"pkgx.mod": root / "pkgx/mod.py"}, out, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
+    source = root / "pkgx/mod.py"
+    digests = {"pkgx.mod": speedups.source_digest(source)}
+    return speedups_build.build({"pkgx.mod": source}, out, digests=digests, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
 
 
 def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(tmp_path):
@@ -48,6 +50,37 @@ def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(tmp_path):
     assert finder.find_spec("pkgx.mod") is None  # the normal import system loads the edited source
     assert finder.stale == ["pkgx.mod"]
     assert finder.find_spec("pkgx.other") is None  # not built: not this finder's business
+
+
+TYPED = '''
+"""A module whose class the build types."""
+
+class Box:
+    """One value."""
+
+    def __init__(self, value):
+        self.value = value
+'''
+
+
+def test_a_module_with_declarations_is_built_with_them_and_stale_when_they_change(tmp_path):
+    (tmp_path / "pkgx").mkdir()
+    (tmp_path / "pkgx/__init__.py").write_text("")
+    (tmp_path / "pkgx/mod.py").write_text(TYPED)
+    declarations = tmp_path / "pkgx/mod.pxd"
+    declarations.write_text("cdef class Box:\n    cdef dict __dict__\n    cdef public object value\n")
+    out = tmp_path / "compiled"
+    _build(tmp_path, out)
+    finder = speedups.CompiledFinder(out, speedups.read_manifest(out), root=tmp_path)
+    spec = finder.find_spec("pkgx.mod")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    box = module.Box(3)
+    assert box.value == 3 and type(module.Box.__dict__["value"]).__name__ == "getset_descriptor"  # a typed field
+    box.other = 4  # the declared __dict__: any other attribute, as on the pure class
+    assert box.other == 4
+    declarations.write_text("cdef class Box:\n    cdef public object value\n")  # only the declarations changed
+    assert finder.find_spec("pkgx.mod") is None and finder.stale == ["pkgx.mod"]
 
 
 def test_a_manifest_for_another_interpreter_is_ignored(tmp_path):
