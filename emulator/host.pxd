@@ -1,0 +1,11 @@
+# Cython declarations for the compiled speed mode (emulator.speedups): Host becomes an extension
+# type whose fields are C struct members. The module's source is unchanged and stays the reference
+# (pure mode ignores this file). The __dict__ keeps any other attribute settable; the class's
+# methods cannot be patched on the compiled type (patch what they call instead).
+cdef class Host:
+    cdef dict __dict__
+    cdef object __weakref__
+    cdef public object _console_partial, _deferred, _seq, cache, callback_deadline_s, callback_fuel, clock, clusters
+    cdef public object connection, console_lines, costs, coverage, engine, expectations, foreign_functions, grpc_calls
+    cdef public object http_calls, log_level, logs, metrics, node, observer, properties, queues, random, restricted_start
+    cdef public object seed, session, shared_data, trace, trace_limit, vms, warned_inputs
