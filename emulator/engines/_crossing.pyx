@@ -18,6 +18,8 @@ functions and the same rules:
   thunk's ``trap_for`` (which stashes the exception for the call site), as the ctypes callback does.
 * :class:`FuelReader` reads the store's fuel (metering reads it after every callback).
 * :class:`LinearMemory` is :class:`emulator.engines.base.GuestMemory`'s interface in C.
+* :class:`HostCall` is an import's Python-side wrapper (phase restriction, count, observer, bad
+  pointers), with the generated Python wrapper as its reference.
 * :class:`TraceRecorder` records a host call into the trace (``emulator.trace.RECORDERS``), with
   its reads made on a :class:`LinearMemory` in C; the generated Python recorder is its reference.
 
@@ -326,6 +328,50 @@ cdef class LinearMemory:
     def restore(self, image):
         """Write a snapshot back (the memory must not be smaller than the image)."""
         self.write(0, image)
+
+
+cdef class HostCall:
+    """The Python side of one import, in C: what ``emulator.vm.program._wrap`` generates (the
+    reference), step for step. The phase restriction (``vm.allowed_imports``), then, for an
+    ``env`` import, the host-call count and the observer (the trace's one-frame recorder when only
+    a trace is kept, else the generic observer), then the call itself; a bad guest pointer is the
+    import's fault status, with a note on the VM."""
+
+    cdef object calls
+    cdef object name
+    cdef object impl
+    cdef object restricted
+    cdef object access_error
+    cdef object fault
+    cdef bint wasi
+
+    def __init__(self, calls, name, impl, *, restricted, access_error, fault, wasi):
+        self.calls = calls  # the ImportCalls whose .vm is the instance running now
+        self.name = name
+        self.impl = impl
+        self.restricted = restricted  # restricted(vm, name) -> the RestrictedHostCall to raise
+        self.access_error = access_error  # MemoryAccessError
+        self.fault = fault  # InvalidMemoryAccess, or WASI's EFAULT
+        self.wasi = wasi  # WASI imports are neither counted nor observed
+
+    def __call__(self, *args):
+        vm = self.calls.vm
+        allowed = vm.allowed_imports
+        if allowed is not None and self.name not in allowed:
+            raise self.restricted(vm, self.name)
+        if not self.wasi:
+            vm.host_calls += 1
+            host = vm.host
+            obs = host.observer
+            if obs is not None:
+                if obs.plain and host.expectations is None and host.trace is not None:
+                    return obs.recorders[self.name](vm, obs, self.impl, *args)
+                return obs(vm, self.name, self.impl, args, self.fault)
+        try:
+            return self.impl(*args)
+        except self.access_error as exc:
+            vm.note(f"{self.name}: {exc}")
+            return self.fault
 
 
 cdef enum:

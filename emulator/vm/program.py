@@ -182,14 +182,32 @@ def _sig(ty: Any) -> str:
     return f"({', '.join(ty[0])}) -> ({', '.join(ty[1])})"
 
 
+def _c_host_call() -> Any:
+    """The C accelerator's import wrapper (``emulator.engines._crossing.HostCall``), or None without it."""
+    try:
+        from ..engines._crossing import HostCall
+    except ImportError:  # pure Python, or no C compiler at install time
+        return None
+    return HostCall
+
+
+C_WRAPPERS = True
+"""Whether imports get the C accelerator's wrapper where it is built (tests turn it off to run the
+generated Python wrapper, the reference, on the same paths)."""
+
+
 def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int, wasi: bool) -> Callable[..., Any]:
     """A per-arity wrapper: phase restrictions, the observer (trace, expectations), bad pointers.
 
     A plain observer of a host that only keeps a trace hands the call to its one-frame recorder
     (``observer.recorders[name]``); any other observer gets the generic ``observer(vm, name, ...)``.
+    Where the speed mode's C accelerator is built, its :class:`HostCall` does the same in C.
     """
-    args = ", ".join(f"a{i}" for i in range(nparams))
     fault = int(WasiErrno.FAULT if wasi else Status.InvalidMemoryAccess)
+    host_call = _c_host_call() if C_WRAPPERS else None
+    if host_call is not None:
+        return host_call(calls, name, impl, restricted=_restricted, access_error=MemoryAccessError, fault=fault, wasi=wasi)  # type: ignore[no-any-return]
+    args = ", ".join(f"a{i}" for i in range(nparams))
     observe = (
         ""
         if wasi
