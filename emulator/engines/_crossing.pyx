@@ -365,7 +365,10 @@ cdef class HostCall:
             obs = host.observer
             if obs is not None:
                 if obs.plain and host.expectations is None and host.trace is not None:
-                    return obs.recorders[self.name](vm, obs, self.impl, *args)
+                    recorder = obs.recorders[self.name]
+                    if type(recorder) is TraceRecorder:  # the C recorder: called directly, no argument tuple
+                        return (<TraceRecorder>recorder).record(vm, obs, self.impl, args)
+                    return recorder(vm, obs, self.impl, *args)
                 return obs(vm, self.name, self.impl, args, self.fault)
         try:
             return self.impl(*args)
@@ -477,6 +480,9 @@ cdef class TraceRecorder:
         return out
 
     def __call__(self, vm, obs, impl, *args):
+        return self.record(vm, obs, impl, args)
+
+    cdef object record(self, vm, obs, impl, tuple args):
         cdef PyObject* found
         cdef Py_ssize_t i, at, nargs = len(args)
         cdef tuple raw, res, flat
