@@ -48,6 +48,8 @@ class Plugin(ContextBase):
         reload_backoff_ms: float = 1000.0,
     ) -> None:
         self.vm = vm
+        self.host = vm.host
+        """The host this plugin lives in."""
         self.fail_policy = _policy(fail_policy)
         self.allow_on_headers_stop_iteration = allow_on_headers_stop_iteration
         self.connection = connection
@@ -71,11 +73,6 @@ class Plugin(ContextBase):
         self.started = False
         vm.contexts[self.root_context_id] = self
         vm.plugins.append(self)
-
-    @property
-    def host(self) -> Any:  # type: ignore[override]
-        """The host this plugin lives in."""
-        return self.vm.host
 
     @property
     def id(self) -> int:  # type: ignore[override]

@@ -26,9 +26,10 @@ functions and the same rules:
 Only functions of i32 and i64 values, with at most ``_MAX`` parameters and one result, cross here
 (:func:`supports`); any other takes the ctypes path.
 
-It is built with the compiled speed mode (``emulator.speedups``) and used only where it was built
-from this exact source; ``PROXY_WASM_EMULATOR_PURE=1`` and machines without a C compiler run the
-ctypes path, and CI runs the whole suite both ways.
+It is built with the compiled speed mode (``emulator.speedups``), reads the VM's fields as the C
+struct its declarations make of it (``emulator/vm/instance.pxd``), and is used only with the
+compiled modules it was built with, from this exact source; ``PROXY_WASM_EMULATOR_PURE=1`` and
+machines without a C compiler run the ctypes path, and CI runs the whole suite both ways.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -42,6 +43,8 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 
 import ctypes
+
+from emulator.vm.instance cimport Vm
 
 ctypedef void* (*call_t)(void* ctx, void* func, uint64_t* args, size_t n, void** trap) noexcept nogil
 ctypedef void* (*get_fuel_t)(void* ctx, uint64_t* fuel) noexcept nogil
@@ -355,7 +358,7 @@ cdef class HostCall:
         self.wasi = wasi  # WASI imports are neither counted nor observed
 
     def __call__(self, *args):
-        vm = self.calls.vm
+        cdef Vm vm = self.calls.vm
         allowed = vm.allowed_imports
         if allowed is not None and self.name not in allowed:
             raise self.restricted(vm, self.name)

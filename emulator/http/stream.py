@@ -123,7 +123,6 @@ class HttpStream(StreamContext):
     in_log = False
     end_ns: int | None = None
     _in_filter_callback: str | None = None
-    context_id: int | None = None
     mode = "filter"  # "filter", "bypass" (fail open) or "failed" (fail closed)
     next_hop: HttpStream | None = None  # toward upstream, in a filter chain
     prev_hop: HttpStream | None = None  # toward downstream, in a filter chain
@@ -132,6 +131,7 @@ class HttpStream(StreamContext):
 
     def __init__(self, plugin: Plugin, *, connection: ConnectionInfo | None = None, buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> None:
         self.plugin = plugin
+        self.context_id: int | None = None  # none until the filter runs on it: a failed VM's stream never gets one
         host = self.host = plugin.host
         self.connection = connection or plugin.connection or host.connection
         self.buffer_limit = buffer_limit

@@ -4,8 +4,11 @@ The Python source is the reference and always works alone. Where a C compiler wa
 install time, ``pip install`` (or ``make``) also compiled the modules in :data:`COMPILED_MODULES`
 with Cython into ``emulator/speedups/compiled/``, with a manifest of the source digests they were
 built from. :func:`install` (run when this module is imported, first thing in ``import emulator``) puts an import finder in front of the
-normal one that loads a compiled module only while its source is unchanged, byte for byte; an
-edited or missing source, another Python, or ``PROXY_WASM_EMULATOR_PURE=1`` gives the pure module.
+normal one that loads the compiled modules only while every one's source is unchanged, byte for
+byte: they load all together or not at all, because the types one module declares (a ``.pxd``)
+are extended or read as C structs by others, and a compiled module beside a pure one it was built
+against would not import. An edited or missing source, another Python, or
+``PROXY_WASM_EMULATOR_PURE=1`` gives the pure modules.
 
 Cython compiles with Python semantics (annotations are not enforced), so both modes must behave
 the same: CI runs the whole suite in each. Only Python frames differ: a compiled function makes
@@ -103,9 +106,9 @@ def is_fresh(module: str, entry: dict[str, str], root: Path = _PACKAGE_ROOT) -> 
         return False
 
 
-def stale(built: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT) -> list[str]:
-    """The :data:`BUILT_MODULES` that ``built`` (a manifest's modules) lacks or built from other source."""
-    return [m for m in BUILT_MODULES if m not in built or not is_fresh(m, built[m], root)]
+def stale(built: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT, names: tuple[str, ...] = BUILT_MODULES) -> list[str]:
+    """The modules (:data:`BUILT_MODULES`) that ``built`` (a manifest's modules) lacks or built from other source."""
+    return [m for m in names if m not in built or not is_fresh(m, built[m], root)]
 
 
 def ext_suffix() -> str:
@@ -161,15 +164,23 @@ def read_manifest(folder: Path = COMPILED_DIR) -> dict[str, dict[str, str]] | No
 _finder: CompiledFinder | None = None
 
 
+def all_or_none(folder: Path, built: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT, names: tuple[str, ...] = BUILT_MODULES) -> CompiledFinder:
+    """A finder of the compiled ``names`` in ``folder``: every one when all are fresh, none when
+    any is stale (the finder's ``stale`` then names those); see the module docstring."""
+    old = stale(built, root, names)
+    return CompiledFinder(folder, {} if old else {m: built[m] for m in names}, root, stale=old)
+
+
 def install() -> None:
-    """Put the compiled-module finder first on ``sys.meta_path`` (once; nothing when pure or not built)."""
+    """Put the compiled-module finder first on ``sys.meta_path`` (once; nothing when pure or not
+    built). When any built module is stale, the finder loads none: see the module docstring."""
     global _finder
     if _finder is not None or pure_requested():
         return
     modules = read_manifest()
     if not modules:
         return
-    _finder = CompiledFinder(COMPILED_DIR, modules)
+    _finder = all_or_none(COMPILED_DIR, modules)
     sys.meta_path.insert(0, _finder)
 
 
@@ -180,17 +191,14 @@ def is_compiled(module: str) -> bool:
 
 
 def describe() -> str:
-    """The speed mode, for ``--version``: compiled, partly compiled (and why), or pure Python."""
+    """The speed mode, for ``--version``: compiled, or pure Python and why."""
     if pure_requested():
         return f"pure Python ({PURE_ENV} is set)"
     if _finder is None:
         return "pure Python (the compiled modules are not built: `make speedups` builds them)"
-    old = [m for m in COMPILED_MODULES if _finder.usable(m) is None]
-    crossings = "C crossings" if all(_finder.usable(m) is not None for m in ACCELERATORS) else "ctypes crossings (the C accelerator is stale)"
-    if not old:
-        return f"compiled ({len(COMPILED_MODULES)} request-path modules, Cython; {crossings})"
-    usable = len(COMPILED_MODULES) - len(old)
-    return f"partly compiled ({usable} of {len(COMPILED_MODULES)}; pure, as their source changed since the build: {', '.join(old)}; {crossings})"
+    if not _finder.modules:
+        return f"pure Python (the compiled modules load together or not at all, and these changed since the build: {', '.join(_finder.stale)}; `make speedups` rebuilds them)"
+    return f"compiled ({len(COMPILED_MODULES)} request-path modules, Cython; C crossings)"
 
 
 install()

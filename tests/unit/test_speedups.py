@@ -83,6 +83,25 @@ def test_a_module_with_declarations_is_built_with_them_and_stale_when_they_chang
     assert finder.find_spec("pkgx.mod") is None and finder.stale == ["pkgx.mod"]
 
 
+def test_the_compiled_modules_load_together_or_not_at_all(tmp_path):
+    """One module's declarations are C structs to another's build: a compiled module beside a pure
+    one it was built against would not import, so one stale source makes every module pure."""
+    (tmp_path / "pkgx").mkdir()
+    (tmp_path / "pkgx/__init__.py").write_text("")
+    for name in ("a", "b"):
+        (tmp_path / f"pkgx/{name}.py").write_text(MODULE)
+    sources = {f"pkgx.{n}": tmp_path / f"pkgx/{n}.py" for n in ("a", "b")}
+    out = tmp_path / "compiled"
+    digests = {m: speedups.source_digest(p) for m, p in sources.items()}
+    speedups_build.build(sources, out, digests=digests, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
+    names = tuple(sources)
+    finder = speedups.all_or_none(out, speedups.read_manifest(out), root=tmp_path, names=names)
+    assert all(finder.find_spec(m) is not None for m in names) and finder.stale == []
+    (tmp_path / "pkgx/a.py").write_text(MODULE + "\n# edited after the build\n")
+    finder = speedups.all_or_none(out, speedups.read_manifest(out), root=tmp_path, names=names)
+    assert [finder.find_spec(m) for m in names] == [None, None] and finder.stale == ["pkgx.a"]
+
+
 def test_a_manifest_for_another_interpreter_is_ignored(tmp_path):
     (tmp_path / speedups.MANIFEST).write_text(json.dumps({"format": speedups.MANIFEST_FORMAT, "ext_suffix": ".cpython-27-other.so", "modules": {"a": {}}}))
     assert speedups.read_manifest(tmp_path) is None
@@ -123,8 +142,9 @@ def test_this_checkout_runs_what_its_build_says():
         assert modes["compiled"] == list(speedups.COMPILED_MODULES)
         assert modes["describe"] == f"compiled ({len(speedups.COMPILED_MODULES)} request-path modules, Cython; C crossings)"
         assert modes["c_crossings"] is True
-    elif built:  # a source changed since the build: that module runs as Python, and the mode says so
-        assert modes["describe"].startswith("partly compiled") or modes["describe"].endswith("ctypes crossings (the C accelerator is stale))")
+    elif built:  # a source changed since the build: every module runs as Python, and the mode says which changed
+        assert modes["compiled"] == [] and modes["c_crossings"] is False
+        assert modes["describe"].startswith("pure Python (the compiled modules load together or not at all, and these changed since the build: ")
     else:
         assert modes["compiled"] == []
         assert modes["describe"].startswith("pure Python (the compiled modules are not built")

@@ -1,0 +1,12 @@
+# Cython declarations for the compiled speed mode (emulator.speedups): the context base classes
+# become extension types whose fields are C struct members, which emulator/http/stream.pxd extends
+# (so the compiled modules load together or not at all). The module's source is unchanged and
+# stays the reference (pure mode ignores this file). The __dict__ keeps any other attribute
+# settable, as on the pure classes.
+cdef class ContextBase:
+    cdef dict __dict__
+    cdef object __weakref__
+    cdef public object host, vm
+
+cdef class StreamContext(ContextBase):
+    cdef public object plugin, context_id
