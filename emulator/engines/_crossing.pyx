@@ -44,6 +44,7 @@ from libc.string cimport memcpy
 
 import ctypes
 
+from emulator.host cimport Host
 from emulator.vm.instance cimport Vm
 
 ctypedef void* (*call_t)(void* ctx, void* func, uint64_t* args, size_t n, void** trap) noexcept nogil
@@ -359,12 +360,13 @@ cdef class HostCall:
 
     def __call__(self, *args):
         cdef Vm vm = self.calls.vm
+        cdef Host host
         allowed = vm.allowed_imports
         if allowed is not None and self.name not in allowed:
             raise self.restricted(vm, self.name)
         if not self.wasi:
             vm.host_calls += 1
-            host = vm.host
+            host = <Host?>vm.host
             obs = host.observer
             if obs is not None:
                 if obs.plain and host.expectations is None and host.trace is not None:
@@ -489,6 +491,7 @@ cdef class TraceRecorder:
         cdef PyObject* found
         cdef Py_ssize_t i, at, nargs = len(args)
         cdef tuple raw, res, flat
+        cdef Host host
         name = self.name
         counts = obs.counts
         if PyDict_Check(counts):  # a Counter: counts[name] += 1 without its Python frames
@@ -513,7 +516,7 @@ cdef class TraceRecorder:
                 res = self.capture_results(vm, name, args)
         else:
             res = ()
-        host = obs.host
+        host = <Host?>obs.host
         seq = host._seq + 1
         host._seq = seq
         trace = host.trace
