@@ -53,7 +53,7 @@ COMPILED_MODULES: tuple[str, ...] = (
 #: Cython-only accelerators, built with the modules above from a ``.pyx`` beside where a module
 #: would be. They have no pure-Python twin: the code that imports one keeps its reference path
 #: (``emulator.engines._crossing``: the wasmtime fast path's crossings in C instead of ctypes, and
-#: the trace's recorders).
+#: each import's wrapper and trace recorder).
 ACCELERATORS: tuple[str, ...] = ("emulator.engines._crossing",)
 
 #: Everything the build compiles and the manifest lists.
