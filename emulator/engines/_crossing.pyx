@@ -395,7 +395,9 @@ cdef class TraceRecorder:
     reference) in the same order, with the same fallbacks and the same flat record: count the
     call, read its input ranges, run it, read what an Ok call wrote through its out-pointers, and
     append ``(seq, name, status, context, callback, *args, *inputs, *outputs)`` to the trace's
-    pending records. On a :class:`LinearMemory` the reads are made without a Python call each.
+    pending records. On a :class:`LinearMemory` the reads are made without a Python call each; any
+    other memory, and a bad pointer, is read by ``capture_args`` and ``capture_results``, the same
+    functions the Python recorder falls back on.
 
     ``inputs`` are ``(pointer index, size index)`` pairs; ``outputs`` are ``(kind, index, size
     index)`` with kind 0 (a copy-out pair), 4 (a u32) or 8 (a u64).
@@ -434,54 +436,30 @@ cdef class TraceRecorder:
         self.plain = dict(plain)  # a Status member -> the plain int a record keeps
         self.fault = fault  # the status of a call that touched a bad pointer
 
-    cdef tuple _inputs(self, mem, tuple args):
+    cdef tuple _inputs(self, LinearMemory lm, tuple args):
         cdef tuple out = PyTuple_New(self.nin)
         cdef Py_ssize_t k
-        cdef LinearMemory lm
-        if type(mem) is LinearMemory:
-            lm = <LinearMemory>mem
-            for k in range(self.nin):
-                item = lm._read(args[self.in_ptr[k]], args[self.in_size[k]])
-                Py_INCREF(item)
-                PyTuple_SET_ITEM(out, k, item)
-        else:
-            read = mem.read
-            for k in range(self.nin):
-                item = read(args[self.in_ptr[k]], args[self.in_size[k]])
-                Py_INCREF(item)
-                PyTuple_SET_ITEM(out, k, item)
+        for k in range(self.nin):
+            item = lm._read(args[self.in_ptr[k]], args[self.in_size[k]])
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef tuple _outputs(self, mem, tuple args):
+    cdef tuple _outputs(self, LinearMemory lm, tuple args):
         cdef tuple out = PyTuple_New(self.nout)
         cdef Py_ssize_t k
         cdef uint32_t ptr, size
-        cdef LinearMemory lm
-        if type(mem) is LinearMemory:
-            lm = <LinearMemory>mem
-            for k in range(self.nout):
-                if self.out_kind[k] == COPY_OUT:
-                    ptr = lm._u32(args[self.out_a[k]])
-                    size = lm._u32(args[self.out_b[k]])
-                    item = lm._read(ptr, size)
-                elif self.out_kind[k] == OUT_U64:
-                    item = lm._u64(args[self.out_a[k]])
-                else:
-                    item = lm._u32(args[self.out_a[k]])
-                Py_INCREF(item)
-                PyTuple_SET_ITEM(out, k, item)
-        else:
-            for k in range(self.nout):
-                if self.out_kind[k] == COPY_OUT:
-                    p = mem.u32(args[self.out_a[k]])
-                    n = mem.u32(args[self.out_b[k]])
-                    item = mem.read(p, n) if n else b""
-                elif self.out_kind[k] == OUT_U64:
-                    item = mem.u64(args[self.out_a[k]])
-                else:
-                    item = mem.u32(args[self.out_a[k]])
-                Py_INCREF(item)
-                PyTuple_SET_ITEM(out, k, item)
+        for k in range(self.nout):
+            if self.out_kind[k] == COPY_OUT:
+                ptr = lm._u32(args[self.out_a[k]])
+                size = lm._u32(args[self.out_b[k]])
+                item = lm._read(ptr, size)
+            elif self.out_kind[k] == OUT_U64:
+                item = lm._u64(args[self.out_a[k]])
+            else:
+                item = lm._u32(args[self.out_a[k]])
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(out, k, item)
         return out
 
     def __call__(self, vm, obs, impl, *args):
@@ -490,8 +468,9 @@ cdef class TraceRecorder:
     cdef object record(self, vm, obs, impl, tuple args):
         cdef PyObject* found
         cdef Py_ssize_t i, at, nargs = len(args)
-        cdef tuple raw, res, flat
+        cdef tuple raw = None, res = None, flat
         cdef Host host
+        cdef LinearMemory lm = vm.memory if type(vm.memory) is LinearMemory else None
         name = self.name
         counts = obs.counts
         if PyDict_Check(counts):  # a Counter: counts[name] += 1 without its Python frames
@@ -499,10 +478,12 @@ cdef class TraceRecorder:
             PyDict_SetItem(counts, name, (<object>found + 1) if found is not NULL else 1)
         else:
             counts[name] += 1
-        mem = vm.memory
-        try:
-            raw = self._inputs(mem, args)
-        except Exception:
+        if lm is not None:
+            try:
+                raw = self._inputs(lm, args)
+            except Exception:  # a bad pointer: the generic reads say which
+                pass
+        if raw is None:
             raw = self.capture_args(vm, name, args)
         try:
             status = impl(*args)
@@ -510,9 +491,12 @@ cdef class TraceRecorder:
             vm.note(f"{name}: {exc}")
             status = self.fault
         if status == 0:
-            try:
-                res = self._outputs(mem, args)
-            except Exception:
+            if lm is not None:
+                try:
+                    res = self._outputs(lm, args)
+                except Exception:
+                    pass
+            if res is None:
                 res = self.capture_results(vm, name, args)
         else:
             res = ()
