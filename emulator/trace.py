@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from abi import HOST_FUNCTIONS, Signature, Status, decode_pairs, decode_path
 from abi.roles import COPY_OUT, ENUM, IN, OUT
 
-from .engines import MemoryAccessError
+from .engines import MemoryAccessError, accelerator
 from .engines._codegen import build
 
 if TYPE_CHECKING:
@@ -269,12 +269,11 @@ def _recorder(function: str) -> Any:
 def _c_recorder(function: str) -> Any:
     """The C accelerator's recorder of ``function`` (``emulator.engines._crossing.TraceRecorder``):
     the same steps and record as :func:`_recorder`, which stays the reference; None without it."""
-    try:
-        from .engines._crossing import TraceRecorder
-    except ImportError:  # pure Python, or no C compiler at install time
+    c = accelerator()
+    if c is None:
         return None
     inputs, outputs = _ranges(_PLANS[function])
-    return TraceRecorder(
+    return c.TraceRecorder(
         function,
         inputs,
         outputs,

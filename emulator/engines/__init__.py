@@ -7,6 +7,7 @@ cranelift) returns a shared engine per configuration.
 from __future__ import annotations
 
 import atexit
+from types import ModuleType
 
 from .base import (
     CompileError,
@@ -25,6 +26,7 @@ from .base import (
 
 __all__ = [
     "ENGINE_NAMES",
+    "accelerator",
     "CompileError",
     "Engine",
     "EngineConfig",
@@ -47,6 +49,17 @@ ENGINE_NAMES = ("wasmtime", "wasmtime-stock", "wasmer")
 _ENGINES: dict[tuple[str, EngineConfig], Engine] = {}
 # Drop engines before interpreter teardown: wasmtime-py objects must die while its ctypes module lives.
 atexit.register(_ENGINES.clear)
+
+
+def accelerator() -> ModuleType | None:
+    """The speed mode's C accelerator (``emulator.engines._crossing``), or None where it is not in
+    use (pure Python, no C compiler at install time, or a build its sources no longer match): the
+    code that uses it keeps its Python reference path for that case. Imported on first use."""
+    try:
+        from . import _crossing
+    except ImportError:
+        return None
+    return _crossing
 
 
 def get_engine(name: str = "wasmtime", config: EngineConfig | None = None) -> Engine:

@@ -24,6 +24,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._extern import wrap_extern
 
+from . import accelerator
 from ._codegen import build
 from .base import (
     CompileError,
@@ -44,11 +45,8 @@ __all__ = ["FAST_PATH_AVAILABLE", "WasmtimeEngine"]
 
 _CALLBACK = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(c_uint64), c_size_t)
 
-try:  # the crossings in C, where the compiled speed mode built them from this source (emulator.speedups)
-    from . import _crossing
-except ImportError:  # pure Python, or not built: the ctypes crossings below are the reference
-    _crossing = None
-else:
+_crossing = accelerator()  # the crossings in C; without it the ctypes crossings below, the reference
+if _crossing is not None:
     GuestMemory.register(_crossing.LinearMemory)
 
 _EPOCH_TICK_S = 0.005

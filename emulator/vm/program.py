@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from abi import START_IMPORTS, LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
 
-from ..engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError
+from ..engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError, accelerator
 from ..engines._codegen import build
 from ..engines.base import Outline
 from ..errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError, UnsupportedProposalError
@@ -182,15 +182,6 @@ def _sig(ty: Any) -> str:
     return f"({', '.join(ty[0])}) -> ({', '.join(ty[1])})"
 
 
-def _c_host_call() -> Any:
-    """The C accelerator's import wrapper (``emulator.engines._crossing.HostCall``), or None without it."""
-    try:
-        from ..engines._crossing import HostCall
-    except ImportError:  # pure Python, or no C compiler at install time
-        return None
-    return HostCall
-
-
 C_WRAPPERS = True
 """Whether imports get the C accelerator's wrapper where it is built (tests turn it off to run the
 generated Python wrapper, the reference, on the same paths)."""
@@ -204,9 +195,9 @@ def _wrap(calls: ImportCalls, name: str, impl: Callable[..., Any], nparams: int,
     Where the speed mode's C accelerator is built, its :class:`HostCall` does the same in C.
     """
     fault = int(WasiErrno.FAULT if wasi else Status.InvalidMemoryAccess)
-    host_call = _c_host_call() if C_WRAPPERS else None
-    if host_call is not None:
-        return host_call(calls, name, impl, restricted=_restricted, access_error=MemoryAccessError, fault=fault, wasi=wasi)  # type: ignore[no-any-return]
+    c = accelerator() if C_WRAPPERS else None
+    if c is not None:
+        return c.HostCall(calls, name, impl, restricted=_restricted, access_error=MemoryAccessError, fault=fault, wasi=wasi)  # type: ignore[no-any-return]
     args = ", ".join(f"a{i}" for i in range(nparams))
     observe = (
         ""

@@ -8,13 +8,14 @@ import pytest
 import wasmtime
 
 from emulator import Host, PluginStartError
+from emulator.engines import accelerator
 from emulator.expectations import ANY
 from emulator.vm import program
 from tests.conformance.test_envoy_fidelity import LEGACY_START
 from tests.hostcall_harness import RET_LEN, RET_PTR, Harness
 from tests.unit.test_trace_recorder import _Generic, _sweep
 
-pytestmark = pytest.mark.skipif(program._c_host_call() is None, reason="the C accelerator is not built (pure mode): only the Python wrapper exists")
+pytestmark = pytest.mark.skipif(accelerator() is None, reason="the C accelerator is not built (pure mode): only the Python wrapper exists")
 
 
 def _both(run, monkeypatch):
