@@ -40,14 +40,8 @@ class BuildPyWithSpeedups(build_py):
             print("proxy-wasm-emulator: compiled speed mode already built from these sources")
             return
         try:
-            sources = {m: speedups.source_path(m, ROOT) for m in speedups.BUILT_MODULES}
-            files = builder.build(
-                sources,
-                out_dir,
-                digests={m: speedups.source_digest(p) for m, p in sources.items()},
-                manifest=speedups.MANIFEST,
-                manifest_format=speedups.MANIFEST_FORMAT,
-            )
+            sources, digests = speedups.build_inputs(ROOT)
+            files = builder.build(sources, out_dir, digests=digests, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT)
         except Exception as exc:  # no compiler, no Cython: the pure modules run
             print(f"proxy-wasm-emulator: the compiled speed mode was not built ({type(exc).__name__}: {exc}); the pure-Python modules will run")
             return

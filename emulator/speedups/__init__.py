@@ -98,6 +98,13 @@ def source_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def build_inputs(root: Path = _PACKAGE_ROOT) -> tuple[dict[str, Path], dict[str, str]]:
+    """What a build compiles (``emulator.speedups.build.build``'s arguments): the source of each of
+    :data:`BUILT_MODULES` under ``root``, and the digest its manifest entry records."""
+    sources = {m: source_path(m, root) for m in BUILT_MODULES}
+    return sources, {m: source_digest(p) for m, p in sources.items()}
+
+
 def is_fresh(module: str, entry: dict[str, str], root: Path = _PACKAGE_ROOT) -> bool:
     """Whether ``module``'s source is still the one its manifest ``entry`` was built from."""
     try:

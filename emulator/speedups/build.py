@@ -117,18 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: build (or ``--clean``) the compiled modules of this checkout or installation."""
     import argparse
 
-    from emulator.speedups import (
-        BUILT_MODULES,
-        COMPILED_DIR,
-        MANIFEST,
-        MANIFEST_FORMAT,
-        PURE_ENV,
-        pure_requested,
-        read_manifest,
-        source_digest,
-        source_path,
-        stale,
-    )
+    from emulator.speedups import COMPILED_DIR, MANIFEST, MANIFEST_FORMAT, PURE_ENV, build_inputs, pure_requested, read_manifest, stale
 
     p = argparse.ArgumentParser(prog="python -m emulator.speedups.build", description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="C compilations at once (default: the CPU count)")
@@ -144,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.if_stale and not stale(read_manifest() or {}):
         return 0
-    sources = {m: source_path(m) for m in BUILT_MODULES}
-    digests = {m: source_digest(p) for m, p in sources.items()}
+    sources, digests = build_inputs()
     files = build(sources, COMPILED_DIR, digests=digests, manifest=MANIFEST, manifest_format=MANIFEST_FORMAT, jobs=args.jobs)
     print(f"speedups: {len(files)} modules compiled into {COMPILED_DIR}")
     return 0
