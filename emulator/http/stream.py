@@ -39,6 +39,11 @@ DEFAULT_BUFFER_LIMIT = 1 << 20
 """Envoy's default per-connection buffer limit (1 MiB): buffering past it gives 413 / 500."""
 
 _FAILED = object()
+# Read on every request, so bound once: an Enum class attribute costs ~50 ns in Python 3.11
+# (``EnumType.__getattr__`` sends every lookup through the slow hook). tests/unit/test_hot_lookups.py.
+_REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
+_HEADERS_CONTINUE, _DATA_CONTINUE, _TRAILERS_CONTINUE = FilterHeadersStatus.Continue, FilterDataStatus.Continue, FilterTrailersStatus.Continue
+_DATA_STATUSES = {int(s): s for s in FilterDataStatus}  # by value: FilterDataStatus(n) without the enum call
 T = TypeVar("T")
 
 
@@ -318,7 +323,7 @@ class HttpStream(StreamContext):
         """Envoy's wasm context clears the route cache whenever a filter changes the request headers
         (source/extensions/common/wasm/context.cc: add/replace/remove/setHeaderMapPairs call
         ``onHeadersModified(type)``, which clears it for RequestHeaders)."""
-        if map_type == MapType.HTTP_REQUEST_HEADERS:
+        if map_type == _REQUEST_HEADERS:
             self.route_cache_cleared += 1
 
     def set_property(self, path: bytes, value: bytes) -> Status:
@@ -493,7 +498,7 @@ class HttpStream(StreamContext):
         if self._after_callback(side):
             return status
         # identity, not ==: the statuses are members, and compiled code calls their str-aware __eq__ for ==
-        if status is FilterHeadersStatus.Continue or status is FilterHeadersStatus.ContinueAndEndStream:
+        if status is _HEADERS_CONTINUE or status is FilterHeadersStatus.ContinueAndEndStream:
             self._forward_headers(side)
         elif status is FilterHeadersStatus.StopIteration:
             side.headers_held = "single"
@@ -544,7 +549,7 @@ class HttpStream(StreamContext):
         status = self._data_status(raw, self.callbacks[-1])
         if self._after_callback(side):
             return status
-        if status is FilterDataStatus.Continue:
+        if status is _DATA_CONTINUE:
             if side.headers_held == "single":
                 side.headers_held = None
                 self._forward_headers(side)
@@ -611,7 +616,7 @@ class HttpStream(StreamContext):
         status = self._trailers_status(raw, self.callbacks[-1])
         if self._after_callback(side):
             return status
-        if status is FilterTrailersStatus.Continue:
+        if status is _TRAILERS_CONTINUE:
             self._release_with_trailers(side)
         else:
             side.trailers_held = True
@@ -762,7 +767,7 @@ class HttpStream(StreamContext):
                 record.notes.append("local reply then Continue")
             status = FilterHeadersStatus.StopAllIterationAndWatermark
         elif raw is None or raw == 0:
-            status = FilterHeadersStatus.Continue
+            status = _HEADERS_CONTINUE
         elif raw == 1:
             if self.plugin.allow_on_headers_stop_iteration:
                 status = FilterHeadersStatus.StopIteration
@@ -789,9 +794,9 @@ class HttpStream(StreamContext):
                 self.lint("send_local_response followed by Continue from a body callback: coerced to StopIterationNoBuffer")
             status = FilterDataStatus.StopIterationNoBuffer
         elif raw is None or raw == 0:
-            status = FilterDataStatus.Continue
+            status = _DATA_CONTINUE
         elif raw in (1, 2, 3):
-            status = FilterDataStatus(raw)
+            status = _DATA_STATUSES[raw]
         else:
             status = FilterDataStatus.StopIterationNoBuffer
             record.notes.append(f"unknown data status {raw} coerced to StopIterationNoBuffer")
@@ -804,7 +809,7 @@ class HttpStream(StreamContext):
                 self.lint("send_local_response followed by Continue from a trailers callback: coerced to StopIteration")
             status = FilterTrailersStatus.StopIteration
         else:
-            status = FilterTrailersStatus.Continue if raw in (None, 0) else FilterTrailersStatus.StopIteration
+            status = _TRAILERS_CONTINUE if raw in (None, 0) else FilterTrailersStatus.StopIteration
         record.action = status._name_  # the member's name without enum's property frame
         return status
 
