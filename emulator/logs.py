@@ -8,6 +8,14 @@ from abi import LogLevel
 
 __all__ = ["LogRecord"]
 
+try:  # the speed mode's C helper; without it a record stays tracked (slower collections, same logs)
+    from .untracked import untracked
+except ImportError:
+
+    def untracked(record: LogRecord) -> LogRecord:
+        return record
+
+
 _LEVELS = tuple(LogLevel)
 _FIELDS = ("level", "message", "context_id", "root_id", "vm_id", "plugin_name", "source")
 
@@ -15,9 +23,10 @@ _FIELDS = ("level", "message", "context_id", "root_id", "vm_id", "plugin_name", 
 class LogRecord(tuple):
     """One log line, attributed to the plugin and context that produced it.
 
-    A tuple of plain values (the level is kept as its number): a host keeps every line, and
-    Python's collector stops tracking tuples of plain values, so a long run's logs cost no
-    garbage-collection time. Fields read as attributes; ``level`` is the :class:`LogLevel`.
+    A tuple of plain values (the level is kept as its number): a host keeps every line, so in the
+    speed mode each record is taken out of the garbage collector as it is made
+    (:mod:`emulator.untracked`), and a long run's logs cost no collection time. (The collector
+    untracks plain tuples of plain values by itself, but never a tuple subclass.) Fields read as attributes; ``level`` is the :class:`LogLevel`.
     ``source`` is ``proxy_log``, ``stdout`` or ``stderr`` (WASI ``fd_write``), or ``host`` for
     emulator notes.
     """
@@ -34,7 +43,7 @@ class LogRecord(tuple):
         plugin_name: str = "",
         source: str = "proxy_log",
     ) -> LogRecord:
-        return tuple.__new__(cls, (int(level), message, context_id, root_id, vm_id, plugin_name, source))
+        return untracked(tuple.__new__(cls, (int(level), message, context_id, root_id, vm_id, plugin_name, source)))
 
     @property
     def level(self) -> LogLevel:

@@ -53,8 +53,9 @@ COMPILED_MODULES: tuple[str, ...] = (
 #: Cython-only accelerators, built with the modules above from a ``.pyx`` beside where a module
 #: would be. They have no pure-Python twin: the code that imports one keeps its reference path
 #: (``emulator.engines._crossing``: the wasmtime fast path's crossings in C instead of ctypes, and
-#: each import's wrapper and trace recorder).
-ACCELERATORS: tuple[str, ...] = ("emulator.engines._crossing",)
+#: each import's wrapper and trace recorder; ``emulator.untracked``: log records out of the
+#: garbage collector).
+ACCELERATORS: tuple[str, ...] = ("emulator.engines._crossing", "emulator.untracked")
 
 #: Everything the build compiles and the manifest lists.
 BUILT_MODULES: tuple[str, ...] = COMPILED_MODULES + ACCELERATORS
