@@ -11,4 +11,5 @@ cdef class _Side:
 
 cdef class HttpStream(StreamContext):
     cdef public object _log_copy, buffer_limit, callbacks, connection, filter_state, grpc_calls, http_calls, lints, notes
-    cdef public object request, response, start_ns
+    cdef public object _in_filter_callback, request, response, start_ns
+    cdef public object _destroyed, completed, created_in_vm, end_ns, error, in_log, local_response, mode, pending_local, route_cache_cleared

@@ -118,25 +118,27 @@ class HttpStream(StreamContext):
 
     is_http = True
     # what most streams never change: class-level defaults, assigned on the instance when they do
-    local_response: LocalResponse | None = None
-    pending_local: LocalResponse | None = None
-    error: CallbackError | None = None
     reset_reason: str | None = None
-    route_cache_cleared = 0
     close_details: str | None = None
-    completed = False
-    in_log = False
-    end_ns: int | None = None
-    _in_filter_callback: str | None = None
-    mode = "filter"  # "filter", "bypass" (fail open) or "failed" (fail closed)
     next_hop: HttpStream | None = None  # toward upstream, in a filter chain
     prev_hop: HttpStream | None = None  # toward downstream, in a filter chain
     chain: Any = None
-    _destroyed = False
 
     def __init__(self, plugin: Plugin, *, connection: ConnectionInfo | None = None, buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> None:
         self.plugin = plugin
         self.context_id: int | None = None  # none until the filter runs on it: a failed VM's stream never gets one
+        self._in_filter_callback: str | None = None  # the callback running, while one of this stream's runs
+        # read or set by every stream (fields of the compiled type: see stream.pxd)
+        self.mode = "filter"  # "filter", "bypass" (fail open) or "failed" (fail closed)
+        self.pending_local: LocalResponse | None = None
+        self.local_response: LocalResponse | None = None
+        self.error: CallbackError | None = None
+        self.route_cache_cleared = 0
+        self.completed = False
+        self.in_log = False
+        self.end_ns: int | None = None
+        self._destroyed = False
+        self.created_in_vm = False
         host = self.host = plugin.host
         self.connection = connection or plugin.connection or host.connection
         self.buffer_limit = buffer_limit
