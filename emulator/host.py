@@ -196,7 +196,7 @@ class Host:
         InternalFailure (WASI: errno 76 ENOTCAPABLE).
         """
         caps = frozenset(allowed_capabilities) if allowed_capabilities is not None else None
-        engine_key = self.engine.cache_key() + self.engine.name
+        engine_key = (self.engine.name, self.engine.config)  # the whole configuration: a limit on memory too, which compiled code does not depend on
         programs = self.session.programs
         # a file already loaded in this session, unchanged since (same size, mtime and inode): no read, no hash
         stamp = _file_stamp(module)

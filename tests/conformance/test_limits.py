@@ -27,6 +27,16 @@ def test_a_runaway_loop_stops_at_the_deadline_and_the_next_stream_works():
     assert after.error is None and after.upstream_request.headers is not None and plugin.reloads == 1
 
 
+def test_the_memory_limit_holds_when_the_module_was_loaded_before_without_it():
+    """A session shares compiled programs between hosts; one made by a host with another limit
+    must not bring that limit along (it did: the program was keyed by what the compiled code
+    depends on, which leaves the memory limit out)."""
+    Host().load(wat_module("runaway"))  # the default limit, 16384 pages
+    plugin = Host(max_memory_pages=32).load(wat_module("runaway"))
+    s = plugin.http_exchange(Request({**REQ, "x-bomb": "1"}))
+    assert s.error is None and plugin.vm.memory.size == 32 * 65536
+
+
 def test_a_memory_bomb_stops_at_the_page_limit(proxy_wasm_engine):
     host = Host(engine=proxy_wasm_engine, max_memory_pages=32)
     plugin = host.load(wat_module("runaway"))
