@@ -410,15 +410,9 @@ class ContextBase:
     def log_record(self, level: LogLevel, message: str, source: str = "proxy_log") -> LogRecord:
         """A log record attributed to this context and its plugin (not recorded)."""
         root = self.root
-        return LogRecord(
-            level,
-            message,
-            context_id=self.id,
-            root_id=root.root_id if root is not None else "",
-            vm_id=self.vm.vm_id,
-            plugin_name=root.name if root is not None else "",
-            source=source,
-        )
+        if root is None:
+            return LogRecord(level, message, self.id, "", self.vm.vm_id, "", source)
+        return LogRecord(level, message, self.id, root.root_id, self.vm.vm_id, root.name, source)  # positional: every log line
 
     # -- stream control -------------------------------------------------------------------------------
     def send_local_response(self, reply: LocalResponse) -> Status:

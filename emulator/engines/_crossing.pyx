@@ -9,8 +9,9 @@ object, a ``memoryview`` over the memory. This module does the same in C, with t
 functions and the same rules:
 
 * :class:`ExportCaller` calls ``wasmtime_func_call_unchecked`` with its arguments in a buffer on
-  the C stack (so a nested call of the same export cannot clobber them) and with the GIL released,
-  as ctypes releases it: the epoch ticker thread that enforces deadlines keeps running. Arguments
+  the C stack (so a nested call of the same export cannot clobber them). Where the engine enforces
+  deadlines it releases the GIL, as ctypes does, so that the epoch ticker thread keeps running;
+  otherwise it holds it, as a plain C call does. Arguments
   are reduced modulo 2**32 (i32) or 2**64 (i64); an i32 result is unsigned, an i64 one signed.
 * ``host_trampoline`` is the ``wasmtime_func_unchecked_callback_t`` of every import: it takes
   the GIL, calls the :class:`HostThunk`'s Python function with the arguments as ints (i32
@@ -79,7 +80,12 @@ def supports(params, results):
 
 
 cdef class ExportCaller:
-    """``caller(*args)``: one guest export, called through ``wasmtime_func_call_unchecked``."""
+    """``caller(*args)``: one guest export, called through ``wasmtime_func_call_unchecked``.
+
+    ``release_gil``: release the GIL while the guest runs, which the engine's epoch ticker thread
+    needs to enforce a deadline. Without deadlines the call holds it, as a plain C call does: a
+    callback lasts microseconds, and releasing and retaking the GIL costs about 20 ns a crossing.
+    """
 
     cdef call_t call
     cdef void* ctx
@@ -91,8 +97,9 @@ cdef class ExportCaller:
     cdef object fail
     cdef object name
     cdef object keep
+    cdef readonly bint release_gil
 
-    def __init__(self, uintptr_t call, uintptr_t ctx, uintptr_t func, params, results, fail, name, keep):
+    def __init__(self, uintptr_t call, uintptr_t ctx, uintptr_t func, params, results, fail, name, keep, *, bint release_gil):
         cdef Py_ssize_t i
         if not supports(params, results):
             raise ValueError(f"{name}: ({', '.join(params)}) -> ({', '.join(results)}) cannot cross here")
@@ -107,6 +114,7 @@ cdef class ExportCaller:
         self.fail = fail  # fail(name, err, trap) -> the exception to raise
         self.name = name
         self.keep = keep  # what owns ctx and func (the store, the wasmtime.Func)
+        self.release_gil = release_gil
 
     def __call__(self, *args):
         cdef uint64_t slots[2 * _MAX]
@@ -117,7 +125,10 @@ cdef class ExportCaller:
             raise TypeError(f"{self.name}() takes {self.nparams} arguments ({len(args)} given)")
         for i in range(self.nparams):
             slots[2 * i] = PyLong_AsUnsignedLongLongMask(args[i]) & self.masks[i]
-        with nogil:
+        if self.release_gil:
+            with nogil:
+                err = self.call(self.ctx, self.func, slots, self.nslots, &trap)
+        else:
             err = self.call(self.ctx, self.func, slots, self.nslots, &trap)
         if err != NULL or trap != NULL:
             raise self.fail(self.name, <uintptr_t>err if err != NULL else None, ctypes.c_void_p(<uintptr_t>trap) if trap != NULL else None)

@@ -489,7 +489,15 @@ class _WasmtimeInstance(Instance):
 def _fast_caller(inst: _WasmtimeInstance, name: str, func: wasmtime.Func, params: tuple[str, ...], results: tuple[str, ...]) -> Any:
     if _crossing is not None and _crossing.supports(params, results):
         return _crossing.ExportCaller(
-            cast(_C.call, c_void_p).value, inst._ctx.value, ctypes.addressof(func._func), params, results, inst.fail, name, (func, inst.store)
+            cast(_C.call, c_void_p).value,
+            inst._ctx.value,
+            ctypes.addressof(func._func),
+            params,
+            results,
+            inst.fail,
+            name,
+            (func, inst.store),
+            release_gil=inst.linked.engine.config.epoch,  # deadlines: the ticker thread must run meanwhile
         )
     nslots = max(len(params), len(results))
     slots = (c_uint64 * (2 * max(nslots, 1)))()

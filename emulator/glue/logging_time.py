@@ -20,7 +20,7 @@ class LoggingTimeCalls(Glue):
     def proxy_log(self, level: int, msg_ptr: int, msg_size: int) -> int:
         if level > _CRITICAL:
             return Status.BadArgument
-        self.vm.active.log(_LEVELS[level], self.read(msg_ptr, msg_size).decode(errors="replace"))
+        self.vm.active.log(_LEVELS[level], self.read(msg_ptr, msg_size).decode("utf-8", "replace"))
         return _OK
 
     def proxy_get_log_level(self, ret_level: int) -> int:

@@ -37,6 +37,20 @@ def test_the_memory_limit_holds_when_the_module_was_loaded_before_without_it():
     assert s.error is None and plugin.vm.memory.size == 32 * 65536
 
 
+def test_the_c_export_caller_releases_the_gil_only_where_deadlines_need_the_ticker():
+    """Deadlines need the epoch ticker thread to run while the guest does; without them the C
+    caller keeps the GIL through the call (the ctypes path always releases it)."""
+    from emulator.engines import wasmtime_engine
+
+    if wasmtime_engine._crossing is None:
+        pytest.skip("the C accelerator is part of the speed mode; the ctypes path always releases the GIL")
+    for options, releases in (({}, False), ({"callback_deadline_s": 0.1}, True)):
+        plugin = Host(**options).load(wat_module("runaway"))
+        caller = plugin.vm.instance.export("proxy_on_request_headers")
+        assert isinstance(caller, wasmtime_engine._crossing.ExportCaller)
+        assert caller.release_gil is releases, options
+
+
 def test_a_memory_bomb_stops_at_the_page_limit(proxy_wasm_engine):
     host = Host(engine=proxy_wasm_engine, max_memory_pages=32)
     plugin = host.load(wat_module("runaway"))
