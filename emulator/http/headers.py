@@ -58,17 +58,28 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def _needs_authority_merge(pairs: list[tuple[bytes, bytes]]) -> bool:
-    """Whether request input has a ``host`` key or several ``:authority`` ones (they merge into one)."""
-    seen = False
+def _layout(pairs: list[tuple[bytes, bytes]], request: bool) -> int:
+    """How input pairs become entries, in one pass: ``_MERGE`` when request input has a ``host``
+    key or several ``:authority`` ones (they merge into one), else ``_REORDER`` when a
+    pseudo-header follows a regular one (pseudo-headers go first), else ``_AS_IS``."""
+    seen_authority = seen_regular = False
+    layout = _AS_IS
     for k, _ in pairs:
-        if k == b"host":
-            return True
-        if k == b":authority":
-            if seen:
-                return True
-            seen = True
-    return False
+        if k[:1] == b":":
+            if seen_regular:
+                layout = _REORDER
+            if request and k == b":authority":
+                if seen_authority:
+                    return _MERGE
+                seen_authority = True
+        else:
+            seen_regular = True
+            if request and k == b"host":
+                return _MERGE
+    return layout
+
+
+_AS_IS, _REORDER, _MERGE = 0, 1, 2
 
 
 class HeaderMap:
@@ -83,17 +94,18 @@ class HeaderMap:
     def __init__(self, headers: HeadersLike = None, *, kind: str = "plain") -> None:
         self.kind = kind
         pairs = normalize_headers(headers)
-        if kind == "request" and _needs_authority_merge(pairs):
-            self.entries: list[tuple[bytes, bytes]] = []
+        layout = _layout(pairs, kind == "request")
+        if layout == _AS_IS:
+            self.entries: list[tuple[bytes, bytes]] = pairs
+        elif layout == _REORDER:  # pseudo-headers first, each group in input order: what _append one by one gives
+            self.entries = [p for p in pairs if p[0][:1] == b":"] + [p for p in pairs if p[0][:1] != b":"]
+        else:
+            self.entries = []
             for k, v in pairs:
                 if k == b"host" or k == b":authority":
                     self._authority(v)
                 else:
                     self._append(k, v)
-            return
-        # pseudo-headers first, each group in input order: what _append one by one gives
-        pseudo = [p for p in pairs if p[0][:1] == b":"]
-        self.entries = pseudo + [p for p in pairs if p[0][:1] != b":"] if pseudo else pairs
 
     def _authority(self, value: bytes) -> None:
         """A request's ``Host``/``:authority`` on input: Envoy's request header map has one inline
