@@ -1,7 +1,9 @@
 # Cython declarations for the compiled speed mode (emulator.speedups): an HTTP stream and its two
 # sides become extension types whose fields are C struct members (what most streams never change
-# stays a class-level default, outside the struct). The module's source is unchanged and stays the
-# reference (pure mode ignores this file).
+# stays a class-level default, outside the struct), and the steps the stream calls on itself become
+# cpdef methods: compiled code calls them in C, Python still calls them as methods (they cannot be
+# replaced on an instance, as no method of a compiled class can be on the class). The module's
+# source is unchanged and stays the reference (pure mode ignores this file).
 from emulator.contexts cimport StreamContext
 
 cdef class _Side:
@@ -13,3 +15,20 @@ cdef class HttpStream(StreamContext):
     cdef public object _log_copy, buffer_limit, callbacks, connection, filter_state, grpc_calls, http_calls, lints, notes
     cdef public object _in_filter_callback, request, response, start_ns
     cdef public object _destroyed, completed, created_in_vm, end_ns, error, in_log, local_response, mode, pending_local, route_cache_cleared
+    # the stream's own steps, called on itself for every request: C calls instead of Python method lookups
+    cpdef _call(self, name, tuple args)
+    cpdef complete(self)
+    cpdef finish_phase(self, phase)
+    cpdef _cb(self, _Side side, what)
+    cpdef _deliver_headers(self, _Side side, end_of_stream)
+    cpdef _body_step(self, _Side side, data, end_of_stream)
+    cpdef _deliver_body(self, _Side side, data, end_of_stream)
+    cpdef _trailers_step(self, _Side side, trailers)
+    cpdef _deliver_trailers(self, _Side side, trailers)
+    cpdef _forward_headers(self, _Side side)
+    cpdef _missing_required(self, _Side side)
+    cpdef _maybe_finish(self, _Side side)
+    cpdef _headers_status(self, raw, record)
+    cpdef _data_status(self, raw, record)
+    cpdef _trailers_status(self, raw, record)
+    cpdef _after_callback(self, _Side side)

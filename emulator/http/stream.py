@@ -160,7 +160,7 @@ class HttpStream(StreamContext):
         self.context_id = vm.new_context_id()
         vm.contexts[self.context_id] = self
         plugin.streams.append(self)
-        self._call("proxy_on_context_create", self.context_id, plugin.root_context_id)
+        self._call("proxy_on_context_create", (self.context_id, plugin.root_context_id))
         # cpp-host ContextBase::onCreate sets in_vm_context_created_ whether or not the module
         # exports proxy_on_context_create ("the in-VM SDK is responsible for managing any required
         # in-VM state"), so on_delete follows for every context created.
@@ -434,7 +434,7 @@ class HttpStream(StreamContext):
             self._log_copy = {"request_headers": self.request.headers, "response_headers": self.response.headers, "response_trailers": self.response.trailers}
             self.in_log = True
             if self.vm.failed is None:
-                self._call("proxy_on_log", self.context_id)
+                self._call("proxy_on_log", (self.context_id,))
             return
         if self._destroyed or not self.completed:
             return
@@ -446,7 +446,7 @@ class HttpStream(StreamContext):
             for name in ("proxy_on_done", "proxy_on_delete"):
                 if self.vm.failed is not None:
                     break
-                self._call(name, self.context_id)
+                self._call(name, (self.context_id,))
         finally:
             self.in_log = False
             self.vm.contexts.pop(self.context_id, None)
@@ -455,7 +455,7 @@ class HttpStream(StreamContext):
         self.host.drain()
 
     # -- internals: delivering events to the filter ---------------------------------------------
-    def _call(self, name: str, *args: int) -> Any:
+    def _call(self, name: str, args: tuple[int, ...]) -> Any:
         record = CallbackRecord(name, args, None, None, [], self.host.next_seq())  # positional: this is every callback
         self.callbacks.append(record)
         self._in_filter_callback = name
@@ -492,7 +492,7 @@ class HttpStream(StreamContext):
         assert side.headers is not None
         n = len(side.headers)
         args = (self.context_id, n) if self.vm.abi.headers_arity == 2 else (self.context_id, n, int(end_of_stream))
-        raw = self._call(self._cb(side, "headers"), *args)  # type: ignore[arg-type]
+        raw = self._call(self._cb(side, "headers"), args)
         if raw is _FAILED:
             return self._failed_status(FilterHeadersStatus.Continue, FilterHeadersStatus.StopAllIterationAndWatermark)
         record = self.callbacks[-1]
@@ -544,7 +544,7 @@ class HttpStream(StreamContext):
             side.body = Buffer(data)
         side.body_open = True
         side.trailers_creatable = end_of_stream
-        raw = self._call(self._cb(side, "body"), self.context_id, side.body.size, int(end_of_stream))  # type: ignore[arg-type]
+        raw = self._call(self._cb(side, "body"), (self.context_id, side.body.size, int(end_of_stream)))
         side.trailers_creatable = False
         if raw is _FAILED:
             return self._failed_status(FilterDataStatus.Continue, FilterDataStatus.StopIterationNoBuffer)
@@ -612,7 +612,7 @@ class HttpStream(StreamContext):
     def _deliver_trailers(self, side: _Side, trailers: list[tuple[bytes, bytes]]) -> FilterTrailersStatus | None:
         side.trailers = HeaderMap(trailers, kind="trailers")
         side.trailers_open = True
-        raw = self._call(self._cb(side, "trailers"), self.context_id, len(side.trailers))  # type: ignore[arg-type]
+        raw = self._call(self._cb(side, "trailers"), (self.context_id, len(side.trailers)))
         if raw is _FAILED:
             return self._failed_status(FilterTrailersStatus.Continue, FilterTrailersStatus.StopIteration)
         status = self._trailers_status(raw, self.callbacks[-1])
@@ -641,7 +641,7 @@ class HttpStream(StreamContext):
         if self.completed or self.mode != "filter":
             return None
         n = len(normalize_headers(metadata))
-        raw = self._call(self._cb(side, "metadata"), self.context_id, n)  # type: ignore[arg-type]
+        raw = self._call(self._cb(side, "metadata"), (self.context_id, n))
         if raw is _FAILED:
             return None
         self.callbacks[-1].action = "Continue"
