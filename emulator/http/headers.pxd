@@ -1,6 +1,10 @@
 # Cython declarations for the compiled speed mode (emulator.speedups): HeaderMap becomes an
-# extension type with C struct fields in place of its __slots__. The module's source is unchanged
-# and stays the reference (pure mode ignores this file).
+# extension type with C struct fields in place of its __slots__, and the helpers its methods call
+# on itself become cpdef (C calls). The module's source is unchanged and stays the reference (pure
+# mode ignores this file).
 cdef class HeaderMap:
     cdef public list entries
     cdef public str kind
+    # what its own methods call on every lookup and insert: C calls instead of Python method lookups
+    cpdef _key(self, key)
+    cpdef _append(self, key, value)
