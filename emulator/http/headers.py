@@ -58,6 +58,9 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
     return out
 
 
+_AS_IS, _REORDER, _MERGE = 0, 1, 2
+
+
 def _layout(pairs: list[tuple[bytes, bytes]], request: bool) -> int:
     """How input pairs become entries, in one pass: ``_MERGE`` when request input has a ``host``
     key or several ``:authority`` ones (they merge into one), else ``_REORDER`` when a
@@ -77,9 +80,6 @@ def _layout(pairs: list[tuple[bytes, bytes]], request: bool) -> int:
             if request and k == b"host":
                 return _MERGE
     return layout
-
-
-_AS_IS, _REORDER, _MERGE = 0, 1, 2
 
 
 class HeaderMap:

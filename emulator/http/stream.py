@@ -39,8 +39,7 @@ DEFAULT_BUFFER_LIMIT = 1 << 20
 """Envoy's default per-connection buffer limit (1 MiB): buffering past it gives 413 / 500."""
 
 _FAILED = object()
-# Read on every request, so bound once: an Enum class attribute costs ~50 ns in Python 3.11
-# (``EnumType.__getattr__`` sends every lookup through the slow hook). tests/unit/test_hot_lookups.py.
+# enum members the request path reads, bound once (why: tests/unit/test_hot_lookups.py)
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
 _HEADERS_CONTINUE, _DATA_CONTINUE, _TRAILERS_CONTINUE = FilterHeadersStatus.Continue, FilterDataStatus.Continue, FilterTrailersStatus.Continue
 _DATA_STATUSES = {int(s): s for s in FilterDataStatus}  # by value: FilterDataStatus(n) without the enum call
