@@ -27,6 +27,8 @@ import pytest
 
 from emulator import Host
 
+_ENUM_TYPE = getattr(enum, "EnumType", None) or enum.EnumMeta  # EnumMeta before Python 3.11
+
 REQUEST = [(":method", "GET"), (":path", "/items?page=2"), (":authority", "shop.example"), (":scheme", "http"), ("user-agent", "t")]
 RESPONSE = [(":status", "200"), ("content-type", "text/plain")]
 
@@ -42,7 +44,7 @@ def counting_slow_lookups() -> Iterator[Counter[str]]:
     each named with what was looked up and the Python line that did it (the test's own line
     when compiled code did)."""
     seen: Counter[str] = Counter()
-    enum_call, abc_check = enum.EnumType.__call__, abc.ABCMeta.__instancecheck__
+    enum_call, abc_check = _ENUM_TYPE.__call__, abc.ABCMeta.__instancecheck__
 
     def member_read(cls: type, name: str) -> object:
         if not name.startswith("_"):
@@ -57,14 +59,14 @@ def counting_slow_lookups() -> Iterator[Counter[str]]:
         seen[f"isinstance(..., {cls.__name__}) at {_caller()}"] += 1
         return abc_check(cls, instance)
 
-    enum.EnumType.__getattribute__ = member_read  # type: ignore[method-assign,assignment]
-    enum.EnumType.__call__ = call  # type: ignore[method-assign,assignment]
+    _ENUM_TYPE.__getattribute__ = member_read  # type: ignore[method-assign,assignment]
+    _ENUM_TYPE.__call__ = call  # type: ignore[method-assign,assignment]
     abc.ABCMeta.__instancecheck__ = check  # type: ignore[method-assign,assignment]
     try:
         yield seen
     finally:
-        del enum.EnumType.__getattribute__
-        enum.EnumType.__call__ = enum_call  # type: ignore[method-assign]
+        del _ENUM_TYPE.__getattribute__
+        _ENUM_TYPE.__call__ = enum_call  # type: ignore[method-assign]
         abc.ABCMeta.__instancecheck__ = abc_check  # type: ignore[method-assign]
 
 
@@ -96,8 +98,8 @@ def test_the_counter_sees_each_kind_of_slow_lookup() -> None:
         Status(0)
         isinstance({}, abc.ABC)
     assert sorted(k.split(" at ")[0] for k in seen) == ["Status(...)", "Status.Ok", "isinstance(..., ABC)"]
-    assert "__getattribute__" not in vars(enum.EnumType)  # restored
-    assert enum.EnumType.__call__ is not None and Status(0) is Status.Ok
+    assert "__getattribute__" not in vars(_ENUM_TYPE)  # restored
+    assert _ENUM_TYPE.__call__ is not None and Status(0) is Status.Ok
 
 
 @pytest.mark.parametrize("request_", [_headers_only, _with_bodies], ids=["headers", "bodies"])
