@@ -26,7 +26,8 @@ class LogRecord(tuple):
     A tuple of plain values (the level is kept as its number): a host keeps every line, so in the
     speed mode each record is taken out of the garbage collector as it is made
     (:mod:`emulator.untracked`), and a long run's logs cost no collection time. (The collector
-    untracks plain tuples of plain values by itself, but never a tuple subclass.) Fields read as attributes; ``level`` is the :class:`LogLevel`.
+    untracks plain tuples of plain values by itself, but never a tuple subclass.) Fields read as
+    attributes; ``level`` is the :class:`LogLevel`.
     ``source`` is ``proxy_log``, ``stdout`` or ``stderr`` (WASI ``fd_write``), or ``host`` for
     emulator notes.
     """

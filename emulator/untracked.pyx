@@ -7,28 +7,16 @@ and a host keeps every record: a long run's logs survive into the oldest generat
 full collection then walks all of them (measured: 100,000 requests of the Go fixture keep
 200,000 records, and the full passes cost about 0.25 µs a request, growing with the log).
 
-:func:`untracked` applies to such a record the rule the collector applies to a plain tuple. It is built
-with the compiled speed mode (``emulator.speedups``); without it (pure Python, no C compiler)
+:func:`untracked` applies to such a record the rule the collector applies to a plain tuple
+(``untrack_if_plain`` in ``untracked.pxd``, which the trace recorder uses too). It is built with
+the compiled speed mode (``emulator.speedups``); without it (pure Python, no C compiler)
 the records stay tracked, which costs time and never correctness.
 """
-
-from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
-
-
-cdef extern from "Python.h":
-    int PyObject_GC_IsTracked(object)
-    void PyObject_GC_UnTrack(void*)
 
 
 def untracked(record):
     """``record`` (a tuple or a tuple subclass), no longer tracked by the collector when none of its
     items is: the collector's own rule for plain tuples (such a tuple can be in no cycle). Anything
     else comes back as it was."""
-    cdef Py_ssize_t i
-    if not PyTuple_Check(record) or not PyObject_GC_IsTracked(record):
-        return record
-    for i in range(PyTuple_GET_SIZE(record)):
-        if PyObject_GC_IsTracked(<object>PyTuple_GET_ITEM(record, i)):
-            return record
-    PyObject_GC_UnTrack(<void*>record)
+    untrack_if_plain(record)
     return record

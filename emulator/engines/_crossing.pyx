@@ -46,6 +46,7 @@ from libc.string cimport memcpy
 import ctypes
 
 from emulator.host cimport Host
+from emulator.untracked cimport untrack_if_plain
 from emulator.vm.instance cimport Vm
 
 ctypedef void* (*call_t)(void* ctx, void* func, uint64_t* args, size_t n, void** trap) noexcept nogil
@@ -55,9 +56,6 @@ ctypedef size_t (*mem_size_t)(void* ctx, void* mem) noexcept nogil
 
 cdef extern from "Python.h":
     int PyBUF_WRITE
-    int PyObject_GC_IsTracked(object)
-    void PyObject_GC_UnTrack(object)
-    PyObject* PyTuple_GET_ITEM(object, Py_ssize_t)
 
 cdef enum:
     _MAX = 16  # the most parameters a function may have here; one with more takes the ctypes path
@@ -531,11 +529,7 @@ cdef class TraceRecorder:
                 Py_INCREF(item)
                 PyTuple_SET_ITEM(flat, at, item)
                 at += 1
-        for i in range(at):  # plain values only: untracked now, not by the collector's next pass
-            if PyObject_GC_IsTracked(<object>PyTuple_GET_ITEM(flat, i)):
-                break
-        else:
-            PyObject_GC_UnTrack(flat)
+        untrack_if_plain(flat)  # plain values only: untracked now, not by the collector's next pass
         try:
             pending = trace.pending
         except AttributeError:  # not a Trace (a plain list put in host.trace): the entry itself
