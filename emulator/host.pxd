@@ -5,7 +5,7 @@
 cdef class Host:
     cdef dict __dict__
     cdef object __weakref__
-    cdef public object _console_partial, _deferred, _seq, cache, callback_deadline_s, callback_fuel, clock, clusters
+    cdef public object _console_partial, _deferred, _recording, _seq, cache, callback_deadline_s, callback_fuel, clock, clusters
     cdef public object connection, console_lines, costs, coverage, engine, expectations, foreign_functions, grpc_calls
     cdef public object http_calls, log_level, logs, metrics, node, observer, properties, queues, random, restricted_start
     cdef public object seed, session, shared_data, trace, trace_limit, vms, warned_inputs

@@ -178,6 +178,9 @@ class Host:
         self.trace_limit = trace_limit
         self.expectations: Expectations | None = None
         self.observer: HostCallObserver | None = HostCallObserver(self) if trace else None
+        self._recording: Any = None
+        """The speed mode's C accelerator keeps here what recording a host call needs, resolved
+        from :attr:`observer` and :attr:`trace` once, not on every call (``emulator.engines._crossing``)."""
         if cache is True:
             self.cache: ModuleCache | None = ModuleCache()
         elif cache is False or cache is None:

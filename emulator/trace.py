@@ -9,6 +9,7 @@ failure reports), exports as JSON, and compares with another trace for golden te
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -203,9 +204,9 @@ def _recorder(function: str) -> Any:
     ``rec(vm, observer, impl, *args)`` does what :class:`~emulator.observer.HostCallObserver` does
     for a host that only records (a trace, no expectations), with the input and output reads of
     the ABI table's plan written inline. A bad pointer falls back to the generic capture, which
-    says which range was invalid. The record is one flat tuple of plain values in
-    :attr:`Trace.pending` (see :func:`_from_flat`): the collector untracks it, and it becomes a
-    :class:`TraceEntry` only when the trace is read.
+    says which range was invalid. The record, a flat tuple (see :func:`_from_flat`), is packed into
+    :attr:`Trace.pending` (a :class:`TraceLog`), and becomes a :class:`TraceEntry` only when the
+    trace is read.
     """
     plan = _PLANS[function]
     n = len(HOST_FUNCTIONS[function].params)
@@ -241,14 +242,19 @@ def _recorder(function: str) -> Any:
         "    host = obs.host\n"
         "    host._seq = seq = host._seq + 1\n"
         "    trace = host.trace\n"
-        # the status as a plain int: a record of plain values is one the collector stops tracking
-        f"    flat = (seq, name, plain(status, status), vm.active.id, vm.current_callback, {params}{', ' if n else ''}*raw, *res)\n"
-        "    try:\n"
-        "        pending = trace.pending\n"
-        "    except AttributeError:  # not a Trace (a plain list put in host.trace): the entry itself\n"
-        "        trace.append(from_flat(flat))\n"
-        "        return status\n"
-        "    pending.append(flat)\n"
+        # the status as a plain int: what a packed record takes, and a whole one the collector stops tracking
+        "    st = plain(status, status)\n"
+        "    ctx = vm.active.id\n"
+        "    cb = vm.current_callback\n"
+        "    pending = getattr(trace, 'pending', None)\n"
+        f"    if type(pending) is TraceLog and pack(pending, seq, st, ctx, cb, {params}{', ' if n else ''}raw, res):\n"
+        "        pass\n"
+        "    else:\n"
+        f"        flat = (seq, name, st, ctx, cb, {params}{', ' if n else ''}*raw, *res)\n"
+        "        if pending is None:  # not a Trace (a plain list put in host.trace): the entry itself\n"
+        "            trace.append(from_flat(flat))\n"
+        "            return status\n"
+        "        pending.append(flat)\n"
         "    if len(pending) + llen(trace) > 2 * host.trace_limit:\n"
         "        trace.trim(host.trace_limit)\n"
         "    return status\n"
@@ -262,6 +268,8 @@ def _recorder(function: str) -> Any:
         "llen": list.__len__,
         "from_flat": _from_flat,
         "plain": _PLAIN_STATUS.get,
+        "TraceLog": TraceLog,
+        "pack": _PACKERS[function],
     }
     return build("rec", src, namespace)
 
@@ -275,6 +283,7 @@ def _c_recorder(function: str) -> Any:
     inputs, outputs = _ranges(_PLANS[function])
     return c.TraceRecorder(
         function,
+        _FUNCTION_INDEX[function],
         inputs,
         outputs,
         capture_args=capture_args,
@@ -307,15 +316,236 @@ PYTHON_RECORDERS: Mapping[str, Any] = _Recorders(accelerated=False)
 """The generated Python recorders only: the reference path, which tests run too."""
 
 
-class _Layouts(dict[str, tuple[int, int]]):
-    def __missing__(self, name: str) -> tuple[int, int]:
-        plan = _PLANS[name]
-        inputs = sum(1 for x in plan if x.size_index is not None and x.role not in (OUT, COPY_OUT))
-        layout = self[name] = (len(HOST_FUNCTIONS[name].params), inputs)
+class _Layouts(dict[str, tuple[int, int, tuple[int, ...]]]):
+    """Each import's record layout: its number of arguments, of input ranges, and the kinds of its
+    out-parameters (:func:`_ranges`)."""
+
+    def __missing__(self, name: str) -> tuple[int, int, tuple[int, ...]]:
+        ins, outs = _ranges(_PLANS[name])
+        layout = self[name] = (len(HOST_FUNCTIONS[name].params), len(ins), tuple(kind for kind, _, _ in outs))
         return layout
 
 
 _LAYOUTS = _Layouts()
+
+FUNCTIONS: tuple[str, ...] = tuple(HOST_FUNCTIONS)
+"""The ``env`` imports in the order a packed record numbers them (:class:`TraceLog`)."""
+
+_FUNCTION_INDEX: Mapping[str, int] = MappingProxyType({name: i for i, name in enumerate(FUNCTIONS)})
+
+_HEAD = "<IHHqqq"
+"""A packed record's head: its size in bytes (head included), the import (:data:`FUNCTIONS`),
+the callback (:attr:`TraceLog.callbacks`), the sequence number, the status and the context."""
+_HEAD_SIZE = struct.calcsize(_HEAD)
+_LEN = struct.Struct("<I")
+_WORD = struct.Struct("<Q")
+_WHOLE = 0xFFFF
+"""The import number of a record kept whole in :attr:`TraceLog.objects` (a head and nothing else)."""
+_ROOM = 1 << 16
+"""The least a :class:`TraceLog` grows by."""
+_WHOLE_HEAD = struct.pack(_HEAD, _HEAD_SIZE, _WHOLE, 0, 0, 0, 0)
+
+
+def _packer(function: str) -> Any:
+    """One function per import that packs a record into a :class:`TraceLog`, in one frame:
+    ``pack(log, seq, status, context, callback, *args, inputs, outputs)``, the inputs and outputs
+    as tuples (the outputs empty unless the call returned Ok). It returns False, and appends
+    nothing, for a record with a value the layout does not take (a value of another type, an int
+    out of range)."""
+    n, k, kinds = _LAYOUTS[function]
+    args = [f"a{i}" for i in range(n)]
+    ins = [f"r{i}" for i in range(k)]
+    outs = [f"o{i}" for i in range(len(kinds))]
+    fixed = " + ".join([str(_HEAD_SIZE + 8 * n + 4 * k), *(f"len({r})" for r in ins)])
+    body = "".join(f" + LEN(len({r})) + {r}" for r in ins)
+    out_size = "".join(f" + 4 + len({o})" if kind == _COPY else " + 8" for o, kind in zip(outs, kinds, strict=True))
+    out_body = "".join(f" + LEN(len({o})) + {o}" if kind == _COPY else f" + WORD({o})" for o, kind in zip(outs, kinds, strict=True))
+    unpack_outs = (
+        [
+            "        if outs:",
+            f"            {', '.join(outs)}, = outs",
+            f"            size = {fixed}{out_size}",
+            f"            tail = b''{out_body}",
+            "        else:",
+        ]
+        if outs
+        else ["        if True:"]
+    )
+    lines = [
+        f"def pack(log, seq, st, ctx, cb, {''.join(a + ', ' for a in args)}raw, outs):",
+        "    if type(seq) is not int or type(st) is not int or type(ctx) is not int:",
+        "        return False",
+        "    c = log.callback_index.get(cb) if cb is None or type(cb) is str else None",
+        "    if c is None:",
+        "        c = log.intern(cb)",
+        "        if c < 0:",
+        "            return False",
+        "    try:",
+        f"        {''.join(r + ', ' for r in ins)}= raw" if ins else "        if raw:\n            return False",
+        *unpack_outs,
+        f"            size = {fixed}",
+        "            tail = b''",
+        f"        record = HEAD(size, {_FUNCTION_INDEX[function]}, c, seq, st, ctx{''.join(f', {a}' for a in args)}){body} + tail",
+        "    except (struct.error, TypeError, ValueError):",
+        "        return False",
+        *_PUT,
+        "    return True",
+    ]
+    namespace = {"struct": struct, "HEAD": struct.Struct(f"{_HEAD}{n}q").pack, "LEN": _LEN.pack, "WORD": _WORD.pack, "ROOM": _ROOM}
+    return build("pack", "\n".join(lines) + "\n", namespace)
+
+
+_PUT = [
+    "    data = log.data",
+    "    start = log.size",
+    "    end = start + len(record)",
+    "    if end > len(data):  # room for this record and as many bytes again: no copy per record",
+    "        data += bytes(max(end, ROOM))",
+    "    data[start:end] = record",
+    "    log.size = end",
+    "    log.count += 1",
+]
+"""Append ``record`` (packed bytes) to ``log``: the lines every packer ends with (the C recorder
+grows the log by the same rule)."""
+
+_put_whole = build("put", "def put(log, record):\n" + "\n".join(_PUT) + "\n", {"ROOM": _ROOM})
+
+
+class _Packers(dict[str, Any]):
+    def __missing__(self, name: str) -> Any:
+        fn = self[name] = _packer(name) if name in _FUNCTION_INDEX else None
+        return fn
+
+
+_PACKERS = _Packers()
+
+
+def _skip(data: bytearray, n: int) -> tuple[int, int]:
+    """Where the first ``n`` records of a packed log end, and how many of them are kept whole (the
+    C accelerator's ``skip_records`` takes the same walk)."""
+    at = whole = 0
+    for _ in range(n):
+        size, function = _SIZE_AND_FUNCTION(data, at)
+        whole += function == _WHOLE
+        at += size
+    return at, whole
+
+
+_SIZE_AND_FUNCTION = struct.Struct("<IH").unpack_from
+
+
+class TraceLog:
+    """A trace's records not read yet, packed one after another into one byte string.
+
+    The recorders append every host call here: no Python object per call, so a long trace costs
+    neither allocations nor garbage-collection time, and trimming it is one ``del``. A record is
+    the head (:data:`_HEAD`), then each argument as an i64, each input range as a u32 length and
+    its bytes, and (for a call that returned Ok) each out-parameter: a copy-out as a u32 length and
+    its bytes, a u32 or u64 as a u64. :meth:`drain` turns the records back into the flat tuples
+    ``(seq, name, status, context, callback, *args, *inputs, *outputs)`` they were made of (see
+    :func:`_from_flat`). A record with a value this layout does not take (an unreadable pointer's
+    text, a status that is not an int) is kept whole, in :attr:`objects`, in its place.
+
+    The C recorder (``emulator.engines._crossing.TraceRecorder``) writes the same bytes as
+    :meth:`append`, which stays the reference.
+    """
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        """The packed records, oldest first, in its first :attr:`size` bytes (the rest is room to
+        grow into: it doubles when full, so a record costs no copy of the others)."""
+        self.size = 0
+        self.count = 0
+        """How many records :attr:`data` holds."""
+        self.objects: list[tuple[Any, ...]] = []
+        """The records kept whole, oldest first."""
+        self.callbacks: list[str | None] = [None]
+        """The callback names records number, in the order first seen (0 is none)."""
+        self.callback_index: dict[str | None, int] = {None: 0}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def intern(self, callback: Any) -> int:
+        """The number records give ``callback`` (a name, or None), or -1 for anything else."""
+        if callback is not None and type(callback) is not str:
+            return -1
+        found = self.callback_index.get(callback)
+        if found is not None:
+            return found
+        if len(self.callbacks) >= _WHOLE:
+            return -1
+        n = self.callback_index[callback] = len(self.callbacks)
+        self.callbacks.append(callback)
+        return n
+
+    def append(self, flat: tuple[Any, ...]) -> None:
+        """Add one record, a flat tuple: packed where every value fits the layout, else whole."""
+        name = flat[1]
+        pack = _PACKERS[name] if type(name) is str else None
+        if pack is not None:
+            n, k, kinds = _LAYOUTS[name]
+            rest = len(flat) - 5 - n - k
+            if rest in (0, len(kinds)) and pack(self, *flat[:1], *flat[2 : 5 + n], flat[5 + n : 5 + n + k], flat[5 + n + k :]):
+                return
+        self.objects.append(flat)
+        _put_whole(self, _WHOLE_HEAD)
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        """Every record as its flat tuple, oldest first; the log is empty afterwards."""
+        data, whole, callbacks = self.data, iter(self.objects), self.callbacks
+        out: list[tuple[Any, ...]] = []
+        at, end = 0, self.size
+        while at < end:
+            size, function, cb, seq, status, context = struct.unpack_from(_HEAD, data, at)
+            if function == _WHOLE:
+                out.append(next(whole))
+                at += size
+                continue
+            name = FUNCTIONS[function]
+            n, k, kinds = _LAYOUTS[name]
+            p = at + _HEAD_SIZE
+            values: list[Any] = [seq, name, status, context, callbacks[cb], *struct.unpack_from(f"<{n}q", data, p)]
+            p += 8 * n
+            for _ in range(k):
+                (length,) = _LEN.unpack_from(data, p)
+                values.append(bytes(data[p + 4 : p + 4 + length]))
+                p += 4 + length
+            if p < at + size:  # an Ok call's out-parameters
+                for kind in kinds:
+                    if kind == _COPY:
+                        (length,) = _LEN.unpack_from(data, p)
+                        values.append(bytes(data[p + 4 : p + 4 + length]))
+                        p += 4 + length
+                    else:
+                        values.append(_WORD.unpack_from(data, p)[0])
+                        p += 8
+            out.append(tuple(values))
+            at += size
+        self.clear()
+        return out
+
+    def drop(self, n: int) -> None:
+        """Forget the ``n`` oldest records."""
+        if n >= self.count:
+            self.clear()
+            return
+        c = accelerator()
+        at, whole = (c.skip_records if c is not None else _skip)(self.data, n)
+        del self.data[:at]
+        del self.objects[:whole]
+        self.size -= at
+        self.count -= n
+
+    def clear(self) -> None:
+        """Forget every record (the callback numbers stay)."""
+        self.data = bytearray()
+        self.size = 0
+        self.objects.clear()
+        self.count = 0
 
 
 _PLAIN_STATUS: Mapping[Any, int] = MappingProxyType({member: int(member) for member in Status})
@@ -333,7 +563,7 @@ def _from_flat(flat: tuple[Any, ...]) -> TraceEntry:
     :class:`Status` for a status that is one."""
     seq, name, status, ctx, callback = flat[:5]
     status = _STATUS_OF.get(status, status)
-    n, k = _LAYOUTS[name]
+    n, k, _ = _LAYOUTS[name]
     args = flat[5 : 5 + n]
     results: Any = (name, args, flat[5 + n + k :]) if status == 0 else {}
     return tuple.__new__(TraceEntry, (seq, name, (name, args, flat[5 + n : 5 + n + k]), status, results, ctx, callback, False))
@@ -506,22 +736,21 @@ def _flushing(method: Any) -> Any:
 class Trace(list[TraceEntry]):
     """The list of host calls of a host, with rendering, export and comparison.
 
-    The recorders append flat tuples to :attr:`pending`; every read of the list turns them into
-    :class:`TraceEntry` objects first, in order, so a trace reads as a plain list of entries.
+    The recorders append packed records to :attr:`pending` (a :class:`TraceLog`); every read of
+    the list turns them into :class:`TraceEntry` objects first, in order, so a trace reads as a
+    plain list of entries.
     """
 
     __slots__ = ("pending",)
 
     def __init__(self, entries: Any = ()) -> None:
         super().__init__(entries)
-        self.pending: list[tuple[Any, ...]] = []
-        """Records not read yet (flat tuples of plain values, see :func:`_from_flat`)."""
+        self.pending = TraceLog()
+        """Records not read yet."""
 
     def flush(self) -> None:
         """Turn the pending records into entries (every read does this first)."""
-        pending = self.pending
-        list.extend(self, map(_from_flat, pending))
-        pending.clear()
+        list.extend(self, map(_from_flat, self.pending.drain()))
 
     def trim(self, limit: int) -> None:
         """Keep only the ``limit`` most recent calls (the oldest go first, read or not)."""
@@ -530,13 +759,13 @@ class Trace(list[TraceEntry]):
             return
         head = min(drop, list.__len__(self))
         list.__delitem__(self, slice(0, head))
-        del self.pending[: drop - head]
+        self.pending.drop(drop - head)
 
     def __len__(self) -> int:
-        return list.__len__(self) + len(self.pending)
+        return list.__len__(self) + self.pending.count
 
     def __bool__(self) -> bool:
-        return bool(list.__len__(self) or self.pending)
+        return bool(list.__len__(self) or self.pending.count)
 
     def clear(self) -> None:
         """Forget every call, pending ones too."""

@@ -33,19 +33,25 @@ compiled modules it was built with, from this exact source; ``PROXY_WASM_EMULATO
 machines without a C compiler run the ctypes path, and CI runs the whole suite both ways.
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_Append, PyList_Check, PyList_CheckExact, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong, PyLong_FromUnsignedLong
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask, PyLong_CheckExact, PyLong_FromLongLong, PyLong_FromUnsignedLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.unicode cimport PyUnicode_CheckExact
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 import ctypes
 
+cimport cython
+
 from emulator.host cimport Host
+from emulator.trace cimport TraceLog
 from emulator.untracked cimport untrack_if_plain
 from emulator.vm.instance cimport Vm
 
@@ -237,13 +243,18 @@ cdef class LinearMemory:
         self.base = NULL
         self.cached = 0
 
-    cdef int _check(self, Py_ssize_t ptr, Py_ssize_t n) except -1:
+    cdef bint _within(self, Py_ssize_t ptr, Py_ssize_t n) noexcept:
+        """Whether ``n`` bytes at ``ptr`` are in memory (the base and size are read again when the
+        cached ones say no: the memory may have grown)."""
         # written so that no sum can overflow, whatever the caller passes
         if 0 <= ptr <= self.cached and 0 <= n <= self.cached - ptr:
-            return 0
+            return True
         self.base = self.data_fn(self.ctx, self.mem)
         self.cached = <Py_ssize_t>self.size_fn(self.ctx, self.mem)
-        if not (0 <= ptr <= self.cached and 0 <= n <= self.cached - ptr):
+        return 0 <= ptr <= self.cached and 0 <= n <= self.cached - ptr
+
+    cdef int _check(self, Py_ssize_t ptr, Py_ssize_t n) except -1:
+        if not self._within(ptr, n):
             raise self.error(ptr, n, self.cached)
         return 0
 
@@ -370,6 +381,8 @@ cdef class HostCall:
     def __call__(self, *args):
         cdef Vm vm = self.calls.vm
         cdef Host host
+        cdef _Recording rec
+        cdef PyObject* found
         allowed = vm.allowed_imports
         if allowed is not None and self.name not in allowed:
             raise self.restricted(vm, self.name)
@@ -378,10 +391,17 @@ cdef class HostCall:
             host = <Host?>vm.host
             obs = host.observer
             if obs is not None:
-                if obs.plain and host.expectations is None and host.trace is not None:
-                    recorder = obs.recorders[self.name]
+                rec = host._recording
+                if rec is None or rec.observer is not obs or rec.trace is not host.trace:
+                    rec = host._recording = _Recording(obs, host.trace)
+                if rec.plain and host.expectations is None:
+                    found = PyDict_GetItem(rec.recorders, self.name)
+                    if found is NULL:
+                        recorder = rec.recorders[self.name] = obs.recorders[self.name]
+                    else:
+                        recorder = <object>found
                     if type(recorder) is TraceRecorder:  # the C recorder: called directly, no argument tuple
-                        return (<TraceRecorder>recorder).record(vm, obs, self.impl, args)
+                        return (<TraceRecorder>recorder).record(vm, host, rec, self.impl, args)
                     return recorder(vm, obs, self.impl, *args)
                 return obs(vm, self.name, self.impl, args, self.fault)
         try:
@@ -391,28 +411,82 @@ cdef class HostCall:
             return self.fault
 
 
+@cython.final
+cdef class _Recording:
+    """What :class:`HostCall` needs to record a host call, resolved from a host's observer and trace
+    once (``host._recording``) instead of on every call: whether the observer is a plain one that
+    takes the one-frame recorders (``observer.plain``, and a trace kept), its recorders and
+    counts, and the trace's packed log. It stands while the host's observer and trace are the same
+    objects; the expectations, which change what a call does, are checked on every call."""
+
+    cdef object observer
+    cdef object trace
+    cdef bint plain
+    cdef object counts
+    cdef dict recorders  # name -> the observer's recorder, filled as imports are called
+    cdef object log  # the trace's TraceLog, or None (a trace of another kind)
+
+    def __init__(self, observer, trace):
+        self.observer = observer
+        self.trace = trace
+        self.plain = bool(observer.plain) and trace is not None
+        self.counts = getattr(observer, "counts", None)
+        self.recorders = {}
+        pending = getattr(trace, "pending", None)
+        self.log = pending if type(pending) is TraceLog else None
+
+
 cdef enum:
     COPY_OUT = 0  # a ptr**/size* out-pair: the bytes it points at
     OUT_U32 = 4
     OUT_U64 = 8
 
 
+cdef enum:
+    _SCRATCH = 512  # the input bytes a record copies onto the C stack; more take a heap buffer
+    _HEAD_SIZE = 32  # a packed record's head (emulator.trace._HEAD)
+    _MAX_RECORD = 0xFFFFFFFF  # a record's size is a u32
+    _WHOLE = 0xFFFF  # the import number of a record kept whole (emulator.trace._WHOLE)
+    _ROOM = 1 << 16  # the least a trace log grows by (emulator.trace._ROOM)
+
+
+cdef inline char* _le(char* p, uint64_t value, int width) noexcept:
+    """Write ``value`` little-endian in ``width`` bytes at ``p``; the byte after it."""
+    cdef int i
+    for i in range(width):
+        p[i] = <char>((value >> (8 * i)) & 0xFF)
+    return p + width
+
+
+cdef inline bint _i64(object value, int64_t* out) noexcept:
+    """Whether ``value`` is an exact int that fits an i64 (then in ``out``)."""
+    cdef int overflow = 0
+    if not PyLong_CheckExact(value):
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return overflow == 0
+
+
 cdef class TraceRecorder:
     """The trace's one-frame recorder of one ``env`` import (``emulator.trace.RECORDERS``), in C.
 
     It takes the steps of the generated Python recorder (``emulator.trace._recorder``, the
-    reference) in the same order, with the same fallbacks and the same flat record: count the
-    call, read its input ranges, run it, read what an Ok call wrote through its out-pointers, and
-    append ``(seq, name, status, context, callback, *args, *inputs, *outputs)`` to the trace's
-    pending records. On a :class:`LinearMemory` the reads are made without a Python call each; any
-    other memory, and a bad pointer, is read by ``capture_args`` and ``capture_results``, the same
-    functions the Python recorder falls back on.
+    reference) in the same order, with the same fallbacks and the same record: count the call,
+    read its input ranges, run it, read what an Ok call wrote through its out-pointers, and append
+    the record to the trace's :class:`~emulator.trace.TraceLog`. On a :class:`LinearMemory` whose
+    reads all succeed it packs the record itself, copying the guest's bytes straight into the log
+    (no Python object per call), with the bytes ``TraceLog.append`` writes; any other memory, a bad
+    pointer, or a value the packing does not take builds the flat tuple ``(seq, name, status,
+    context, callback, *args, *inputs, *outputs)`` and appends that, reading through
+    ``capture_args`` and ``capture_results``, the functions the Python recorder falls back on.
 
-    ``inputs`` are ``(pointer index, size index)`` pairs; ``outputs`` are ``(kind, index, size
-    index)`` with kind 0 (a copy-out pair), 4 (a u32) or 8 (a u64).
+    ``number`` is the import's number in a packed record; ``inputs`` are ``(pointer index, size
+    index)`` pairs; ``outputs`` are ``(kind, index, size index)`` with kind 0 (a copy-out pair), 4
+    (a u32) or 8 (a u64).
     """
 
     cdef object name
+    cdef int number
     cdef Py_ssize_t nin
     cdef Py_ssize_t in_ptr[_MAX]
     cdef Py_ssize_t in_size[_MAX]
@@ -427,11 +501,12 @@ cdef class TraceRecorder:
     cdef object fault
     cdef dict plain
 
-    def __init__(self, name, inputs, outputs, *, capture_args, capture_results, access_error, from_flat, plain, fault):
+    def __init__(self, name, int number, inputs, outputs, *, capture_args, capture_results, access_error, from_flat, plain, fault):
         cdef Py_ssize_t k
         if len(inputs) > _MAX or len(outputs) > _MAX:
             raise ValueError(f"{name}: more than {_MAX} input or output ranges")
         self.name = name
+        self.number = number
         self.nin = len(inputs)
         for k in range(self.nin):
             self.in_ptr[k], self.in_size[k] = inputs[k]
@@ -471,35 +546,158 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    def __call__(self, vm, obs, impl, *args):
-        return self.record(vm, obs, impl, args)
+    cdef bint _copy_in(self, LinearMemory lm, tuple args, Py_ssize_t* in_len, char* scratch) noexcept:
+        """Copy the input ranges into ``scratch`` (``_SCRATCH`` bytes), one after another, and their
+        sizes into ``in_len``; False if a range is not in memory or they do not fit."""
+        cdef Py_ssize_t k, total = 0
+        cdef int64_t at[_MAX]
+        cdef int64_t size
+        for k in range(self.nin):
+            if not (_i64(args[self.in_ptr[k]], &at[k]) and _i64(args[self.in_size[k]], &size)):
+                return False
+            if size and not lm._within(at[k], size):
+                return False
+            if size > _SCRATCH - total:
+                return False
+            in_len[k] = size
+            total += size
+        for k in range(self.nin):
+            memcpy(scratch, lm.base + at[k], in_len[k])
+            scratch += in_len[k]
+        return True
 
-    cdef object record(self, vm, obs, impl, tuple args):
+    cdef tuple _raw(self, Py_ssize_t* in_len, char* scratch):
+        """The input ranges in ``scratch`` as the tuple of bytes the flat record takes."""
+        cdef tuple out = PyTuple_New(self.nin)
+        cdef Py_ssize_t k
+        for k in range(self.nin):
+            item = PyBytes_FromStringAndSize(scratch, in_len[k])
+            scratch += in_len[k]
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(out, k, item)
+        return out
+
+    cdef bint _pack(self, TraceLog log, LinearMemory lm, tuple args, Py_ssize_t* in_len, char* scratch, seq, plain, context, callback, bint ok) except -1:
+        """Append the record to ``log``, packed; False (nothing appended) where a value does not fit
+        the layout or an out-pointer is bad (the flat record then says so)."""
+        cdef int64_t head[3]
+        cdef int64_t values[_MAX]
+        cdef uint64_t words[_MAX]
+        cdef Py_ssize_t out_len[_MAX]
+        cdef uint32_t out_ptr[_MAX]
+        cdef Py_ssize_t k, old, size, nargs = len(args)
+        cdef int64_t cb
+        cdef PyObject* found
+        cdef char* p
+        if not (_i64(seq, &head[0]) and _i64(plain, &head[1]) and _i64(context, &head[2])):
+            return False
+        for k in range(nargs):
+            if not _i64(args[k], &values[k]):
+                return False
+        if callback is not None and not PyUnicode_CheckExact(callback):
+            return False
+        found = PyDict_GetItem(log.callback_index, callback)
+        cb = <object>found if found is not NULL else log.intern(callback)
+        if cb < 0:
+            return False
+        size = _HEAD_SIZE + 8 * nargs
+        for k in range(self.nin):
+            size += 4 + in_len[k]
+        if ok:
+            try:  # after any Python call above: nothing runs between these reads and the copy
+                for k in range(self.nout):
+                    if self.out_kind[k] == COPY_OUT:
+                        out_ptr[k] = lm._u32(args[self.out_a[k]])
+                        out_len[k] = lm._u32(args[self.out_b[k]])
+                        if out_len[k]:
+                            lm._check(out_ptr[k], out_len[k])
+                        size += 4 + out_len[k]
+                    else:
+                        words[k] = lm._u64(args[self.out_a[k]]) if self.out_kind[k] == OUT_U64 else lm._u32(args[self.out_a[k]])
+                        size += 8
+            except Exception:
+                return False
+        if size > _MAX_RECORD:
+            return False
+        data = log.data
+        old = log.size
+        if old + size > PyByteArray_GET_SIZE(data):  # room for this record and as many bytes again (emulator.trace._PUT)
+            PyByteArray_Resize(data, PyByteArray_GET_SIZE(data) + max(old + size, _ROOM))
+        p = PyByteArray_AS_STRING(data) + old
+        p = _le(p, <uint64_t>size, 4)
+        p = _le(p, <uint64_t>self.number, 2)
+        p = _le(p, <uint64_t>cb, 2)
+        for k in range(3):
+            p = _le(p, <uint64_t>head[k], 8)
+        for k in range(nargs):
+            p = _le(p, <uint64_t>values[k], 8)
+        for k in range(self.nin):
+            p = _le(p, <uint64_t>in_len[k], 4)
+            memcpy(p, scratch, in_len[k])
+            p += in_len[k]
+            scratch += in_len[k]
+        if ok:
+            for k in range(self.nout):
+                if self.out_kind[k] == COPY_OUT:
+                    p = _le(p, <uint64_t>out_len[k], 4)
+                    if out_len[k]:
+                        memcpy(p, lm.base + out_ptr[k], out_len[k])
+                    p += out_len[k]
+                else:
+                    p = _le(p, words[k], 8)
+        log.size = old + size
+        log.count += 1
+        return True
+
+    def __call__(self, Vm vm, obs, impl, *args):
+        cdef Host host = <Host?>obs.host
+        return self.record(vm, host, _Recording(obs, host.trace), impl, args)
+
+    cdef object record(self, Vm vm, Host host, _Recording rec, impl, tuple args):
         cdef PyObject* found
         cdef Py_ssize_t i, at, nargs = len(args)
         cdef tuple raw = None, res = None, flat
-        cdef Host host
         cdef LinearMemory lm = vm.memory if type(vm.memory) is LinearMemory else None
+        cdef char scratch[_SCRATCH]
+        cdef Py_ssize_t in_len[_MAX]
+        cdef bint copied = False, ok
         name = self.name
-        counts = obs.counts
+        counts = rec.counts
         if PyDict_Check(counts):  # a Counter: counts[name] += 1 without its Python frames
             found = PyDict_GetItem(counts, name)
             PyDict_SetItem(counts, name, (<object>found + 1) if found is not NULL else 1)
         else:
             counts[name] += 1
-        if lm is not None:
-            try:
-                raw = self._inputs(lm, args)
-            except Exception:  # a bad pointer: the generic reads say which
-                pass
-        if raw is None:
+        if lm is not None:  # the input ranges, copied aside before the call can change them
+            copied = self._copy_in(lm, args, in_len, scratch)
+            if not copied:  # a bad pointer, or more bytes than the scratch holds: as bytes
+                try:
+                    raw = self._inputs(lm, args)
+                except Exception:  # a bad pointer: the generic reads say which
+                    pass
+        if raw is None and not copied:
             raw = self.capture_args(vm, name, args)
         try:
             status = impl(*args)
         except self.access_error as exc:
             vm.note(f"{name}: {exc}")
             status = self.fault
-        if status == 0:
+        seq = host._seq + 1
+        host._seq = seq
+        trace = host.trace
+        found = PyDict_GetItem(self.plain, status)
+        plain = <object>found if found is not NULL else status
+        ok = plain == 0
+        context = vm._active().id
+        callback = vm.current_callback
+        pending = rec.log if rec.log is not None else getattr(trace, "pending", None)  # None: not a Trace (a plain list put in host.trace)
+        if copied:
+            if rec.log is not None and self._pack(<TraceLog>pending, lm, args, in_len, scratch, seq, plain, context, callback, ok):
+                if (<TraceLog>pending).count + (PyList_GET_SIZE(trace) if PyList_Check(trace) else list.__len__(trace)) > 2 * <Py_ssize_t>host.trace_limit:
+                    trace.trim(host.trace_limit)
+                return status
+            raw = self._raw(in_len, scratch)
+        if ok:
             if lm is not None:
                 try:
                     res = self._outputs(lm, args)
@@ -509,14 +707,6 @@ cdef class TraceRecorder:
                 res = self.capture_results(vm, name, args)
         else:
             res = ()
-        host = <Host?>obs.host
-        seq = host._seq + 1
-        host._seq = seq
-        trace = host.trace
-        found = PyDict_GetItem(self.plain, status)
-        plain = <object>found if found is not NULL else status
-        context = vm.active.id
-        callback = vm.current_callback
         flat = PyTuple_New(5 + nargs + len(raw) + len(res))
         at = 0
         for item in (seq, name, plain, context, callback):
@@ -529,19 +719,27 @@ cdef class TraceRecorder:
                 Py_INCREF(item)
                 PyTuple_SET_ITEM(flat, at, item)
                 at += 1
-        untrack_if_plain(flat)  # plain values only: untracked now, not by the collector's next pass
-        try:
-            pending = trace.pending
-        except AttributeError:  # not a Trace (a plain list put in host.trace): the entry itself
+        if pending is None:
             trace.append(self.from_flat(flat))
             return status
-        if PyList_CheckExact(pending):
-            PyList_Append(pending, flat)
-        else:
-            pending.append(flat)
+        untrack_if_plain(flat)  # a record kept whole: plain values only, untracked now
+        pending.append(flat)
         if len(pending) + (PyList_GET_SIZE(trace) if PyList_Check(trace) else list.__len__(trace)) > 2 * host.trace_limit:
             trace.trim(host.trace_limit)
         return status
+
+
+def skip_records(bytearray data, Py_ssize_t n):
+    """Where the first ``n`` records of a packed trace log end, and how many of them are kept whole:
+    ``emulator.trace._skip`` (the reference) in C."""
+    cdef const uint8_t* p = <const uint8_t*>PyByteArray_AS_STRING(data)
+    cdef Py_ssize_t k, at = 0, whole = 0, end = PyByteArray_GET_SIZE(data)
+    for k in range(n):
+        if end - at < _HEAD_SIZE:
+            raise ValueError(f"a trace log of {k} records, not {n}")
+        whole += (p[at + 4] | (p[at + 5] << 8)) == _WHOLE
+        at += <Py_ssize_t>(p[at] | (p[at + 1] << 8) | (p[at + 2] << 16) | (<uint32_t>p[at + 3] << 24))
+    return at, whole
 
 
 def trampoline_address():

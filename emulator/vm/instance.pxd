@@ -12,3 +12,5 @@ cdef class Vm:
     cdef public object _earlier_memory, last_cost, _fuel, _budget, _costs, _fuel_per_callback, _fuel_mark
     cdef public object _deadline, _next_id, _tokens, _calls, _exports, memory, instance, coverage_memory
     cdef public object _alloc, allocator
+
+    cpdef object _active(self)

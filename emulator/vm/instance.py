@@ -190,6 +190,10 @@ class Vm:
     @property
     def active(self) -> ContextBase:
         """The context host calls act on: the effective context if set and alive, else the running one."""
+        return self._active()
+
+    def _active(self) -> ContextBase:
+        """:attr:`active` (a C call from compiled code: ``cpdef`` in ``instance.pxd``)."""
         eff = self.effective_context
         if eff is not None:
             ctx = self.contexts.get(eff)

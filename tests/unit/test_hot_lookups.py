@@ -18,6 +18,7 @@ import abc
 import enum
 import gc
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,21 +43,25 @@ def _caller() -> str:
 def counting_slow_lookups() -> Iterator[Counter[str]]:
     """Count enum member reads as class attributes, enum calls and ABC ``isinstance`` checks,
     each named with what was looked up and the Python line that did it (the test's own line
-    when compiled code did)."""
+    when compiled code did). Only this thread's are counted: an xdist worker's own thread reads
+    its enums meanwhile."""
     seen: Counter[str] = Counter()
     enum_call, abc_check = _ENUM_TYPE.__call__, abc.ABCMeta.__instancecheck__
+    mine = threading.get_ident()
 
     def member_read(cls: type, name: str) -> object:
-        if not name.startswith("_"):
+        if not name.startswith("_") and threading.get_ident() == mine:
             seen[f"{cls.__name__}.{name} at {_caller()}"] += 1
         return type.__getattribute__(cls, name)
 
     def call(cls: type, *args: object, **kwargs: object) -> object:
-        seen[f"{cls.__name__}(...) at {_caller()}"] += 1
+        if threading.get_ident() == mine:
+            seen[f"{cls.__name__}(...) at {_caller()}"] += 1
         return enum_call(cls, *args, **kwargs)
 
     def check(cls: type, instance: object) -> bool:
-        seen[f"isinstance(..., {cls.__name__}) at {_caller()}"] += 1
+        if threading.get_ident() == mine:
+            seen[f"isinstance(..., {cls.__name__}) at {_caller()}"] += 1
         return abc_check(cls, instance)
 
     _ENUM_TYPE.__getattribute__ = member_read  # type: ignore[method-assign,assignment]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import gc
+import struct
+import sys
 
 import pytest
 
 from abi import HOST_FUNCTIONS
 from abi.roles import COPY_OUT, IN, OUT, SIZE, SIZE_OUT
 from emulator import Host
-from emulator.engines import wasmtime_engine
+from emulator.engines import accelerator, wasmtime_engine
 from emulator.observer import HostCallObserver
-from emulator.trace import PYTHON_RECORDERS, RECORDERS, Trace, TraceEntry
+from emulator.trace import PYTHON_RECORDERS, RECORDERS, Trace, TraceEntry, TraceLog, _skip
 from tests.conftest import FIXTURES
 from tests.hostcall_harness import Harness, open_stream
 
@@ -128,20 +130,98 @@ def test_bad_pointers_are_recorded_as_the_generic_path_records_them():
     assert {"proxy_get_property", "proxy_get_header_map_value", "proxy_get_header_map_pairs", "proxy_get_current_time_nanoseconds"} <= returned
 
 
-def test_pending_records_are_plain_values_the_collector_stops_tracking(recorders):
-    """A record holding an object (an enum member) would stay tracked, and every collection would
-    traverse the whole pending trace: 4 µs a request at 10 host calls."""
-    host = Host()
-    gc.disable()  # no collection in between (enabling it may start one): what is untracked, the recorder untracked
-    try:
-        _exchange(host, "go/headers_go.wasm")
-        tracked = [gc.is_tracked(record) for record in host.trace.pending]
-    finally:
-        gc.enable()
-    if recorders == "c":  # the C recorder untracks them itself, before any collection
-        assert tracked and not any(tracked)
+def _recorded(trace: bool, exchanges: int) -> tuple[int, int]:
+    """Allocated blocks a host gains over ``exchanges`` more exchanges, and its host calls."""
+    host = Host(trace=trace)
+    plugin = host.load(FIXTURES / "c/headers_c.wasm")
+
+    def exchange():
+        stream = plugin.http_stream()
+        stream.send_request_headers(REQUEST, end_of_stream=True)
+        stream.send_response_headers(RESPONSE, end_of_stream=True)
+
+    for _ in range(20):
+        exchange()
+    host.logs.clear()
+    calls = plugin.vm.host_calls
     gc.collect()
-    assert host.trace.pending and not any(gc.is_tracked(record) for record in host.trace.pending)
+    before = sys.getallocatedblocks()
+    for _ in range(exchanges):
+        exchange()
+    host.logs.clear()
+    gc.collect()
+    return sys.getallocatedblocks() - before, plugin.vm.host_calls - calls
+
+
+def test_a_kept_record_is_packed_bytes_not_an_object_per_call(recorders):
+    """A record kept as a tuple (and the bytes it read) was an allocation per host call that lived
+    until the trace was trimmed, and freeing them cost more than recording (1.5 µs a request)."""
+    host = Host()
+    _exchange(host, "go/headers_go.wasm")
+    log = host.trace.pending
+    assert log.count > 5 and log.objects == [] and log.size >= 32 * log.count
+    grown, calls = _recorded(True, 200)
+    lean, _ = _recorded(False, 200)
+    assert calls > 1000
+    assert grown - lean < calls / 100, f"{grown - lean} blocks kept for {calls} recorded host calls"
+
+
+def test_the_c_recorder_packs_the_bytes_the_python_one_does(recorders):
+    if recorders != "c":
+        pytest.skip("the C recorder is compared once, with the Python recorder it mirrors")
+    mine, reference = Host(), Host()
+    reference.observer.recorders = PYTHON_RECORDERS
+    for host in (mine, reference):
+        _exchange(host, "go/headers_go.wasm")
+        _exchange(host, "rust/headers_rust.wasm")
+    a, b = mine.trace.pending, reference.trace.pending
+    assert a.count == b.count > 10 and a.size == b.size
+    assert a.data[: a.size] == b.data[: b.size] and a.callbacks == b.callbacks
+
+
+_LOG_AT = list(HOST_FUNCTIONS).index("proxy_log")  # a record numbers its import by the ABI table's order
+
+
+def test_a_packed_record_is_laid_out_as_documented():
+    log = TraceLog()
+    log.append((7, "proxy_log", 0, 2, "proxy_on_request_headers", 2, 1024, 5, b"hello"))
+    head = struct.pack("<IHHqqq", 32 + 3 * 8 + 4 + 5, _LOG_AT, 1, 7, 0, 2)
+    assert log.data[: log.size] == head + struct.pack("<qqqI", 2, 1024, 5, 5) + b"hello"
+    assert log.callbacks == [None, "proxy_on_request_headers"] and log.count == 1
+
+
+def test_records_the_layout_does_not_take_are_kept_whole_in_their_place():
+    log = TraceLog()
+    records = [
+        (1, "proxy_log", 0, 2, None, 2, 1024, 5, b"hello"),
+        (2, "proxy_log", 0, 2, None, 2, 9999, 5, "<invalid pointer 9999+5>"),  # an unreadable range's text
+        (3, "proxy_log", True, 2, None, 2, 1024, 5, b"hello"),  # a status that is not an int
+        (4, "proxy_log", 0, 2, 17, 2, 1024, 5, b"hello"),  # a callback that is not a name
+        (5, "proxy_log", 0, 2, "cb", 2, 2**64, 5, b"hello"),  # an argument out of range
+        (6, "no_such_import", 0, 2, None),
+        (7, "proxy_log", 0, 2, "cb", 2, 1024, 0, b""),
+    ]
+    for record in records:
+        log.append(record)
+    assert log.count == 7 and log.objects == records[1:6]
+    copy = TraceLog()
+    for record in records:
+        copy.append(record)
+    copy.drop(3)  # the packed first record and two whole ones
+    assert copy.count == 4 and copy.objects == records[3:6]
+    assert copy.drain() == records[3:] and copy.count == copy.size == 0
+    assert log.drain() == records and not log and log.objects == []
+
+
+def test_the_c_walk_of_a_log_is_the_python_one():
+    c = accelerator()
+    if c is None:
+        pytest.skip("no C accelerator in this mode")
+    log = TraceLog()
+    for i in range(50):
+        log.append((i, "proxy_log", 0, 2, None, 2, 1024, i % 7, b"x" * (i % 7) if i % 5 else "whole"))
+    for n in (0, 1, 10, 49, 50):
+        assert c.skip_records(log.data, n) == _skip(log.data, n)
 
 
 def test_pending_records_keep_their_place_among_appended_entries():
@@ -165,7 +245,8 @@ def test_the_limit_keeps_the_most_recent_calls_read_or_not():
     seqs = [e.seq for e in host.trace]
     assert seqs == sorted(seqs) and seqs[-1] == max(seqs)
     trace = Trace([TraceEntry(i, "f", {}, 0) for i in range(6)])
-    trace.pending.extend((i, "proxy_done", 0, 1, None) for i in range(6, 9))
+    for i in range(6, 9):
+        trace.pending.append((i, "proxy_done", 0, 1, None))
     trace.trim(4)
     assert [e.seq for e in trace] == [5, 6, 7, 8]
 
@@ -192,7 +273,7 @@ def test_a_trace_with_pending_records_pickles_and_copies_as_its_entries():
     trace = host.trace
     assert trace.pending
     for other in (pickle.loads(pickle.dumps(trace)), copy.copy(trace), copy.deepcopy(trace)):
-        assert type(other) is Trace and other == trace and other.pending == [] and len(other) == len(trace)
+        assert type(other) is Trace and other == trace and not other.pending and len(other) == len(trace)
 
 
 def test_a_plain_list_in_host_trace_still_gets_whole_entries():
