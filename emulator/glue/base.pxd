@@ -1,7 +1,21 @@
 # Cython declarations for the compiled speed mode (emulator.speedups): Glue, the base of every
-# host-call family, becomes an extension type, so ``self.vm`` is a C struct member. The families
-# stay Python classes; the module's source is unchanged and stays the reference.
+# host-call family, becomes an extension type: ``self.vm`` is a typed C struct member, and its
+# helpers are C calls from the families compiled as its extensions (a .pxd beside theirs). The
+# other families stay Python classes; the module's source is unchanged and stays the reference.
+cimport cython
+
+from emulator.vm.instance cimport Vm
+
+
 cdef class Glue:
     cdef dict __dict__
     cdef object __weakref__
-    cdef public object vm
+    cdef public Vm vm
+
+    @cython.locals(vm=Vm)
+    cpdef read(self, ptr, size)
+
+    cpdef context(self)
+
+    @cython.locals(vm=Vm)
+    cpdef copy_out(self, data, ret_ptr, ret_size)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from abi import Status
 
 if TYPE_CHECKING:
+    from ..contexts import ContextBase
     from ..vm.instance import Vm
 
 __all__ = ["Glue"]
@@ -32,6 +33,10 @@ class Glue:
             return b""
         vm.bytes_from_guest += size
         return vm.memory.read(ptr, size)
+
+    def context(self) -> ContextBase:
+        """The context this host call acts on (:attr:`Vm.active <emulator.vm.instance.Vm.active>`)."""
+        return self.vm._active()
 
     def copy_out(self, data: bytes, ret_ptr: int, ret_size: int) -> int:
         """Return ``data`` through the ``ptr**``/``size*`` out-params (abi-spec.md §4.1).

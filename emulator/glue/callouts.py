@@ -30,7 +30,7 @@ class CalloutCalls(Glue):
         headers = decode_pairs(self.read(headers_ptr, headers_size))
         body = self.read(body_ptr, body_size)
         trailers = decode_pairs(self.read(trailers_ptr, trailers_size))
-        status, token = self.vm.active.http_call(cluster, headers, body, trailers, timeout_ms)
+        status, token = self.context().http_call(cluster, headers, body, trailers, timeout_ms)
         if status == Status.Ok:
             self.vm.memory.put_u32(ret_token, token)
         return status
@@ -39,7 +39,7 @@ class CalloutCalls(Glue):
         self, kind: str, upstream: bytes, service: bytes, method: bytes, metadata: bytes, ret_token: int, message: bytes = b"", timeout_ms: int = 0
     ) -> int:
         self.vm.memory.put_u32(ret_token, 0)
-        status, token = self.vm.active.grpc_call(kind, upstream, service, method, decode_pairs(metadata), message, timeout_ms)
+        status, token = self.context().grpc_call(kind, upstream, service, method, decode_pairs(metadata), message, timeout_ms)
         if status == Status.Ok:
             self.vm.memory.put_u32(ret_token, token)
         return status
@@ -93,10 +93,10 @@ class CalloutCalls(Glue):
 
     def proxy_grpc_send(self, token: int, msg_ptr: int, msg_size: int, end_stream: int) -> int:
         message = self.read(msg_ptr, msg_size)
-        return self.vm.active.grpc_send(token, message, bool(end_stream))
+        return self.context().grpc_send(token, message, bool(end_stream))
 
     def proxy_grpc_cancel(self, token: int) -> int:
-        return self.vm.active.grpc_cancel(token)
+        return self.context().grpc_cancel(token)
 
     def proxy_grpc_close(self, token: int) -> int:
-        return self.vm.active.grpc_close(token)
+        return self.context().grpc_close(token)

@@ -19,10 +19,10 @@ class ContextCalls(Glue):
         return Status.Ok
 
     def proxy_done(self) -> int:
-        return self.vm.active.done()
+        return self.context().done()
 
     def proxy_get_status(self, ret_code: int, ret_msg_ptr: int, ret_msg_size: int) -> int:
-        code, message = self.vm.active.get_status()
+        code, message = self.context().get_status()
         self.vm.memory.put_u32(ret_code, code)
         return self.copy_out(message, ret_msg_ptr, ret_msg_size)
 

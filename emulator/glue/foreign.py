@@ -15,7 +15,7 @@ class ForeignCalls(Glue):
     def proxy_call_foreign_function(self, name_ptr: int, name_size: int, args_ptr: int, args_size: int, ret_ptr: int, ret_size: int) -> int:
         name = self.read(name_ptr, name_size)
         args = self.read(args_ptr, args_size)
-        status, result, known = self.vm.active.call_foreign_function(name, args)
+        status, result, known = self.context().call_foreign_function(name, args)
         if not known:
             return Status.NotFound  # nothing written
         data = result or b""

@@ -19,16 +19,16 @@ class LoggingTimeCalls(Glue):
     def proxy_log(self, level: int, msg_ptr: int, msg_size: int) -> int:
         if level > _CRITICAL:
             return Status.BadArgument
-        self.vm.active.log(_LEVELS[level], self.read(msg_ptr, msg_size).decode("utf-8", "replace"))
+        self.context().log(_LEVELS[level], self.read(msg_ptr, msg_size).decode("utf-8", "replace"))
         return _OK
 
     def proxy_get_log_level(self, ret_level: int) -> int:
-        self.vm.memory.put_u32(ret_level, self.vm.active.log_level())
+        self.vm.memory.put_u32(ret_level, self.context().log_level())
         return Status.Ok
 
     def proxy_get_current_time_nanoseconds(self, ret_time: int) -> int:
-        self.vm.memory.put_u64(ret_time, self.vm.active.current_time_ns())
+        self.vm.memory.put_u64(ret_time, self.context().current_time_ns())
         return Status.Ok
 
     def proxy_set_tick_period_milliseconds(self, period_ms: int) -> int:
-        return self.vm.active.set_tick_period(period_ms)
+        return self.context().set_tick_period(period_ms)

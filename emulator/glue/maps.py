@@ -23,20 +23,20 @@ class MapCalls(Glue):
     def proxy_get_header_map_pairs(self, map_type: int, ret_ptr: int, ret_size: int) -> int:
         if map_type > _MAX_MAP:
             return Status.BadArgument
-        _, pairs = self.vm.active.get_header_map_pairs(map_type)
+        _, pairs = self.context().get_header_map_pairs(map_type)
         return self.copy_out(encode_pairs(pairs) if pairs else b"", ret_ptr, ret_size)
 
     def proxy_set_header_map_pairs(self, map_type: int, pairs_ptr: int, pairs_size: int) -> int:
         if map_type > _MAX_MAP:
             return Status.BadArgument
         pairs = decode_pairs(self.read(pairs_ptr, pairs_size))
-        return self.vm.active.set_header_map_pairs(map_type, pairs)
+        return self.context().set_header_map_pairs(map_type, pairs)
 
     def proxy_get_header_map_value(self, map_type: int, key_ptr: int, key_size: int, ret_ptr: int, ret_size: int) -> int:
         if map_type > _MAX_MAP:
             return Status.BadArgument
         key = self.read(key_ptr, key_size)
-        status, value = self.vm.active.get_header_map_value(map_type, key)
+        status, value = self.context().get_header_map_value(map_type, key)
         if status == _NOT_FOUND and self.vm.abi_010:
             return self.copy_out(b"", ret_ptr, ret_size)  # ABI 0.1.0: a missing value is an empty one
         if status != _OK:
@@ -47,24 +47,24 @@ class MapCalls(Glue):
         if map_type > _MAX_MAP:
             return Status.BadArgument
         key, value = self.read(key_ptr, key_size), self.read(value_ptr, value_size)
-        return self.vm.active.add_header_map_value(map_type, key, value)
+        return self.context().add_header_map_value(map_type, key, value)
 
     def proxy_replace_header_map_value(self, map_type: int, key_ptr: int, key_size: int, value_ptr: int, value_size: int) -> int:
         if map_type > _MAX_MAP:
             return Status.BadArgument
         key, value = self.read(key_ptr, key_size), self.read(value_ptr, value_size)
-        return self.vm.active.replace_header_map_value(map_type, key, value)
+        return self.context().replace_header_map_value(map_type, key, value)
 
     def proxy_remove_header_map_value(self, map_type: int, key_ptr: int, key_size: int) -> int:
         if map_type > _MAX_MAP:
             return Status.BadArgument
         key = self.read(key_ptr, key_size)
-        return self.vm.active.remove_header_map_value(map_type, key)
+        return self.context().remove_header_map_value(map_type, key)
 
     def proxy_get_header_map_size(self, map_type: int, ret_size: int) -> int:
         if map_type > _MAX_MAP:
             return Status.BadArgument
-        status, size = self.vm.active.get_header_map_size(map_type)
+        status, size = self.context().get_header_map_size(map_type)
         if status == Status.Ok:
             self.vm.memory.put_u32(ret_size, size)
         return status

@@ -14,7 +14,7 @@ class PropertyCalls(Glue):
 
     def proxy_get_property(self, path_ptr: int, path_size: int, ret_ptr: int, ret_size: int) -> int:
         path = decode_path(self.read(path_ptr, path_size))
-        status, value = self.vm.active.get_property(path)
+        status, value = self.context().get_property(path)
         if status != Status.Ok:
             return status
         return self.copy_out(value, ret_ptr, ret_size)
@@ -22,4 +22,4 @@ class PropertyCalls(Glue):
     def proxy_set_property(self, path_ptr: int, path_size: int, value_ptr: int, value_size: int) -> int:
         path = self.read(path_ptr, path_size)
         value = self.read(value_ptr, value_size)
-        return self.vm.active.set_property(path, value)
+        return self.context().set_property(path, value)

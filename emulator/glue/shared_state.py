@@ -14,7 +14,7 @@ class SharedStateCalls(Glue):
 
     def proxy_get_shared_data(self, key_ptr: int, key_size: int, ret_ptr: int, ret_size: int, ret_cas: int) -> int:
         key = self.read(key_ptr, key_size)
-        entry = self.vm.active.get_shared_data(key)
+        entry = self.context().get_shared_data(key)
         if entry is None:
             return Status.NotFound  # neither the value nor the cas is written
         value, cas = entry
@@ -26,17 +26,17 @@ class SharedStateCalls(Glue):
     def proxy_set_shared_data(self, key_ptr: int, key_size: int, value_ptr: int, value_size: int, cas: int) -> int:
         key = self.read(key_ptr, key_size)
         value = self.read(value_ptr, value_size)
-        return self.vm.active.set_shared_data(key, value, cas)
+        return self.context().set_shared_data(key, value, cas)
 
     def proxy_register_shared_queue(self, name_ptr: int, name_size: int, ret_token: int) -> int:
         name = self.read(name_ptr, name_size)
-        self.vm.memory.put_u32(ret_token, self.vm.active.register_shared_queue(name))
+        self.vm.memory.put_u32(ret_token, self.context().register_shared_queue(name))
         return Status.Ok
 
     def proxy_resolve_shared_queue(self, vm_id_ptr: int, vm_id_size: int, name_ptr: int, name_size: int, ret_token: int) -> int:
         vm_id = self.read(vm_id_ptr, vm_id_size)
         name = self.read(name_ptr, name_size)
-        token = self.vm.active.resolve_shared_queue(vm_id, name)
+        token = self.context().resolve_shared_queue(vm_id, name)
         if token is None:
             return Status.NotFound
         self.vm.memory.put_u32(ret_token, token)
@@ -44,10 +44,10 @@ class SharedStateCalls(Glue):
 
     def proxy_enqueue_shared_queue(self, token: int, data_ptr: int, data_size: int) -> int:
         data = self.read(data_ptr, data_size)
-        return self.vm.active.enqueue_shared_queue(token, data)
+        return self.context().enqueue_shared_queue(token, data)
 
     def proxy_dequeue_shared_queue(self, token: int, ret_ptr: int, ret_size: int) -> int:
-        status, item = self.vm.active.dequeue_shared_queue(token)
+        status, item = self.context().dequeue_shared_queue(token)
         if status != Status.Ok:
             return status
         return self.copy_out(item, ret_ptr, ret_size)

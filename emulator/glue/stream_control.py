@@ -27,23 +27,23 @@ class StreamControlCalls(Glue):
         headers = [(k.lower(), v) for k, v in decode_pairs(self.read(headers_ptr, headers_size))]
         grpc = grpc_status if grpc_status <= _MAX_GRPC_STATUS else None  # larger values mean "not gRPC" (-1 as u32)
         reply = LocalResponse(status_code, body, headers, details, grpc, self.vm.current_callback or "?")
-        return self.vm.active.send_local_response(reply)
+        return self.context().send_local_response(reply)
 
     def proxy_continue_stream(self, stream_type: int) -> int:
         if stream_type > StreamType.UPSTREAM:
             return Status.BadArgument
-        return self.vm.active.continue_stream(StreamType(stream_type))
+        return self.context().continue_stream(StreamType(stream_type))
 
     def proxy_continue_request(self) -> int:
-        return self.vm.active.continue_stream(StreamType.HTTP_REQUEST)
+        return self.context().continue_stream(StreamType.HTTP_REQUEST)
 
     def proxy_continue_response(self) -> int:
-        return self.vm.active.continue_stream(StreamType.HTTP_RESPONSE)
+        return self.context().continue_stream(StreamType.HTTP_RESPONSE)
 
     def proxy_close_stream(self, stream_type: int) -> int:
         if stream_type > StreamType.UPSTREAM:
             return Status.BadArgument
-        return self.vm.active.close_stream(StreamType(stream_type))
+        return self.context().close_stream(StreamType(stream_type))
 
     def proxy_clear_route_cache(self) -> int:
-        return self.vm.active.clear_route_cache()
+        return self.context().clear_route_cache()

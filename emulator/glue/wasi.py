@@ -50,7 +50,7 @@ class Wasi:
             self.vm.console_write(fd, data)
             text = data[:-1] if data.endswith(b"\n") else data
             level, source = (LogLevel.INFO, "stdout") if fd == 1 else (LogLevel.ERROR, "stderr")
-            ctx = self.vm.active
+            ctx = self.context()
             ctx.log(level, text.decode(errors="replace"), source=source)  # one record per write, as Envoy logs it
             self.vm.host.record_console(ctx.log_record(level, "", source), data)  # and whole lines, for reading
         return E.SUCCESS
@@ -209,7 +209,7 @@ class Wasi:
     def clock_time_get(self, clock_id: int, precision: int, ret_time: int) -> int:
         if clock_id not in (WasiClock.REALTIME, WasiClock.MONOTONIC):
             return E.NOTSUP
-        self.vm.memory.put_u64(ret_time, self.vm.active.current_time_ns(monotonic=clock_id == WasiClock.MONOTONIC))
+        self.vm.memory.put_u64(ret_time, self.context().current_time_ns(monotonic=clock_id == WasiClock.MONOTONIC))
         return E.SUCCESS
 
     def clock_res_get(self, clock_id: int, ret_res: int) -> int:
@@ -222,7 +222,7 @@ class Wasi:
         if buf_len > RANDOM_GET_MAX:
             return E.INVAL
         if buf_len:
-            self.vm.memory.write(buf, self.vm.active.random_bytes(buf_len))
+            self.vm.memory.write(buf, self.context().random_bytes(buf_len))
         return E.SUCCESS
 
     def sched_yield(self) -> int:

@@ -14,3 +14,4 @@ cdef class Vm:
     cdef public object _alloc, allocator
 
     cpdef object _active(self)
+    cpdef object alloc(self, size)

@@ -1,0 +1,6 @@
+# Cython declarations for the compiled speed mode (emulator.speedups): see maps.pxd.
+from emulator.glue.base cimport Glue
+
+
+cdef class BufferCalls(Glue):
+    pass
