@@ -7,6 +7,13 @@ cdef class ContextBase:
     cdef dict __dict__
     cdef object __weakref__
     cdef public object host, vm
+    # the header-map calls, on every request: C calls from the glue and from each other
+    cpdef header_map(self, map_type, write)
+    cpdef on_headers_modified(self, map_type)
+    cpdef get_header_map_value(self, map_type, key)
+    cpdef add_header_map_value(self, map_type, key, value)
+    cpdef replace_header_map_value(self, map_type, key, value)
+    cpdef remove_header_map_value(self, map_type, key)
 
 cdef class StreamContext(ContextBase):
     cdef public object plugin, context_id

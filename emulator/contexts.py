@@ -235,7 +235,7 @@ class ContextBase:
         root = self.root
         return root.inputs if root is not None else self.inputs
 
-    def header_map(self, map_type: MapType, *, write: bool) -> HeaderMap | None:
+    def header_map(self, map_type: MapType, write: bool) -> HeaderMap | None:
         """The map a host call may use now (``None``: unavailable); callout maps come from the scope."""
         inputs = self.callback_inputs()
         if not write and inputs is not None:

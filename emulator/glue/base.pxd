@@ -4,6 +4,7 @@
 # other families stay Python classes; the module's source is unchanged and stays the reference.
 cimport cython
 
+from emulator.contexts cimport ContextBase
 from emulator.vm.instance cimport Vm
 
 
@@ -15,7 +16,7 @@ cdef class Glue:
     @cython.locals(vm=Vm)
     cpdef read(self, ptr, size)
 
-    cpdef context(self)
+    cpdef ContextBase context(self)
 
     @cython.locals(vm=Vm)
     cpdef copy_out(self, data, ret_ptr, ret_size)

@@ -4,6 +4,8 @@
 # cpdef methods: compiled code calls them in C, Python still calls them as methods (they cannot be
 # replaced on an instance, as no method of a compiled class can be on the class). The module's
 # source is unchanged and stays the reference (pure mode ignores this file).
+cimport cython
+
 from emulator.contexts cimport StreamContext
 
 cdef class _Side:
@@ -32,3 +34,6 @@ cdef class HttpStream(StreamContext):
     cpdef _data_status(self, raw, record)
     cpdef _trailers_status(self, raw, record)
     cpdef _after_callback(self, _Side side)
+    @cython.locals(side=_Side)
+    cpdef header_map(self, map_type, write)
+    cpdef on_headers_modified(self, map_type)

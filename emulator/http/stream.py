@@ -229,7 +229,7 @@ class HttpStream(StreamContext):
         return s.trailers if s.trailers_open else None
 
     # -- host-call support ---------------------------------------------------------------------
-    def header_map(self, map_type: int, *, write: bool) -> HeaderMap | None:
+    def header_map(self, map_type: int, write: bool) -> HeaderMap | None:
         """The map a host call may use now (``None``: unavailable), following Envoy's getMap/getConstMap."""
         if map_type == 0 or map_type == 2:  # HTTP_REQUEST_HEADERS, HTTP_RESPONSE_HEADERS: the hot case
             side = self.request if map_type == 0 else self.response
@@ -254,7 +254,7 @@ class HttpStream(StreamContext):
                 side.trailers_created = True
                 return side.trailers
             return None
-        return super().header_map(map_type, write=write)
+        return StreamContext.header_map(self, map_type, write)  # not super(): a cpdef method has no __class__ cell when compiled
 
     def buffer(self, kind: int) -> Buffer | None:
         """Buffers 0/1: the current chunk, or the accumulated body while buffering; else empty."""
