@@ -15,3 +15,5 @@ cdef class Vm:
 
     cpdef object _active(self)
     cpdef object alloc(self, size)
+    cpdef tuple _meter(self)
+    cpdef _cost_since(self, tuple before)
