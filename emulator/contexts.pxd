@@ -3,10 +3,15 @@
 # (so the compiled modules load together or not at all). The module's source is unchanged and
 # stays the reference (pure mode ignores this file). The __dict__ keeps any other attribute
 # settable, as on the pure classes.
+from emulator.host cimport Host
+from emulator.vm.instance cimport Vm
+
+
 cdef class ContextBase:
     cdef dict __dict__
     cdef object __weakref__
-    cdef public object host, vm
+    cdef public Host host
+    cdef public Vm vm
     # the header-map calls, on every request: C calls from the glue and from each other
     cpdef header_map(self, map_type, write)
     cpdef on_headers_modified(self, map_type)

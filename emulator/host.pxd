@@ -9,3 +9,4 @@ cdef class Host:
     cdef public object connection, console_lines, costs, coverage, engine, expectations, foreign_functions, grpc_calls
     cdef public object http_calls, log_level, logs, metrics, node, observer, properties, queues, random, restricted_start
     cdef public object seed, session, shared_data, trace, trace_limit, vms, warned_inputs
+    cpdef next_seq(self)

@@ -17,3 +17,4 @@ cdef class Vm:
     cpdef object alloc(self, size)
     cpdef tuple _meter(self)
     cpdef _cost_since(self, tuple before)
+    cpdef call_in(self, context_id, export, tuple args)
