@@ -14,8 +14,10 @@ cdef class _Side:
     cdef public object received_trailers, trailers, trailers_creatable, trailers_created, trailers_held, trailers_open
 
 cdef class HttpStream(StreamContext):
-    cdef public object _log_copy, buffer_limit, callbacks, connection, filter_state, grpc_calls, http_calls, lints, notes
-    cdef public object _in_filter_callback, request, response, start_ns
+    cdef public list callbacks
+    cdef public _Side request, response
+    cdef public object _log_copy, buffer_limit, connection, filter_state, grpc_calls, http_calls, lints, notes
+    cdef public object _in_filter_callback, start_ns
     cdef public object _destroyed, completed, created_in_vm, end_ns, error, in_log, local_response, mode, pending_local, route_cache_cleared
     # the stream's own steps, called on itself for every request: C calls instead of Python method lookups
     cpdef _call(self, name, tuple args)

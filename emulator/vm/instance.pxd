@@ -1,16 +1,22 @@
 # Cython declarations for the compiled speed mode (emulator.speedups): Vm becomes an extension type
 # whose fields are read and written as C struct members instead of through its __dict__. The
 # module's source is unchanged and stays the reference (pure mode ignores this file). The
-# __dict__ keeps any other attribute settable, as on the pure class; fields hold any object.
+# __dict__ keeps any other attribute settable, as on the pure class; fields hold any object but the
+# typed ones, which the request path reads most (their type is the one the source gives them).
+from emulator.host cimport Host
+
+
 cdef class Vm:
     cdef dict __dict__
     cdef object __weakref__
-    cdef public object host, program, abi, abi_010, vm_id, vm_config, environment, contexts, plugins
+    cdef public Host host
+    cdef public dict contexts, _exports
+    cdef public object program, abi, abi_010, vm_id, vm_config, environment, plugins
     cdef public object failed, current_context, _running, effective_context, current_callback
     cdef public object start_imports, allowed_imports, notes, console
     cdef public object bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes, host_calls, instructions
     cdef public object _earlier_memory, last_cost, _fuel, _budget, _costs, _fuel_per_callback, _fuel_mark
-    cdef public object _deadline, _next_id, _tokens, _calls, _exports, memory, instance, coverage_memory
+    cdef public object _deadline, _next_id, _tokens, _calls, memory, instance, coverage_memory
     cdef public object _alloc, allocator
 
     cpdef object _active(self)
