@@ -50,6 +50,7 @@ import ctypes
 
 cimport cython
 
+from emulator.glue.base cimport Glue
 from emulator.host cimport Host
 from emulator.trace cimport TraceLog
 from emulator.untracked cimport untrack_if_plain
@@ -174,7 +175,10 @@ cdef class HostThunk:
 cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexcept with gil:
     cdef HostThunk thunk = <HostThunk><PyObject*>env
     try:
-        out = thunk.fn(*_arguments(thunk, p))
+        if type(thunk.fn) is HostCall:  # an import's wrapper: called in C
+            out = (<HostCall>thunk.fn).call(_arguments(thunk, p))
+        else:
+            out = thunk.fn(*_arguments(thunk, p))
         if thunk.result == I32:
             p[0] = PyLong_AsUnsignedLongLongMask(out) & 0xFFFFFFFF
         elif thunk.result == I64:
@@ -361,7 +365,7 @@ cdef class HostCall:
     a trace is kept, else the generic observer), then the call itself; a bad guest pointer is the
     import's fault status, with a note on the VM."""
 
-    cdef object calls
+    cdef Glue calls
     cdef object name
     cdef object impl
     cdef object restricted
@@ -379,6 +383,9 @@ cdef class HostCall:
         self.wasi = wasi  # WASI imports are neither counted nor observed
 
     def __call__(self, *args):
+        return self.call(args)
+
+    cdef object call(self, tuple args):
         cdef Vm vm = self.calls.vm
         cdef Host host
         cdef _Recording rec

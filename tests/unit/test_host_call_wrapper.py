@@ -10,6 +10,7 @@ import wasmtime
 from emulator import Host, PluginStartError
 from emulator.engines import accelerator
 from emulator.expectations import ANY
+from emulator.glue import ImportCalls
 from emulator.vm import program
 from tests.conformance.test_envoy_fidelity import LEGACY_START
 from tests.hostcall_harness import RET_LEN, RET_PTR, Harness
@@ -26,7 +27,7 @@ def _both(run, monkeypatch):
 
 
 def test_the_wrapper_in_use_is_the_kind_asked_for(monkeypatch):
-    assert _both(lambda: type(program._wrap(object(), "proxy_log", print, 3, False)).__name__, monkeypatch) == ("HostCall", "function")
+    assert _both(lambda: type(program._wrap(ImportCalls(), "proxy_log", print, 3, False)).__name__, monkeypatch) == ("HostCall", "function")
 
 
 @pytest.mark.parametrize("observer", [None, _Generic], ids=["recorder", "generic-observer"])
