@@ -235,13 +235,14 @@ class Vm:
             self._exports[export] = fn
         if self.failed is not None:
             raise VmFailedError(self.failed)
-        saved = (self.current_context, self.effective_context, self.current_callback, self._running)
+        # what a nested call restores, as four locals (no tuple: compiled, they are C variables)
+        outer_context, outer_effective, outer_callback, outer_running = self.current_context, self.effective_context, self.current_callback, self._running
         self.current_context = cid = context_id if context_id is not None else 0
         self._running = self.contexts.get(cid)  # looked up once per callback
         self.effective_context = None
         self.current_callback = export
         self._calls.vm = self  # program.switch(self), inline: this is every callback
-        top = saved[2] is None
+        top = outer_callback is None
         metered = self._costs and top
         if metered:
             before = self._meter()
@@ -260,7 +261,7 @@ class Vm:
             self.failed = err
             raise err from None
         finally:
-            self.current_context, self.effective_context, self.current_callback, self._running = saved
+            self.current_context, self.effective_context, self.current_callback, self._running = outer_context, outer_effective, outer_callback, outer_running
             if metered:
                 self.last_cost = self._cost_since(before)
 
