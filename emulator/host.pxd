@@ -10,3 +10,5 @@ cdef class Host:
     cdef public object http_calls, log_level, logs, metrics, node, observer, properties, queues, random, restricted_start
     cdef public object seed, session, shared_data, trace, trace_limit, vms, warned_inputs
     cpdef next_seq(self)
+    cpdef drain(self)
+    cpdef defer(self, action)
