@@ -24,7 +24,7 @@ from .engines._codegen import build
 if TYPE_CHECKING:
     from .vm.instance import Vm
 
-__all__ = ["PYTHON_RECORDERS", "RECORDERS", "Trace", "TraceEntry", "capture_args", "capture_results", "captured", "decode_call"]
+__all__ = ["PYTHON_RECORDERS", "RECORDERS", "Trace", "TraceEntry", "TraceLog", "capture_args", "capture_results", "captured", "decode_call"]
 
 
 def _text(raw: bytes) -> Any:
