@@ -360,17 +360,16 @@ def _packer(function: str) -> Any:
     body = "".join(f" + LEN(len({r})) + {r}" for r in ins)
     out_size = "".join(f" + 4 + len({o})" if kind == _COPY else " + 8" for o, kind in zip(outs, kinds, strict=True))
     out_body = "".join(f" + LEN(len({o})) + {o}" if kind == _COPY else f" + WORD({o})" for o, kind in zip(outs, kinds, strict=True))
-    unpack_outs = (
-        [
+    sized = [f"        size = {fixed}", "        tail = b''"]
+    if outs:  # an Ok call's out-parameters follow its inputs
+        sized = [
             "        if outs:",
             f"            {', '.join(outs)}, = outs",
             f"            size = {fixed}{out_size}",
             f"            tail = b''{out_body}",
             "        else:",
+            *(f"    {line}" for line in sized),
         ]
-        if outs
-        else ["        if True:"]
-    )
     lines = [
         f"def pack(log, seq, st, ctx, cb, {''.join(a + ', ' for a in args)}raw, outs):",
         "    if type(seq) is not int or type(st) is not int or type(ctx) is not int:",
@@ -382,9 +381,7 @@ def _packer(function: str) -> Any:
         "            return False",
         "    try:",
         f"        {''.join(r + ', ' for r in ins)}= raw" if ins else "        if raw:\n            return False",
-        *unpack_outs,
-        f"            size = {fixed}",
-        "            tail = b''",
+        *sized,
         f"        record = HEAD(size, {_FUNCTION_INDEX[function]}, c, seq, st, ctx{''.join(f', {a}' for a in args)}){body} + tail",
         "    except (struct.error, TypeError, ValueError):",
         "        return False",
@@ -420,6 +417,9 @@ class _Packers(dict[str, Any]):
 _PACKERS = _Packers()
 
 
+_SIZE_AND_FUNCTION = struct.Struct("<IH").unpack_from
+
+
 def _skip(data: bytearray, n: int) -> tuple[int, int]:
     """Where the first ``n`` records of a packed log end, and how many of them are kept whole (the
     C accelerator's ``skip_records`` takes the same walk)."""
@@ -429,9 +429,6 @@ def _skip(data: bytearray, n: int) -> tuple[int, int]:
         whole += function == _WHOLE
         at += size
     return at, whole
-
-
-_SIZE_AND_FUNCTION = struct.Struct("<IH").unpack_from
 
 
 class TraceLog:

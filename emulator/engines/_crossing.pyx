@@ -43,7 +43,6 @@ from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_CheckExact
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
-from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 import ctypes
@@ -450,7 +449,7 @@ cdef enum:
 
 
 cdef enum:
-    _SCRATCH = 512  # the input bytes a record copies onto the C stack; more take a heap buffer
+    _SCRATCH = 512  # the input bytes a record copies onto the C stack; more are read as bytes, as a flat record's
     _HEAD_SIZE = 32  # a packed record's head (emulator.trace._HEAD)
     _MAX_RECORD = 0xFFFFFFFF  # a record's size is a u32
     _WHOLE = 0xFFFF  # the import number of a record kept whole (emulator.trace._WHOLE)
@@ -536,19 +535,34 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef tuple _outputs(self, LinearMemory lm, tuple args):
-        cdef tuple out = PyTuple_New(self.nout)
+    cdef int _read_outputs(self, LinearMemory lm, tuple args, uint32_t* out_ptr, Py_ssize_t* out_len, uint64_t* words) except -1:
+        """Read what an Ok call wrote through its out-pointers: each copy-out's pointer and size
+        (its range checked) into ``out_ptr`` and ``out_len``, each u32 or u64 into ``words``; a bad
+        pointer raises."""
         cdef Py_ssize_t k
-        cdef uint32_t ptr, size
         for k in range(self.nout):
             if self.out_kind[k] == COPY_OUT:
-                ptr = lm._u32(args[self.out_a[k]])
-                size = lm._u32(args[self.out_b[k]])
-                item = lm._read(ptr, size)
-            elif self.out_kind[k] == OUT_U64:
-                item = lm._u64(args[self.out_a[k]])
+                out_ptr[k] = lm._u32(args[self.out_a[k]])
+                out_len[k] = lm._u32(args[self.out_b[k]])
+                if out_len[k]:
+                    lm._check(out_ptr[k], out_len[k])
             else:
-                item = lm._u32(args[self.out_a[k]])
+                words[k] = lm._u64(args[self.out_a[k]]) if self.out_kind[k] == OUT_U64 else lm._u32(args[self.out_a[k]])
+        return 0
+
+    cdef tuple _outputs(self, LinearMemory lm, tuple args):
+        """The out-parameters as the flat record's values (copied-out bytes, or the integers)."""
+        cdef uint64_t words[_MAX]
+        cdef Py_ssize_t out_len[_MAX]
+        cdef uint32_t out_ptr[_MAX]
+        cdef tuple out = PyTuple_New(self.nout)
+        cdef Py_ssize_t k
+        self._read_outputs(lm, args, out_ptr, out_len, words)
+        for k in range(self.nout):
+            if self.out_kind[k] == COPY_OUT:
+                item = PyBytes_FromStringAndSize(<char*>(lm.base + out_ptr[k]), out_len[k]) if out_len[k] else b""
+            else:
+                item = words[k]
             Py_INCREF(item)
             PyTuple_SET_ITEM(out, k, item)
         return out
@@ -612,18 +626,11 @@ cdef class TraceRecorder:
             size += 4 + in_len[k]
         if ok:
             try:  # after any Python call above: nothing runs between these reads and the copy
-                for k in range(self.nout):
-                    if self.out_kind[k] == COPY_OUT:
-                        out_ptr[k] = lm._u32(args[self.out_a[k]])
-                        out_len[k] = lm._u32(args[self.out_b[k]])
-                        if out_len[k]:
-                            lm._check(out_ptr[k], out_len[k])
-                        size += 4 + out_len[k]
-                    else:
-                        words[k] = lm._u64(args[self.out_a[k]]) if self.out_kind[k] == OUT_U64 else lm._u32(args[self.out_a[k]])
-                        size += 8
+                self._read_outputs(lm, args, out_ptr, out_len, words)
             except Exception:
                 return False
+            for k in range(self.nout):
+                size += 4 + out_len[k] if self.out_kind[k] == COPY_OUT else 8
         if size > _MAX_RECORD:
             return False
         data = log.data
