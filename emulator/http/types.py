@@ -15,17 +15,44 @@ from .messages import Request, Response, as_body, chunked
 
 __all__ = ["CallbackRecord", "HttpMessage", "LocalResponse", "Request", "Response", "as_body", "chunked"]
 
+# the fields of the two records below, in their constructors' order (their repr and == follow it)
+_MESSAGE_FIELDS = ("headers", "body", "trailers", "end_stream", "reset", "body_chunks")
+_RECORD_FIELDS = ("name", "args", "raw", "action", "notes", "seq", "cost")
 
-@dataclass
+
 class HttpMessage:
-    """What reached one side of the filter: upstream (the request) or downstream (the response)."""
+    """What reached one side of the filter: upstream (the request) or downstream (the response).
 
-    headers: list[tuple[bytes, bytes]] | None = None
-    body: bytearray = field(default_factory=bytearray)
-    trailers: list[tuple[bytes, bytes]] | None = None
-    end_stream: bool = False
-    reset: bool = False
-    body_chunks: list[bytes] = field(default_factory=list)
+    ``headers`` and ``trailers`` are ``None`` until they arrive; ``body`` is every byte forwarded,
+    ``body_chunks`` the frames as they went; ``end_stream`` and ``reset`` say how the side ended.
+    """
+
+    # a plain class, not a dataclass: every stream makes two (its type is compiled, see types.pxd)
+    __slots__ = _MESSAGE_FIELDS
+
+    def __init__(
+        self,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        body: bytearray | None = None,
+        trailers: list[tuple[bytes, bytes]] | None = None,
+        end_stream: bool = False,
+        reset: bool = False,
+        body_chunks: list[bytes] | None = None,
+    ) -> None:
+        self.headers = headers
+        self.body = bytearray() if body is None else body
+        self.trailers = trailers
+        self.end_stream = end_stream
+        self.reset = reset
+        self.body_chunks = [] if body_chunks is None else body_chunks
+
+    def __repr__(self) -> str:
+        return _fields_repr(self, _MESSAGE_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return _fields_eq(self, other, _MESSAGE_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
 
     def header(self, name: str | bytes) -> bytes | None:
         """First value of a header (``None`` if absent or if no headers arrived)."""
@@ -67,19 +94,37 @@ class LocalResponse:
         }
 
 
-@dataclass(slots=True)
 class CallbackRecord:
-    """One callback the emulator made into the filter, with the filter's raw answer and its meaning."""
+    """One callback the emulator made into the filter, with the filter's raw answer and its meaning.
 
-    name: str
-    args: tuple[int, ...]
-    raw: int | None
-    action: str | None
-    notes: list[str] = field(default_factory=list)
-    seq: int = 0
-    """Host-wide order of the call (callbacks of chained filters interleave)."""
-    cost: Any = None
-    """The callback's :class:`~emulator.costs.Cost` when the host meters costs."""
+    ``name`` and ``args`` are the export called and its arguments, ``raw`` what it returned
+    (``None``: it trapped or is not exported), ``action`` the meaning the stream gave it, and
+    ``notes`` what else happened. ``seq`` is the host-wide order of the call (callbacks of chained
+    filters interleave); ``cost`` the callback's :class:`~emulator.costs.Cost` when the host
+    meters costs.
+    """
+
+    # a plain class, not a dataclass: every callback makes one (its type is compiled, see types.pxd)
+    __slots__ = _RECORD_FIELDS
+
+    def __init__(
+        self, name: str, args: tuple[int, ...], raw: int | None, action: str | None, notes: list[str] | None = None, seq: int = 0, cost: Any = None
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.raw = raw
+        self.action = action
+        self.notes = [] if notes is None else notes
+        self.seq = seq
+        self.cost = cost
+
+    def __repr__(self) -> str:
+        return _fields_repr(self, _RECORD_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return _fields_eq(self, other, _RECORD_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -87,6 +132,18 @@ class CallbackRecord:
         if self.cost is not None:
             out["cost"] = self.cost.to_json()
         return out
+
+
+def _fields_repr(obj: object, names: tuple[str, ...]) -> str:
+    """A dataclass's repr: ``Name(field=value, ...)``."""
+    return f"{type(obj).__name__}({', '.join(f'{n}={getattr(obj, n)!r}' for n in names)})"
+
+
+def _fields_eq(obj: object, other: object, names: tuple[str, ...]) -> Any:
+    """A dataclass's ``==``: same class, equal fields in order."""
+    if type(other) is not type(obj):
+        return NotImplemented
+    return all(getattr(obj, n) == getattr(other, n) for n in names)
 
 
 def _text(b: bytes) -> str:
