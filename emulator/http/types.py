@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fields import fields_eq, fields_repr
 from .headers import HeadersLike, normalize_headers
 from .messages import Request, Response, as_body, chunked
 
@@ -47,10 +48,10 @@ class HttpMessage:
         self.body_chunks = [] if body_chunks is None else body_chunks
 
     def __repr__(self) -> str:
-        return _fields_repr(self, _MESSAGE_FIELDS)
+        return fields_repr(self, _MESSAGE_FIELDS)
 
     def __eq__(self, other: object) -> bool:
-        return _fields_eq(self, other, _MESSAGE_FIELDS)
+        return fields_eq(self, other, _MESSAGE_FIELDS)
 
     __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
 
@@ -119,10 +120,10 @@ class CallbackRecord:
         self.cost = cost
 
     def __repr__(self) -> str:
-        return _fields_repr(self, _RECORD_FIELDS)
+        return fields_repr(self, _RECORD_FIELDS)
 
     def __eq__(self, other: object) -> bool:
-        return _fields_eq(self, other, _RECORD_FIELDS)
+        return fields_eq(self, other, _RECORD_FIELDS)
 
     __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
 
@@ -132,18 +133,6 @@ class CallbackRecord:
         if self.cost is not None:
             out["cost"] = self.cost.to_json()
         return out
-
-
-def _fields_repr(obj: object, names: tuple[str, ...]) -> str:
-    """A dataclass's repr: ``Name(field=value, ...)``."""
-    return f"{type(obj).__name__}({', '.join(f'{n}={getattr(obj, n)!r}' for n in names)})"
-
-
-def _fields_eq(obj: object, other: object, names: tuple[str, ...]) -> Any:
-    """A dataclass's ``==``: same class, equal fields in order."""
-    if type(other) is not type(obj):
-        return NotImplemented
-    return all(getattr(obj, n) == getattr(other, n) for n in names)
 
 
 def _text(b: bytes) -> str:
