@@ -18,7 +18,8 @@ functions and the same rules:
   unsigned, i64 signed), writes its result, and turns any exception into a trap through the
   thunk's ``trap_for`` (which stashes the exception for the call site), as the ctypes callback does.
 * :class:`FuelReader` reads the store's fuel (metering reads it after every callback).
-* :class:`LinearMemory` is :class:`emulator.engines.base.GuestMemory`'s interface in C.
+* :class:`LinearMemory` is a :class:`emulator.engines.base.GuestMemory` whose accesses are in C
+  (cpdef overrides: a host call's reads and writes are C calls end to end).
 * :class:`HostCall` is an import's Python-side wrapper (phase restriction, count, observer, bad
   pointers), with the generated Python wrapper as its reference.
 * :class:`TraceRecorder` records a host call into the trace (``emulator.trace.RECORDERS``), with
@@ -34,7 +35,7 @@ machines without a C compiler run the ctypes path, and CI runs the whole suite b
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_Append, PyList_Check, PyList_CheckExact, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask, PyLong_CheckExact, PyLong_FromLongLong, PyLong_FromUnsignedLong
@@ -49,6 +50,7 @@ import ctypes
 
 cimport cython
 
+from emulator.engines.base cimport GuestMemory
 from emulator.glue.base cimport Glue
 from emulator.host cimport Host
 from emulator.trace cimport TraceLog
@@ -218,9 +220,9 @@ cdef class FuelReader:
         return fuel
 
 
-cdef class LinearMemory:
-    """A wasmtime linear memory read and written in C: :class:`emulator.engines.base.GuestMemory`'s
-    interface and rules (the same bounds checks and errors, little-endian integers, a read of size
+cdef class LinearMemory(GuestMemory):
+    """A wasmtime linear memory read and written in C: a :class:`emulator.engines.base.GuestMemory`
+    with its rules (the same bounds checks and errors, little-endian integers, a read of size
     0 is ``b""`` wherever it points), without a memoryview slice or a struct call per access.
 
     The base address and size are cached and refreshed when an access goes past the cached size,
@@ -266,10 +268,11 @@ cdef class LinearMemory:
         """Current size of linear memory in bytes."""
         return self.size_fn(self.ctx, self.mem)
 
-    def view(self, Py_ssize_t ptr, Py_ssize_t size):
+    cpdef view(self, ptr, size):
         """A zero-copy, writable view of ``size`` bytes at ``ptr`` (valid until the memory grows)."""
-        self._check(ptr, size)
-        return PyMemoryView_FromMemory(<char*>(self.base + ptr), size, PyBUF_WRITE)
+        cdef Py_ssize_t at = ptr, n = size
+        self._check(at, n)
+        return PyMemoryView_FromMemory(<char*>(self.base + at), n, PyBUF_WRITE)
 
     cdef bytes _read(self, Py_ssize_t ptr, Py_ssize_t size):
         if size == 0:
@@ -291,21 +294,28 @@ cdef class LinearMemory:
             v = (v << 8) | p[i]
         return v
 
-    def read(self, Py_ssize_t ptr, Py_ssize_t size):
+    cpdef read(self, ptr, size):
         """Copy ``size`` bytes out of the guest."""
         return self._read(ptr, size)
 
-    def write(self, Py_ssize_t ptr, data):
+    cpdef write(self, ptr, data):
         """Copy ``data`` (bytes, bytearray or a memoryview) into the guest at ``ptr``."""
+        cdef Py_ssize_t at = ptr, n
+        if PyBytes_CheckExact(data):  # what host calls write: no buffer acquired
+            n = PyBytes_GET_SIZE(data)
+            if n:
+                self._check(at, n)
+                memcpy(self.base + at, PyBytes_AS_STRING(data), n)
+            return
         cdef const uint8_t[::1] buf
         try:
             buf = data
         except (BufferError, TypeError, ValueError):  # not a contiguous byte buffer: as bytes
             buf = bytes(data)
-        cdef Py_ssize_t n = buf.shape[0]
+        n = buf.shape[0]
         if n:
-            self._check(ptr, n)
-            memcpy(self.base + ptr, &buf[0], n)
+            self._check(at, n)
+            memcpy(self.base + at, &buf[0], n)
 
     def u32(self, Py_ssize_t ptr):
         """Read a little-endian u32."""
@@ -322,27 +332,30 @@ cdef class LinearMemory:
         p[2] = (value >> 16) & 0xFF
         p[3] = (value >> 24) & 0xFF
 
-    def put_u32(self, Py_ssize_t ptr, value):
+    cpdef put_u32(self, ptr, value):
         """Write a little-endian u32 (``value`` modulo 2**32)."""
+        cdef Py_ssize_t at = ptr
         cdef uint64_t v = PyLong_AsUnsignedLongLongMask(value)
-        self._check(ptr, 4)
-        self._put32(ptr, v)
+        self._check(at, 4)
+        self._put32(at, v)
 
-    def put_u32_pair(self, Py_ssize_t ptr_a, a, Py_ssize_t ptr_b, b):
+    cpdef put_u32_pair(self, ptr_a, a, ptr_b, b):
         """Write two little-endian u32s (the ``ptr*``/``size*`` out-parameters of a copy-out), both
         checked before either is written."""
+        cdef Py_ssize_t at_a = ptr_a, at_b = ptr_b
         cdef uint64_t va = PyLong_AsUnsignedLongLongMask(a)
         cdef uint64_t vb = PyLong_AsUnsignedLongLongMask(b)
-        self._check(ptr_a, 4)
-        self._check(ptr_b, 4)
-        self._put32(ptr_a, va)
-        self._put32(ptr_b, vb)
+        self._check(at_a, 4)
+        self._check(at_b, 4)
+        self._put32(at_a, va)
+        self._put32(at_b, vb)
 
-    def put_u64(self, Py_ssize_t ptr, value):
+    cpdef put_u64(self, ptr, value):
         """Write a little-endian u64 (``value`` modulo 2**64)."""
+        cdef Py_ssize_t at = ptr
         cdef uint64_t v = PyLong_AsUnsignedLongLongMask(value)
-        self._check(ptr, 8)
-        cdef uint8_t* p = self.base + ptr
+        self._check(at, 8)
+        cdef uint8_t* p = self.base + at
         cdef int i
         for i in range(8):
             p[i] = (v >> (8 * i)) & 0xFF

@@ -190,11 +190,14 @@ class EngineConfig:
         return f"fuel={int(self.fuel)},epoch={int(self.epoch)},opt={self.opt_level}"
 
 
-class GuestMemory(ABC):
+class GuestMemory:
     """Linear memory through a cached ``memoryview``, refreshed only when an access goes past it.
 
     Wasm memories never shrink and both engines keep the base address across growth, so the
-    cached view is valid for every address below its length.
+    cached view is valid for every address below its length. An engine's memory subclasses it and
+    gives ``_fresh_view``; the compiled accelerator's ``LinearMemory`` overrides every access in C.
+    (Not an ABC: in the compiled speed mode it is an extension type, ``base.pxd``, whose accesses
+    the host calls make as C calls.)
     """
 
     __slots__ = ("_size", "_view")
@@ -203,9 +206,9 @@ class GuestMemory(ABC):
         self._view: memoryview = memoryview(b"")
         self._size = 0
 
-    @abstractmethod
     def _fresh_view(self) -> memoryview:
         """Return a byte view of the whole current linear memory."""
+        raise NotImplementedError(f"{type(self).__name__} gives no view of its memory")
 
     def _check(self, ptr: int, size: int) -> memoryview:
         end = ptr + size

@@ -46,8 +46,6 @@ __all__ = ["FAST_PATH_AVAILABLE", "WasmtimeEngine"]
 _CALLBACK = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(c_uint64), c_size_t)
 
 _crossing = accelerator()  # the crossings in C; without it the ctypes crossings below, the reference
-if _crossing is not None:
-    GuestMemory.register(_crossing.LinearMemory)
 
 _EPOCH_TICK_S = 0.005
 

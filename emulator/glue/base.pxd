@@ -5,6 +5,7 @@
 cimport cython
 
 from emulator.contexts cimport ContextBase
+from emulator.engines.base cimport GuestMemory
 from emulator.vm.instance cimport Vm
 
 
@@ -18,5 +19,5 @@ cdef class Glue:
 
     cpdef ContextBase context(self)
 
-    @cython.locals(vm=Vm)
+    @cython.locals(vm=Vm, mem=GuestMemory)
     cpdef copy_out(self, data, ret_ptr, ret_size)

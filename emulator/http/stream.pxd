@@ -7,11 +7,13 @@
 cimport cython
 
 from emulator.contexts cimport StreamContext
+from emulator.http.types cimport CallbackRecord, HttpMessage
 
 cdef class _Side:
     cdef public object body, body_open, buffering, done, ended, headers, headers_held, headers_open, headers_sent
-    cdef public object headers_stop, held_body, held_trailers, input_missing, name, out, received_body, received_headers
+    cdef public object headers_stop, held_body, held_trailers, input_missing, name, received_body, received_headers
     cdef public object received_trailers, trailers, trailers_creatable, trailers_created, trailers_held, trailers_open
+    cdef public HttpMessage out
 
 cdef class HttpStream(StreamContext):
     cdef public list callbacks
@@ -20,6 +22,7 @@ cdef class HttpStream(StreamContext):
     cdef public object _in_filter_callback, start_ns
     cdef public object _destroyed, completed, created_in_vm, end_ns, error, in_log, local_response, mode, pending_local, route_cache_cleared
     # the stream's own steps, called on itself for every request: C calls instead of Python method lookups
+    @cython.locals(record=CallbackRecord)
     cpdef _call(self, name, tuple args)
     cpdef complete(self)
     cpdef finish_phase(self, phase)
@@ -32,9 +35,9 @@ cdef class HttpStream(StreamContext):
     cpdef _forward_headers(self, _Side side)
     cpdef _missing_required(self, _Side side)
     cpdef _maybe_finish(self, _Side side)
-    cpdef _headers_status(self, raw, record)
-    cpdef _data_status(self, raw, record)
-    cpdef _trailers_status(self, raw, record)
+    cpdef _headers_status(self, raw, CallbackRecord record)
+    cpdef _data_status(self, raw, CallbackRecord record)
+    cpdef _trailers_status(self, raw, CallbackRecord record)
     cpdef _after_callback(self, _Side side)
     @cython.locals(side=_Side)
     cpdef header_map(self, map_type, write)

@@ -18,12 +18,13 @@ from abi import ALLOCATOR_IMPORTS, START_IMPORTS, callbacks_for
 from abi.signatures import INTEGRATION_EXPORTS
 
 from ..costs import Cost
-from ..engines import GuestMemory, GuestTrap, LinkError
+from ..engines import GuestTrap, LinkError
 from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError, VmFailedError
 from .coverage import COVERAGE_EXPORT, read_comparisons
 
 if TYPE_CHECKING:
     from ..contexts import ContextBase
+    from ..engines.base import GuestMemory
     from ..host import Host
     from ..plugin import Plugin
     from .program import Program

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.engines import CompileError, EngineConfig, GuestTrap, HostFunction, LinkError, MemoryAccessError, get_engine, wasmtime_engine
+from emulator.engines import CompileError, EngineConfig, GuestMemory, GuestTrap, HostFunction, LinkError, MemoryAccessError, get_engine, wasmtime_engine
 from emulator.vm.cache import ModuleCache
 from tests.conftest import wat_module
 
@@ -140,6 +140,7 @@ def test_memory_edges_behave_alike_on_every_path(conf, engine_name, crossing):
     size = mem.size
     if engine_name == "wasmtime":  # the fast path: C memory access with the C crossings
         assert (type(mem).__name__ == "LinearMemory") == (crossing == "c")
+    assert isinstance(mem, GuestMemory)  # every path's memory is one (the C one a subclass, not registered)
     assert mem.read(size + 100, 0) == b""  # an empty read never fails, wherever it points
     assert len(mem.view(size, 0)) == 0
     with pytest.raises(MemoryAccessError) as info:
