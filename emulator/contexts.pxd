@@ -3,7 +3,10 @@
 # (so the compiled modules load together or not at all). The module's source is unchanged and
 # stays the reference (pure mode ignores this file). The __dict__ keeps any other attribute
 # settable, as on the pure classes.
+cimport cython
+
 from emulator.host cimport Host
+from emulator.http.headers cimport HeaderMap
 from emulator.vm.instance cimport Vm
 
 
@@ -15,6 +18,7 @@ cdef class ContextBase:
     # the header-map calls, on every request: C calls from the glue and from each other
     cpdef header_map(self, map_type, write)
     cpdef on_headers_modified(self, map_type)
+    @cython.locals(m=HeaderMap)
     cpdef get_header_map_value(self, map_type, key)
     cpdef add_header_map_value(self, map_type, key, value)
     cpdef replace_header_map_value(self, map_type, key, value)

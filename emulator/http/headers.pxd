@@ -8,3 +8,7 @@ cdef class HeaderMap:
     # what its own methods call on every lookup and insert: C calls instead of Python method lookups
     cpdef _key(self, key)
     cpdef _append(self, key, value)
+    # what the stream and the header-map host calls call on every request
+    cpdef get(self, key)
+    cpdef list pairs(self)
+    cpdef HeaderMap copy(self)

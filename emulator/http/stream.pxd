@@ -7,13 +7,15 @@
 cimport cython
 
 from emulator.contexts cimport StreamContext
+from emulator.http.headers cimport HeaderMap
 from emulator.http.types cimport CallbackRecord, HttpMessage
 
 cdef class _Side:
-    cdef public object body, body_open, buffering, done, ended, headers, headers_held, headers_open, headers_sent
-    cdef public object headers_stop, held_body, held_trailers, input_missing, name, received_body, received_headers
-    cdef public object received_trailers, trailers, trailers_creatable, trailers_created, trailers_held, trailers_open
+    cdef public object body, body_open, buffering, done, ended, headers_held, headers_open, headers_sent
+    cdef public object headers_stop, held_body, held_trailers, input_missing, name, received_body
+    cdef public object received_trailers, trailers_creatable, trailers_created, trailers_held, trailers_open
     cdef public HttpMessage out
+    cdef public HeaderMap headers, received_headers, trailers
 
 cdef class HttpStream(StreamContext):
     cdef public list callbacks
@@ -42,3 +44,7 @@ cdef class HttpStream(StreamContext):
     @cython.locals(side=_Side)
     cpdef header_map(self, map_type, write)
     cpdef on_headers_modified(self, map_type)
+    cpdef _out(self, _Side side, headers=*, body=*, trailers=*, end=*, bypass=*)
+
+
+cpdef tuple _missing_pseudo_headers(HeaderMap h)

@@ -700,7 +700,6 @@ class HttpStream(StreamContext):
     def _out(
         self,
         side: _Side,
-        *,
         headers: list[tuple[bytes, bytes]] | None = None,
         body: bytes | None = None,
         trailers: list[tuple[bytes, bytes]] | None = None,
