@@ -50,12 +50,34 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
     items = headers if type(headers) is list else headers.items() if isinstance(headers, Mapping) else headers
     out = []
     append = out.append
+    names = _NAMES
     for item in items:
         if (type(item) is not tuple and not isinstance(item, tuple | list)) or len(item) != 2:
             raise ValueError(f"a header must be a (name, value) pair, got {item!r}")
         k, v = item
-        append((k.encode().lower() if type(k) is str else bytes(k).lower(), v.encode() if type(v) is str else bytes(v)))
+        if type(k) is str:
+            key = names.get(k)
+            if key is None:
+                key = _name(k)
+        else:
+            key = bytes(k).lower()
+        append((key, v.encode() if type(v) is str else bytes(v)))
     return out
+
+
+_NAMES: dict[str, bytes] = {}
+"""Header names given as text -> their lower-cased bytes. Tests and fuzzers send the same few names
+on every request, and finding one here costs less than encoding and lower-casing it again. Bounded
+by :data:`_NAMES_MAX` (cleared when full: a fuzzer's random names cannot grow it without end)."""
+_NAMES_MAX = 4096
+
+
+def _name(k: str) -> bytes:
+    """``k`` encoded and lower-cased, remembered in :data:`_NAMES`."""
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    key = _NAMES[k] = k.encode().lower()
+    return key
 
 
 _AS_IS, _REORDER, _MERGE = 0, 1, 2

@@ -26,3 +26,18 @@ CASES = [
 @pytest.mark.parametrize(("kind", "given", "entries"), CASES)
 def test_input_pairs_become_entries(kind: str, given: list[tuple[str, str]], entries: list[tuple[bytes, bytes]]) -> None:
     assert HeaderMap(given, kind=kind).pairs() == entries
+
+
+def test_text_names_are_lowered_the_same_when_remembered_and_the_memory_stays_bounded() -> None:
+    from emulator.http import headers
+
+    given = [("X-Mixed-Case", "v"), ("ÄRGER", "ü"), ("x-mixed-case", "w")]
+    expected = [(b"x-mixed-case", b"v"), ("ÄRGER".encode().lower(), "ü".encode()), (b"x-mixed-case", b"w")]
+    assert headers.normalize_headers(given) == expected  # the first time: encoded and lowered
+    assert headers.normalize_headers(given) == expected  # again: from the remembered names
+    for i in range(headers._NAMES_MAX + 10):  # a fuzzer's stream of new names
+        assert headers.normalize_headers([(f"N-{i}", "")]) == [(f"n-{i}".encode(), b"")]
+    assert len(headers._NAMES) <= headers._NAMES_MAX
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate fails as before, and is not remembered
+        headers.normalize_headers([("bad\udc80", "v")])
+    assert "bad\udc80" not in headers._NAMES
