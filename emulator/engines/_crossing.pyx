@@ -202,21 +202,24 @@ cdef tuple _arguments(HostThunk thunk, uint64_t* p):
 
 cdef class FuelReader:
     """``reader()``: the store's fuel through ``wasmtime_context_get_fuel`` (metering reads it after
-    every callback); -1 when wasmtime reports an error, which the caller then reads the slow way."""
+    every callback). When wasmtime reports an error it returns ``slow()``, the reading of the ctypes
+    path (which raises the engine's error), so it can stand in for ``Instance.get_fuel``."""
 
     cdef get_fuel_t get_fuel
     cdef void* ctx
     cdef object keep
+    cdef object slow
 
-    def __init__(self, uintptr_t get_fuel, uintptr_t ctx, keep):
+    def __init__(self, uintptr_t get_fuel, uintptr_t ctx, keep, slow):
         self.get_fuel = <get_fuel_t>get_fuel
         self.ctx = <void*>ctx
         self.keep = keep  # the store that owns ctx
+        self.slow = slow
 
     def __call__(self):
         cdef uint64_t fuel = 0
         if self.get_fuel(self.ctx, &fuel) != NULL:
-            return -1
+            return self.slow()
         return fuel
 
 

@@ -344,9 +344,8 @@ class _WasmtimeInstance(Instance):
         self._fuel_value = c_uint64()
         self._fuel_out = byref(self._fuel_value)
         self._fast_fuel = bool(engine.config.fuel and engine.fast)
-        self._fuel_reader = (
-            _crossing.FuelReader(cast(_C.get_fuel, c_void_p).value, self._ctx.value, self.store) if self._fast_fuel and _crossing is not None else None
-        )
+        if self._fast_fuel and _crossing is not None:  # get_fuel is the C reader itself: metering calls it after every callback
+            self.get_fuel = _crossing.FuelReader(cast(_C.get_fuel, c_void_p).value, self._ctx.value, self.store, self._read_fuel)  # type: ignore[method-assign]
         try:
             self.wt = linked.linker.instantiate(self.store, linked.module)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
@@ -457,10 +456,11 @@ class _WasmtimeInstance(Instance):
         self.store.set_fuel(fuel)
 
     def get_fuel(self) -> int:
-        if self._fuel_reader is not None:  # the C accelerator: no ctypes
-            fuel = self._fuel_reader()
-            if fuel >= 0:
-                return fuel
+        return self._read_fuel()
+
+    def _read_fuel(self) -> int:
+        """The fuel through ctypes or the stock API (where the C accelerator is built, ``get_fuel``
+        is its reader, which falls back on this)."""
         if self._fast_fuel:  # fuel on and the fast path: one C call
             err = _C.get_fuel(self._ctx, self._fuel_out)
             if err:
