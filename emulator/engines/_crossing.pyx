@@ -433,6 +433,11 @@ cdef class HostCall:
             return self.fault
 
 
+cdef inline Py_ssize_t _kept(trace) except -1:
+    """The entries a trace holds besides its pending records, in C (a ``Trace`` is a list)."""
+    return PyList_GET_SIZE(trace) if PyList_Check(trace) else <Py_ssize_t>list.__len__(trace)
+
+
 @cython.final
 cdef class _Recording:
     """What :class:`HostCall` needs to record a host call, resolved from a host's observer and trace
@@ -614,7 +619,7 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef bint _pack(self, TraceLog log, LinearMemory lm, tuple args, Py_ssize_t* in_len, char* scratch, seq, plain, context, callback, bint ok) except -1:
+    cdef bint _pack(self, TraceLog log, LinearMemory lm, tuple args, Py_ssize_t* in_len, char* scratch, int64_t seq, plain, context, callback, bint ok) except -1:
         """Append the record to ``log``, packed; False (nothing appended) where a value does not fit
         the layout or an out-pointer is bad (the flat record then says so)."""
         cdef int64_t head[3]
@@ -626,7 +631,8 @@ cdef class TraceRecorder:
         cdef int64_t cb
         cdef PyObject* found
         cdef char* p
-        if not (_i64(seq, &head[0]) and _i64(plain, &head[1]) and _i64(context, &head[2])):
+        head[0] = seq
+        if not (_i64(plain, &head[1]) and _i64(context, &head[2])):
             return False
         for k in range(nargs):
             if not _i64(args[k], &values[k]):
@@ -691,6 +697,7 @@ cdef class TraceRecorder:
         cdef char scratch[_SCRATCH]
         cdef Py_ssize_t in_len[_MAX]
         cdef bint copied = False, ok
+        cdef int64_t seq
         name = self.name
         counts = rec.counts
         if PyDict_Check(counts):  # a Counter: counts[name] += 1 without its Python frames
@@ -712,8 +719,8 @@ cdef class TraceRecorder:
         except self.access_error as exc:
             vm.note(f"{name}: {exc}")
             status = self.fault
-        seq = host._seq + 1
-        host._seq = seq
+        host._seq += 1
+        seq = host._seq
         trace = host.trace
         found = PyDict_GetItem(self.plain, status)
         plain = <object>found if found is not NULL else status
@@ -723,7 +730,7 @@ cdef class TraceRecorder:
         pending = rec.log if rec.log is not None else getattr(trace, "pending", None)  # None: not a Trace (a plain list put in host.trace)
         if copied:
             if rec.log is not None and self._pack(<TraceLog>pending, lm, args, in_len, scratch, seq, plain, context, callback, ok):
-                if (<TraceLog>pending).count + (PyList_GET_SIZE(trace) if PyList_Check(trace) else list.__len__(trace)) > 2 * <Py_ssize_t>host.trace_limit:
+                if (<TraceLog>pending).count + _kept(trace) > 2 * <Py_ssize_t>host.trace_limit:
                     trace.trim(host.trace_limit)
                 return status
             raw = self._raw(in_len, scratch)
@@ -754,7 +761,7 @@ cdef class TraceRecorder:
             return status
         untrack_if_plain(flat)  # a record kept whole: plain values only, untracked now
         pending.append(flat)
-        if len(pending) + (PyList_GET_SIZE(trace) if PyList_Check(trace) else list.__len__(trace)) > 2 * host.trace_limit:
+        if len(pending) + _kept(trace) > 2 * <Py_ssize_t>host.trace_limit:
             trace.trim(host.trace_limit)
         return status
 
