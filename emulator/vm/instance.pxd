@@ -26,3 +26,4 @@ cdef class Vm:
     cpdef tuple _meter(self)
     cpdef _cost_since(self, tuple before)
     cpdef call_in(self, context_id, export, tuple args)
+    cpdef bint has_export(self, name) except -1
