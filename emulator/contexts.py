@@ -25,7 +25,7 @@ from abi import BufferType, LogLevel, MapType, Status, StreamType
 
 from .buffer import Buffer
 from .errors import CallbackError
-from .logs import LogRecord
+from .logs import LogRecord, log_line
 from .properties import resolve_property
 
 if TYPE_CHECKING:
@@ -410,8 +410,8 @@ class ContextBase:
         """A log record attributed to this context and its plugin (not recorded)."""
         root = self.root
         if root is None:
-            return LogRecord(level, message, self.id, "", self.vm.vm_id, "", source)
-        return LogRecord(level, message, self.id, root.root_id, self.vm.vm_id, root.name, source)  # positional: every log line
+            return log_line(level, message, self.id, "", self.vm.vm_id, "", source)
+        return log_line(level, message, self.id, root.root_id, self.vm.vm_id, root.name, source)  # every log line
 
     # -- stream control -------------------------------------------------------------------------------
     def send_local_response(self, reply: LocalResponse) -> Status:

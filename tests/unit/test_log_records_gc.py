@@ -54,3 +54,25 @@ def test_a_filters_logs_leave_no_tracked_object_behind() -> None:
     kept = host.logs[before:]
     assert len(kept) == 100  # the fixture logs twice a request
     assert sum(gc.is_tracked(r) for r in kept) == (0 if COMPILED else 100)
+
+
+def test_a_log_line_is_the_record_its_fields_make() -> None:
+    """``log_line`` (one C call in the speed mode) gives what ``LogRecord(...)`` gives."""
+    from abi import LogLevel
+
+    for level in LogLevel:
+        line = logs_module.log_line(level, "msg", 3, "root", "vm", "plugin", "proxy_log")
+        record = LogRecord(level, "msg", 3, "root", "vm", "plugin", "proxy_log")
+        assert type(line) is LogRecord and line == record and line.level is level
+        assert type(line[0]) is int, "the level is kept as its number"
+        assert gc.is_tracked(line) is gc.is_tracked(record)
+    held = logs_module.log_line(2, ["a", "list"], None, "", "", "", "stdout")
+    assert gc.is_tracked(held) and held.message == ["a", "list"]
+
+
+@pytest.mark.skipif(not COMPILED, reason="the C maker is part of the speed mode")
+def test_the_c_maker_makes_only_tuple_subclasses() -> None:
+    with pytest.raises(TypeError, match="tuple subclasses"):
+        logs_module.new_record(list, 2, "m", None, "", "", "", "host")
+    with pytest.raises(TypeError):
+        logs_module.new_record(LogRecord, "not a level", "m", None, "", "", "", "host")
