@@ -20,8 +20,11 @@ cdef class ContextBase:
     cpdef on_headers_modified(self, map_type)
     @cython.locals(m=HeaderMap)
     cpdef get_header_map_value(self, map_type, key)
+    @cython.locals(m=HeaderMap)
     cpdef add_header_map_value(self, map_type, key, value)
+    @cython.locals(m=HeaderMap)
     cpdef replace_header_map_value(self, map_type, key, value)
+    @cython.locals(m=HeaderMap)
     cpdef remove_header_map_value(self, map_type, key)
 
 cdef class StreamContext(ContextBase):

@@ -12,3 +12,6 @@ cdef class HeaderMap:
     cpdef get(self, key)
     cpdef list pairs(self)
     cpdef HeaderMap copy(self)
+    cpdef add(self, key, value)
+    cpdef replace(self, key, value)
+    cpdef remove(self, key)
