@@ -40,11 +40,29 @@ class HostCallObserver:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+
+    @property
+    def counts(self) -> Counter[str]:
+        """The host calls made through this observer, by import name.
+
+        The C trace recorder tallies its calls in C and adds them here when this is read (or when
+        the host stops using it with this observer), so reading it is where they show up.
+        """
+        fold = getattr(self.host._recording, "fold", None)
+        if fold is not None:
+            fold(self)
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: Counter[str]) -> None:
+        self.counts  # noqa: B018 - what the C recorder tallied goes into the old counts first
+        self._counts = value
+        self.host._recording = None  # the recorder resolves the new counts on its next call
 
     def __call__(self, vm: Vm, name: str, impl: Callable[..., Any], args: tuple[int, ...], fault: int) -> Any:
         host = self.host
-        self.counts[name] += 1
+        self._counts[name] += 1
         expectations = host.expectations
         trace = host.trace
         if trace is None and expectations is None:

@@ -223,7 +223,7 @@ def _recorder(function: str) -> Any:
     )
     src = (
         f"def rec(vm, obs, impl, {params}):\n"
-        "    obs.counts[name] += 1\n"
+        "    obs._counts[name] += 1\n"
         "    mem = vm.memory\n"
         "    read = mem.read\n"
         "    try:\n"

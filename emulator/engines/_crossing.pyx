@@ -36,7 +36,7 @@ machines without a C compiler run the ctypes path, and CI runs the whole suite b
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_Check, PyDict_GetItem
 from cpython.list cimport PyList_Append, PyList_Check, PyList_CheckExact, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask, PyLong_CheckExact, PyLong_FromLongLong, PyLong_FromUnsignedLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
@@ -415,6 +415,8 @@ cdef class HostCall:
             if obs is not None:
                 rec = host._recording
                 if rec is None or rec.observer is not obs or rec.trace is not host.trace:
+                    if rec is not None:
+                        rec.fold()  # what it tallied, into its observer's counts
                     rec = host._recording = _Recording(obs, host.trace)
                 if rec.plain and host.expectations is None:
                     found = PyDict_GetItem(rec.recorders, self.name)
@@ -438,13 +440,21 @@ cdef inline Py_ssize_t _kept(trace) except -1:
     return PyList_GET_SIZE(trace) if PyList_Check(trace) else <Py_ssize_t>list.__len__(trace)
 
 
+cdef enum:
+    _TALLIES = 256  # imports numbered below this are counted in C (emulator.trace numbers about 80)
+
+
 @cython.final
 cdef class _Recording:
     """What :class:`HostCall` needs to record a host call, resolved from a host's observer and trace
     once (``host._recording``) instead of on every call: whether the observer is a plain one that
     takes the one-frame recorders (``observer.plain``, and a trace kept), its recorders and
     counts, and the trace's packed log. It stands while the host's observer and trace are the same
-    objects; the expectations, which change what a call does, are checked on every call."""
+    objects; the expectations, which change what a call does, are checked on every call.
+
+    The C recorders count their calls here, in C (``tally``, by import number), and :meth:`fold`
+    adds them to the observer's ``Counter`` when the observer's ``counts`` is read and before the
+    host replaces this with another."""
 
     cdef object observer
     cdef object trace
@@ -452,15 +462,30 @@ cdef class _Recording:
     cdef object counts
     cdef dict recorders  # name -> the observer's recorder, filled as imports are called
     cdef object log  # the trace's TraceLog, or None (a trace of another kind)
+    cdef bint tallying  # counts is a dict (a Counter): the C recorders tally instead
+    cdef Py_ssize_t tally[_TALLIES]
+    cdef list names  # import number -> its name, for the tallies
 
     def __init__(self, observer, trace):
         self.observer = observer
         self.trace = trace
         self.plain = bool(observer.plain) and trace is not None
-        self.counts = getattr(observer, "counts", None)
+        self.counts = getattr(observer, "_counts", None)
         self.recorders = {}
         pending = getattr(trace, "pending", None)
         self.log = pending if type(pending) is TraceLog else None
+        self.tallying = PyDict_Check(self.counts)
+        self.names = [None] * _TALLIES
+
+    def fold(self, observer=None):
+        """Add the calls tallied in C to the observer's counts (only ``observer``'s, if given)."""
+        cdef Py_ssize_t k
+        if observer is not None and observer is not self.observer:
+            return
+        for k in range(_TALLIES):
+            if self.tally[k]:
+                self.counts[self.names[k]] += self.tally[k]
+                self.tally[k] = 0
 
 
 cdef enum:
@@ -687,7 +712,11 @@ cdef class TraceRecorder:
 
     def __call__(self, Vm vm, obs, impl, *args):
         cdef Host host = <Host?>obs.host
-        return self.record(vm, host, _Recording(obs, host.trace), impl, args)
+        cdef _Recording rec = _Recording(obs, host.trace)
+        try:
+            return self.record(vm, host, rec, impl, args)
+        finally:
+            rec.fold()  # a recording for this call only: its count goes into the observer's now
 
     cdef object record(self, Vm vm, Host host, _Recording rec, impl, tuple args):
         cdef PyObject* found
@@ -699,12 +728,12 @@ cdef class TraceRecorder:
         cdef bint copied = False, ok
         cdef int64_t seq
         name = self.name
-        counts = rec.counts
-        if PyDict_Check(counts):  # a Counter: counts[name] += 1 without its Python frames
-            found = PyDict_GetItem(counts, name)
-            PyDict_SetItem(counts, name, (<object>found + 1) if found is not NULL else 1)
+        if rec.tallying and self.number < _TALLIES:  # counted in C, added to the Counter when it is read
+            if rec.tally[self.number] == 0:
+                rec.names[self.number] = name
+            rec.tally[self.number] += 1
         else:
-            counts[name] += 1
+            rec.counts[name] += 1
         if lm is not None:  # the input ranges, copied aside before the call can change them
             copied = self._copy_in(lm, args, in_len, scratch)
             if not copied:  # a bad pointer, or more bytes than the scratch holds: as bytes

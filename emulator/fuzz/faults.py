@@ -56,7 +56,7 @@ class FaultInjectingObserver(HostCallObserver):
         if chosen is None:
             return super().__call__(vm, name, impl, args, fault)
         status = int(self.plan.rules[chosen].status)
-        self.counts[name] += 1
+        self._counts[name] += 1
         ctx = vm.active.id
         self.injected.append(InjectedFault(name, status, vm.current_callback, ctx, chosen))
         host = self.host

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import struct
 import sys
+from collections import Counter
 
 import pytest
 
@@ -60,6 +61,27 @@ def test_recorded_entries_equal_the_generic_paths(module):
     assert fast.trace.to_json() == slow.trace.to_json()
     assert all(type(e) is TraceEntry for e in fast.trace) and not fast.trace.pending
     assert [type(e.status) for e in fast.trace] == [type(e.status) for e in slow.trace]  # a Status stays a Status
+
+
+@pytest.mark.parametrize("module", ["go/headers_go.wasm", "rust/headers_rust.wasm"])
+def test_the_counts_equal_the_generic_paths_when_read_and_across_observers(module):
+    """The C recorders tally their calls in C; the observer's ``counts`` shows them when read, and
+    a replaced observer keeps what it counted."""
+    fast, slow = Host(), Host()
+    slow.observer = _Generic(slow)
+    _exchange(fast, module)
+    _exchange(slow, module)
+    first = fast.observer
+    fast.observer = HostCallObserver(fast)  # replaced before its counts were ever read
+    _exchange(fast, module)
+    assert first.counts == slow.observer.counts and first.counts["proxy_get_header_map_value"] >= 3
+    assert fast.observer.counts == slow.observer.counts
+    names = {e.function for e in fast.trace}
+    assert set(fast.observer.counts) == names, "every import the trace holds is counted, and only those"
+    fresh: Counter[str] = Counter()
+    fast.observer.counts = fresh  # counting starts again in the Counter given
+    _exchange(fast, module)
+    assert fast.observer.counts is fresh and fresh == slow.observer.counts
 
 
 def test_the_recorders_in_use_are_the_kind_asked_for(recorders, request):
