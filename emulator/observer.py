@@ -49,16 +49,20 @@ class HostCallObserver:
         The C trace recorder tallies its calls in C and adds them here when this is read (or when
         the host stops using it with this observer), so reading it is where they show up.
         """
-        fold = getattr(self.host._recording, "fold", None)
+        host = getattr(self, "host", None)  # a subclass may read it before this class's __init__
+        fold = getattr(getattr(host, "_recording", None), "fold", None)
         if fold is not None:
             fold(self)
         return self._counts
 
     @counts.setter
     def counts(self, value: Counter[str]) -> None:
-        self.counts  # noqa: B018 - what the C recorder tallied goes into the old counts first
+        if hasattr(self, "_counts"):
+            self.counts  # noqa: B018 - what the C recorder tallied goes into the old counts first
         self._counts = value
-        self.host._recording = None  # the recorder resolves the new counts on its next call
+        host = getattr(self, "host", None)
+        if host is not None:
+            host._recording = None  # the recorder resolves the new counts on its next call
 
     def __call__(self, vm: Vm, name: str, impl: Callable[..., Any], args: tuple[int, ...], fault: int) -> Any:
         host = self.host

@@ -84,6 +84,20 @@ def test_the_counts_equal_the_generic_paths_when_read_and_across_observers(modul
     assert fast.observer.counts is fresh and fresh == slow.observer.counts
 
 
+def test_a_subclass_may_set_its_counts_before_the_observer_is_set_up():
+    class Early(HostCallObserver):
+        def __init__(self, host: Host) -> None:
+            self.counts = Counter({"earlier": 1})  # before the base class's __init__: no host yet
+            kept = self.counts
+            super().__init__(host)
+            assert kept["earlier"] == 1
+
+    host = Host()
+    host.observer = Early(host)
+    _exchange(host, "go/headers_go.wasm")
+    assert host.observer.counts["proxy_get_header_map_value"] >= 3
+
+
 def test_the_recorders_in_use_are_the_kind_asked_for(recorders, request):
     host = Host()
     _exchange(host, "c/headers_c.wasm")
