@@ -19,7 +19,8 @@ def fields_repr(obj: object, names: tuple[str, ...]) -> str:
 
 
 def fields_eq(obj: object, other: object, names: tuple[str, ...]) -> Any:
-    """A dataclass's ``==``: ``NotImplemented`` for another class, else every field equal."""
+    """A dataclass's ``==``: ``NotImplemented`` for another class, else the tuples of fields
+    compared (so a field identical to itself counts as equal, as in a tuple, even a NaN)."""
     if type(other) is not type(obj):
         return NotImplemented
-    return all(getattr(obj, n) == getattr(other, n) for n in names)
+    return tuple(getattr(obj, n) for n in names) == tuple(getattr(other, n) for n in names)

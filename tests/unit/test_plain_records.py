@@ -66,3 +66,11 @@ def test_a_cost_adds_up_field_by_field_and_reads_like_its_dataclass() -> None:
     assert total([a, None, a]) == Cost(20, 2, 4, 6, 8, 10)
     assert a.to_json() == {"instructions": 10, "host_calls": 1, "bytes_to_guest": 2, "bytes_from_guest": 3, "alloc_calls": 4, "alloc_bytes": 5}
     assert repr(Cost(host_calls=2)) == "Cost(instructions=0, host_calls=2, bytes_to_guest=0, bytes_from_guest=0, alloc_calls=0, alloc_bytes=0)"
+
+
+def test_equality_compares_fields_as_a_dataclass_does() -> None:
+    """A dataclass compares the tuples of its fields: an identical NaN counts as equal."""
+    nan = float("nan")
+    assert Cost(nan) == Cost(nan) and Cost(nan) != Cost(float("nan"))
+    record = CallbackRecord("f", (1,), None, None, [], 1, nan)
+    assert record == CallbackRecord("f", (1,), None, None, [], 1, nan)
