@@ -29,10 +29,10 @@ the hostile-guest fuzzer and fault injection read it instead of guessing from pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
 from . import enums
+from .records import record
 
 __all__ = [
     "BUF",
@@ -70,7 +70,7 @@ POINTER_ROLES = frozenset({IN, OUT, COPY_OUT, SIZE_OUT, IOV, BUF, MEM})
 _FORMATS = frozenset({"pairs", "path"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Param:
     """One parameter of a host function, with its role (see the module docstring)."""
 

@@ -33,11 +33,11 @@ For example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
 
 from .enums import Status, WasiErrno
+from .records import record
 from .roles import COPY_OUT, ENUM, Param, parse_params
 
 __all__ = [
@@ -66,7 +66,7 @@ PHASES: tuple[str, ...] = ("start", "alloc")
 """The restricted phases of cpp-host: the wasm start function and calls of the guest allocator."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Signature:
     """One wasm function signature of the ABI, with what each parameter is for (see the module docstring)."""
 

@@ -9,8 +9,8 @@ semantics, the export's actual type decides the callback arity, and everything u
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
+from .records import field, record
 from .signatures import ABI_VERSIONS, ENV_MODULE, HOST_FUNCTIONS
 
 __all__ = ["AbiInfo", "FuncType", "detect_abi", "marker_name"]
@@ -29,7 +29,7 @@ def marker_name(version: str) -> str:
 _MARKERS = {marker_name(v): v for v in ABI_VERSIONS}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AbiInfo:
     """What the emulator knows about a module's ABI after looking at its exports and imports."""
 

@@ -15,11 +15,11 @@ the virtual clock passes it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abi import BufferType, GrpcStatus, MapType, Status
 from abi.leb128 import decode_uleb
+from abi.records import field, record
 
 from .buffer import Buffer
 from .contexts import CallInputs
@@ -65,7 +65,7 @@ def _encode_message(message: Any) -> bytes:
     return serialize()
 
 
-@dataclass
+@record
 class _Call:
     token: int
     cluster: str
@@ -97,7 +97,7 @@ class _Call:
         plugin.run(callback, *args, inputs=inputs)
 
 
-@dataclass
+@record
 class HttpCall(_Call):
     """One ``proxy_http_call``: what the filter sent, and how to answer it."""
 
@@ -175,7 +175,7 @@ class HttpCall(_Call):
         }
 
 
-@dataclass
+@record
 class Responder:
     """Answers matching calls: by cluster, and optionally path and method."""
 
@@ -267,7 +267,7 @@ class HttpCalls:
                 call.timeout()
 
 
-@dataclass
+@record
 class GrpcCall(_Call):
     """One unary ``proxy_grpc_call``."""
 
@@ -315,7 +315,7 @@ class GrpcCall(_Call):
         }
 
 
-@dataclass
+@record
 class GrpcStream(_Call):
     """One ``proxy_grpc_stream``: messages both ways, metadata, and a close."""
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from abi import BufferType, LogLevel, MapType, Status, StreamType
+from abi.records import field, record
 
 from .buffer import Buffer
 from .errors import CallbackError
@@ -145,7 +145,7 @@ class StreamControl(Protocol):
 # -- the scope of one callback -----------------------------------------------------------------------
 
 
-@dataclass
+@record
 class CallInputs:
     """What one callback may read besides its context's own state (cpp-host sets these on the
     receiving context for the callback: ``http_call_response_``, ``grpc_receive_buffer_``, ...)."""

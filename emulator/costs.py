@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fields import fields_eq, fields_repr
+from abi.records import fields_eq, fields_repr
 
 __all__ = ["Cost", "DETERMINISTIC"]
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from abi.records import field, record
 
 from .errors import PlacedConfigError
 
@@ -48,7 +49,7 @@ class EnvoyConfigError(PlacedConfigError):
     """An Envoy configuration the emulator cannot use: names the place in the file and the problem."""
 
 
-@dataclass
+@record
 class WasmFilter:
     """One Wasm filter of the configuration, with the settings Envoy would give its plugin."""
 
@@ -87,7 +88,7 @@ class WasmFilter:
         }
 
 
-@dataclass
+@record
 class Route:
     """One route of the listener: requests whose path matches go to ``cluster`` (or get ``direct``)."""
 
@@ -104,7 +105,7 @@ class Route:
         return path.split("?", 1)[0] == self.value
 
 
-@dataclass
+@record
 class EnvoyConfig:
     """The parts of an Envoy bootstrap the emulator runs (see the module docstring)."""
 
@@ -409,7 +410,7 @@ def _str(value: Any, where: str) -> str:
     return value
 
 
-@dataclass
+@record
 class EnvoyChain:
     """What :meth:`Host.from_envoy_config <emulator.host.Host.from_envoy_config>` built."""
 

@@ -15,10 +15,10 @@ makes a ``ptr**`` call return that data with Ok.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from abi import HOST_FUNCTIONS, Status
+from abi.records import field, record
 
 from .errors import EmulatorError
 
@@ -38,7 +38,7 @@ class ExpectationError(EmulatorError, AssertionError):
     """A host call that was not expected, came out of order, or was expected and never came."""
 
 
-@dataclass
+@record
 class ExpectedCall:
     """One expected host call: function, argument matchers and an optional injected result."""
 
@@ -101,7 +101,7 @@ def _norm(v: Any) -> Any:
     return v
 
 
-@dataclass
+@record
 class Expectations:
     """An ordered list of expected host calls, checked as the filter makes them."""
 

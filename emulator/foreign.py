@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from abi import BufferType, Status
+from abi.records import record
 
 from .buffer import Buffer
 from .contexts import CallInputs
@@ -49,7 +49,7 @@ class ForeignCall(NamedTuple):
     status: Status
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PropertyDeclaration:
     """A ``declare_property`` call Envoy accepted (a CelState prototype on the calling context)."""
 
@@ -64,7 +64,7 @@ class PropertyDeclaration:
     context_id: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FilterStateWrite:
     """A ``set_envoy_filter_state`` call Envoy accepted."""
 

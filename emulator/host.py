@@ -16,11 +16,11 @@ import os
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abi import LogLevel
+from abi.records import record
 
 from .callouts import GrpcCalls, HttpCalls
 from .clock import DEFAULT_EPOCH_NS, VirtualClock
@@ -57,7 +57,7 @@ def _state_copy(name: str, value: Any) -> Any:
     return value if name == "vm" else copy.copy(value)
 
 
-@dataclass
+@record
 class HostSnapshot:
     """What :meth:`Host.snapshot` captured."""
 

@@ -7,10 +7,10 @@ implement), exports, memory limits and size, and everything a real host would re
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from abi import import_table
+from abi.records import field, record
 
 from .engines import CompileError, Engine, get_engine
 from .tables import Part, Table
@@ -20,7 +20,7 @@ from .vm.program import implemented_functions
 __all__ = ["Inspection", "guess_sdk", "inspect_module"]
 
 
-@dataclass
+@record
 class Inspection:
     """The result of :func:`inspect_module`; ``to_json`` gives the CLI's ``--json`` object."""
 

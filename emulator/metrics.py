@@ -15,10 +15,10 @@ below zero reads as a huge number, exactly as Envoy (release build) reports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abi import MetricType, Status
+from abi.records import field, record
 
 if TYPE_CHECKING:
     from .vm.instance import Vm
@@ -32,7 +32,7 @@ _TYPE_MASK = 3
 _KINDS = {MetricType.COUNTER: "counter", MetricType.GAUGE: "gauge", MetricType.HISTOGRAM: "histogram"}
 
 
-@dataclass
+@record
 class Metric:
     """One stat: a counter or gauge ``value``, or the recorded ``samples`` of a histogram."""
 
@@ -52,7 +52,7 @@ class Metric:
         return ENVOY_PREFIX + self.name
 
 
-@dataclass
+@record
 class _VmIds:
     """cpp-host's per-VM id counters and id table."""
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from abi import Status
+from abi.records import field, record
 
 from .errors import ConfigError, PlacedConfigError
 from .http.messages import Message, Request, Response, feed
@@ -56,7 +56,7 @@ class ScenarioError(PlacedConfigError):
     """A scenario that cannot run: names the field (``where``) and the problem."""
 
 
-@dataclass
+@record
 class StreamSpec:
     """One HTTP exchange of a scenario."""
 
@@ -68,7 +68,7 @@ class StreamSpec:
     plugin: str | None = None
 
 
-@dataclass
+@record
 class PluginSpec:
     """One plugin (root context) of the scenario's VM."""
 
@@ -79,7 +79,7 @@ class PluginSpec:
     allow_on_headers_stop_iteration: bool = False
 
 
-@dataclass
+@record
 class ConnectionSpec:
     """One TCP connection: events ``("downstream"|"upstream", bytes, eos)`` or ``("close", peer)``."""
 
@@ -88,7 +88,7 @@ class ConnectionSpec:
     plugin: str | None = None
 
 
-@dataclass
+@record
 class Scenario:
     """A parsed scenario."""
 
@@ -706,8 +706,8 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]], logs: list[Any] | 
     (``logs``: the host's log records) the lines its callbacks logged, under it."""
     out = []
     by_context: dict[int | None, list[Any]] = {}
-    for record in logs or []:
-        by_context.setdefault(record.context_id, []).append(record)
+    for line in logs or []:
+        by_context.setdefault(line.context_id, []).append(line)
     for i, (spec, stream) in enumerate(runs):
         r = stream_result(stream, spec)
         title = f"stream {i + 1}" + (f" ({r['name']})" if r.get("name") else "")
@@ -715,8 +715,8 @@ def render_summary(runs: list[tuple[StreamSpec, HttpStream]], logs: list[Any] | 
             req = dict(spec.request.header_pairs())
             title += f": {req.get(b':method', b'?').decode(errors='replace')} {req.get(b':path', b'?').decode(errors='replace')}"
         out.append(title)
-        for record in by_context.get(stream.context_id, []) if stream.context_id is not None else []:
-            out.append(f" [{record.level_name}] {record.message}")
+        for line in by_context.get(stream.context_id, []) if stream.context_id is not None else []:
+            out.append(f" [{line.level_name}] {line.message}")
         up = r["upstream_request"]
         out.append(" request headers, as upstream received them:")
         out += _diff(spec.request.header_pairs() if spec else [], [(k.encode(), v.encode()) for k, v in up["headers"]] if up else None)

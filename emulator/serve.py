@@ -29,8 +29,9 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+from abi.records import field, record
 
 from .envoy_config import EnvoyChain
 
@@ -75,7 +76,7 @@ def _to_send(pairs: Any, authority: bytes | None) -> list[tuple[str, str]]:
     return out
 
 
-@dataclass
+@record
 class ServeOptions:
     """How :class:`Server` listens and where it sends traffic (the command line's options)."""
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from abi import Status
+from abi.records import field, record
 
 if TYPE_CHECKING:
     from .vm.instance import Vm
@@ -86,7 +86,7 @@ class SharedData:
         return f"<SharedData {sum(map(len, self._data.values()))} keys in {len(self._data)} vm_id(s)>"
 
 
-@dataclass
+@record
 class SharedQueue:
     """One queue: its key, token, pending items and the root context that receives ``on_queue_ready``."""
 

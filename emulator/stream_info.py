@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from abi.leb128 import encode_uleb
+from abi.records import field, record
 
 from .errors import ConfigError
 
 __all__ = ["ConnectionInfo", "Node"]
 
 
-@dataclass
+@record
 class ConnectionInfo:
     """What Envoy knows about the downstream connection, the route and the upstream."""
 
@@ -47,7 +47,7 @@ class ConnectionInfo:
     """Dynamic metadata: ``{"filter_metadata": {namespace: {key: value}}}``."""
 
 
-@dataclass
+@record
 class Node:
     """The node Envoy runs as (bootstrap ``node``: ``envoy.config.core.v3.Node``), served at ``xds.node``.
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TextIO
+
+from abi.records import field, record
 
 __all__ = ["Part", "Table", "plain", "show"]
 
 
-@dataclass
+@record
 class Table:
     """Rows under column names; ``title`` is printed above them (plain text: as a line)."""
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from abi import HOST_FUNCTIONS, Signature, Status, decode_pairs, decode_path
+from abi.records import record
 from abi.roles import COPY_OUT, ENUM, IN, OUT
 
 from .engines import MemoryAccessError, accelerator
@@ -42,7 +42,7 @@ def _value(fmt: str | None, raw: bytes) -> Any:
     return _text(raw)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Arg:
     """How one argument of a call is decoded, from its role in the ABI table."""
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
+
+from abi.records import record
 
 __all__ = ["Case", "add_ci_report_options", "write_ci_reports"]
 
 
-@dataclass
+@record
 class Case:
     """One JUnit test case: ``failure`` (a one-line message) and ``details`` make it failed."""
 

@@ -11,9 +11,10 @@ import argparse
 import contextlib
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from abi.records import replace
 
 from .options import ExitCode
 from .progress import Progress

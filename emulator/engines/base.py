@@ -11,8 +11,9 @@ from __future__ import annotations
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from abi.records import field, record
 
 __all__ = [
     "CompileError",
@@ -59,7 +60,7 @@ class MemoryAccessError(EngineError):
         self.ptr, self.size, self.memory_size = ptr, size, memory_size
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Frame:
     """One guest stack frame of a trap backtrace."""
 
@@ -150,7 +151,7 @@ class GuestTrap(EngineError):
         return f"guest {self.kind}{where}: {self.message}\nguest backtrace:\n{self.backtrace()}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostFunction:
     """A Python implementation of one import: ``fn(*int_args) -> int | None``.
 
@@ -163,7 +164,7 @@ class HostFunction:
     results: ValueTypes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outline:
     """A module's function imports and exports, as the loader parsed them."""
 
@@ -173,7 +174,7 @@ class Outline:
     memory_export: str | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EngineConfig:
     """Knobs that change the compiled code, so they are part of the module-cache key."""
 
@@ -334,7 +335,7 @@ class Linked(ABC):
         """A fresh instance (the wasm start function runs here, within ``deadline_s`` if the engine can interrupt)."""
 
 
-@dataclass
+@record
 class Engine(ABC):
     """One wasm engine with one configuration."""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from abi.records import record
 
 from ._codegen import build
 from .base import (
@@ -41,7 +42,7 @@ def wasmer_available() -> str | None:
     return None
 
 
-@dataclass
+@record
 class WasmerEngine(Engine):
     """wasmer 1.1 with the cranelift compiler and the universal engine."""
 

@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Mapping
 from ctypes import POINTER, byref, c_size_t, c_uint64, c_void_p, cast
-from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._extern import wrap_extern
+
+from abi.records import record
 
 from . import accelerator
 from ._codegen import build
@@ -121,7 +122,7 @@ def missing_private_api() -> list[str]:
 _VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64, "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}
 
 
-@dataclass
+@record
 class WasmtimeEngine(Engine):
     """wasmtime with the C-API fast path (``fast=False`` forces the stock wasmtime-py API)."""
 

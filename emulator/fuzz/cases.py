@@ -5,10 +5,11 @@ generated exchanges, plugin configurations and host fault plans.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import strategies as st
+
+from abi.records import record, replace
 
 from ..http.messages import Message
 from .harvest import Vocabulary
@@ -70,7 +71,7 @@ def _mutated_stream(draw: st.DrawFn, base: Any, names: st.SearchStrategy[str], v
     return out
 
 
-@dataclass
+@record
 class _CaseSpace:
     """Everything the example strategy needs."""
 

@@ -10,8 +10,9 @@ import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from abi.records import field, record
 
 from ..callouts import GrpcCall, HttpCall, Responder
 from ..errors import ModuleLoadError, PluginStartError
@@ -31,7 +32,7 @@ __all__ = ["Execution", "execute_scenario"]
 # -- callout answers drawn when the filter makes the call ------------------------------------------
 
 
-@dataclass
+@record
 class _DrawingResponder(Responder):
     """The last HTTP responder: answers a cluster's calls with a response drawn at its first call."""
 
@@ -81,7 +82,7 @@ class _DrawingGrpcResponders(list):  # type: ignore[type-arg]
 # -- running one scenario with the invariants ------------------------------------------------------
 
 
-@dataclass
+@record
 class Execution:
     """The outcome of :func:`execute_scenario`."""
 

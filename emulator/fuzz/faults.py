@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from abi.records import record
 
 from ..observer import HostCallObserver
 from ..trace import TraceEntry, decode_call
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["FaultInjectingObserver", "InjectedFault"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InjectedFault:
     """One host call that a :class:`FaultInjectingObserver` answered with an error status."""
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from abi.records import field, record
 
 if TYPE_CHECKING:
     from ..host import ModuleSource
@@ -220,7 +221,7 @@ def _harvest(data: bytes, min_len: int, max_len: int, limit: int) -> list[str]:
     return list(seen)
 
 
-@dataclass
+@record
 class Vocabulary:
     """Dictionary words for header names and values."""
 

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from abi.records import field, record
 
 from ..errors import CallbackError, PluginStartError, RestrictedHostCall
 from ..vm.coverage import covered_sites
@@ -88,7 +89,7 @@ def shutdown_host(host: Host, grace_ms: float = SHUTDOWN_GRACE_MS) -> None:
         host.advance(grace_ms)
 
 
-@dataclass
+@record
 class RunView:
     """What an invariant looks at: the host and everything one run did in it."""
 
@@ -137,7 +138,7 @@ class RunView:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Violation:
     """One broken invariant: its name and what happened."""
 
@@ -148,7 +149,7 @@ class Violation:
         return f"{self.invariant}: {self.message}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Invariant:
     """A named check over a :class:`RunView`, run at ``when`` (``end``, ``repeat`` or ``shutdown``)."""
 

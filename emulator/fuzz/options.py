@@ -5,9 +5,10 @@ door starts from (:data:`FUZZ_TEST_DEFAULTS`, :data:`STATE_MACHINE_DEFAULTS`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from abi.records import record, record_fields, replace
 
 if TYPE_CHECKING:
     from .invariants import Invariant, RunView
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["FUZZ_TEST_DEFAULTS", "STATE_MACHINE_DEFAULTS", "FuzzOptions"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FuzzOptions:
     """What to fuzz and how: one set of options for every front door.
 
@@ -123,7 +124,7 @@ FUZZ_TEST_DEFAULTS = FuzzOptions(leak_repeats=0)
 STATE_MACHINE_DEFAULTS = FuzzOptions(examples=50, adversarial=False, max_streams=4)
 """Where :func:`filter_state_machine` starts: well-formed traffic, 4 open streams, 50 runs."""
 
-_FIELDS = frozenset(f.name for f in fields(FuzzOptions))
+_FIELDS = frozenset(f.name for f in record_fields(FuzzOptions))
 
 
 def _options(door: str, options: FuzzOptions | None, defaults: FuzzOptions, overrides: dict[str, Any], *, refuses: Sequence[str] = ()) -> FuzzOptions:

@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from abi.records import field, record
 
 from .execution import Execution, execute_scenario
 from .invariants import Invariant, resolve_invariants
@@ -16,7 +17,7 @@ from .values import FaultPlan
 __all__ = ["Finding", "FuzzReport", "format_json"]
 
 
-@dataclass
+@record
 class Finding:
     """One distinct broken invariant, with the minimal example that breaks it."""
 
@@ -117,7 +118,7 @@ def _short(v: Any, n: int = 40) -> str:
     return s if len(s) <= n else s[:n] + f"...({len(s)} chars)"
 
 
-@dataclass
+@record
 class FuzzReport:
     """What :func:`fuzz_filter` found."""
 

@@ -7,10 +7,10 @@ them are in :mod:`emulator.fuzz.strategies`, which exports them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from abi import Status, fault_statuses
+from abi.records import field, record
 
 from ..http.messages import Request, Response, scenario_bytes, scenario_headers
 
@@ -19,7 +19,7 @@ __all__: list[str] = []  # public through emulator.fuzz.strategies
 Pairs = list[tuple[bytes, bytes]]
 
 
-@dataclass
+@record
 class Exchange:
     """One generated HTTP exchange: the request, the upstream response (or ``None``), and a pause."""
 
@@ -54,7 +54,7 @@ class Exchange:
 _CONNECT_FAILURE_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 
 
-@dataclass
+@record
 class CalloutResponse:
     """How an HTTP callout is answered.
 
@@ -98,7 +98,7 @@ class CalloutResponse:
         return out
 
 
-@dataclass
+@record
 class GrpcResponse:
     """How a unary gRPC call is answered: ``message`` (success), ``close`` with a status, ``timeout``
     (closed with DEADLINE_EXCEEDED) or ``none`` (left pending)."""
@@ -141,7 +141,7 @@ FAULT_STATUSES: dict[str, tuple[Status, ...]] = {name: tuple(Status(int(v)) for 
 """The error statuses each host call can answer in Envoy (abi/signatures.py ``!`` column): what fault injection draws."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FaultRule:
     """Make calls to ``function`` return ``status`` instead of running.
 
@@ -190,7 +190,7 @@ class FaultRule:
         return f"{self.function} -> {self.status_name} ({when}{where})"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FaultPlan:
     """A set of :class:`FaultRule`; the first rule covering a call decides its status."""
 

@@ -6,10 +6,10 @@ or hostile.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from abi import HOST_FUNCTIONS, WASI_FUNCTIONS, roles
+from abi.records import record
 from abi.signatures import Signature
 
 from .choosers import Chooser
@@ -45,7 +45,7 @@ _ROLE = {  # by input name; pairs and property paths come from the ABI table (se
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostCall:
     """One planned host call: ``module.function(*args)`` with the hostile features it has."""
 

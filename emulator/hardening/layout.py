@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 
 from abi import encode_pairs, encode_path
+from abi.records import record
 
 __all__ = ["payload", "slot"]
 
@@ -174,7 +174,7 @@ def _payload_catalog() -> dict[str, list[bytes]]:
     }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Layout:
     """Where each payload sits in guest memory, and the data segment that puts it there."""
 

@@ -10,12 +10,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from abi import HOST_FUNCTIONS, WASI_FUNCTIONS, callbacks_for
 from abi.leb128 import encode_uleb
+from abi.records import record
 
 from ..engines import EngineConfig, get_engine, wat2wasm
 from ..errors import CallbackError, EmulatorError, ModuleLoadError, PluginStartError
@@ -48,7 +48,7 @@ def fixture_modules(root: Path | None = None) -> list[Path]:
     return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mutant:
     """One malformed module: its bytes, how it was made and from what."""
 

@@ -4,9 +4,8 @@ calls) and :func:`draw_plan`, with the weights of the phases and allocators draw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from abi import ALLOCATOR_IMPORTS
+from abi.records import record
 
 from ..engines import wat2wasm
 from .calls import HostCall, draw_call
@@ -67,7 +66,7 @@ making a host call first (re-entrancy), one that grows memory on every call, or 
 _HEALTHY = frozenset({"bump", "reentrant", "grow"})
 
 
-@dataclass
+@record
 class GuestPlan:
     """A hostile guest: where it runs its calls, what its allocator does, and the calls."""
 

@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from abi.records import field, record
 
 if TYPE_CHECKING:
     from .mutants import Mutant
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["MutantResult", "PlanResult"]
 
 
-@dataclass
+@record
 class PlanResult:
     """What happened to one plan: per-call statuses, the trap if any, and every problem found."""
 
@@ -49,7 +50,7 @@ class PlanResult:
         return "\n".join([self.plan.describe(), *self.escaped, *self.problems, "--- WAT ---", self.plan.wat()])
 
 
-@dataclass
+@record
 class MutantResult:
     """How the emulator took one mutant."""
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from abi.records import record
 
 from .headers import HeaderMap, HeadersLike, normalize_headers
 
@@ -62,7 +63,7 @@ def chunked(body: bytes, chunks: int | list[int] | None) -> list[bytes]:
     return out
 
 
-@dataclass
+@record
 class Message:
     """One side of an HTTP exchange: headers, a body split into data frames, optional trailers.
 
@@ -112,7 +113,7 @@ class Message:
         return out
 
 
-@dataclass
+@record
 class Request(Message):
     """A downstream request to feed through a filter.
 
@@ -143,7 +144,7 @@ class Request(Message):
         return cls([*pseudo, *normalize_headers(headers)], body, trailers, chunks)
 
 
-@dataclass
+@record
 class Response(Message):
     """An upstream response to feed back through the filter."""
 

@@ -7,10 +7,10 @@ What goes in (:class:`Request`, :class:`Response`, :func:`as_body`, :func:`chunk
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..fields import fields_eq, fields_repr
+from abi.records import field, fields_eq, fields_repr, record
+
 from .headers import HeadersLike, normalize_headers
 from .messages import Request, Response, as_body, chunked
 
@@ -71,7 +71,7 @@ class HttpMessage:
         }
 
 
-@dataclass
+@record
 class LocalResponse:
     """A ``proxy_send_local_response`` as the filter sent it, and the headers Envoy shaped from it."""
 

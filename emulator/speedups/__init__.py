@@ -25,8 +25,9 @@ import importlib.util
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from abi.records import field, record
 
 #: The modules on the request path, compiled in speed mode (one list: the build reads it too).
 COMPILED_MODULES: tuple[str, ...] = (
@@ -124,7 +125,7 @@ def ext_suffix() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
-@dataclass
+@record
 class CompiledFinder:
     """Finds the compiled build of a module while its source is the one it was built from.
 

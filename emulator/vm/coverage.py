@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from abi.leb128 import encode_uleb
+from abi.records import field, record
 
 from .instructions import skip_immediates
 from .module import ModuleInfo, _Reader, parse_module
@@ -68,7 +68,7 @@ class CoverageError(ValueError):
     """The module cannot be instrumented (names the function and the byte)."""
 
 
-@dataclass
+@record
 class CoverageMap:
     """Where the sites are: ``sites[i] == (function index, offset of the probe's instruction in the
     original module)``, and the function names for reports."""

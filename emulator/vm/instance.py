@@ -11,10 +11,10 @@ the callback and carries the guest backtrace.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from abi import ALLOCATOR_IMPORTS, START_IMPORTS, callbacks_for
+from abi.records import record
 from abi.signatures import INTEGRATION_EXPORTS
 
 from ..costs import Cost
@@ -35,7 +35,7 @@ _CONSOLE_TAIL = 4096
 _FUEL_BUDGET = 1 << 60
 
 
-@dataclass
+@record
 class VmSnapshot:
     """What :meth:`Vm.snapshot` captured."""
 

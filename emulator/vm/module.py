@@ -16,8 +16,8 @@ ranges, duplicate export names); checking instructions is the engine's job at co
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, fields
 
+from abi.records import field, record, record_fields
 from abi.versions import FuncType
 
 __all__ = ["OUTLINE_VERSION", "SECTION_NAMES", "SECTION_ORDER", "Export", "Import", "Memory", "ModuleFormatError", "ModuleInfo", "Section", "parse_module"]
@@ -43,7 +43,7 @@ class ModuleFormatError(ValueError):
     """The bytes are not a well-formed wasm module (names the offset and what was wrong)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Import:
     """One import: ``module.name`` of a kind, with its function type for functions."""
 
@@ -53,7 +53,7 @@ class Import:
     type: FuncType | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Export:
     """One export: name, kind and, for functions, the function type."""
 
@@ -63,7 +63,7 @@ class Export:
     index: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Memory:
     """One linear memory: limits in pages, and whether it is imported, shared or 64-bit."""
 
@@ -74,7 +74,7 @@ class Memory:
     is64: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Section:
     """Where one section's content lies in the module: ``data[start:end]`` (custom: ``name``)."""
 
@@ -84,7 +84,7 @@ class Section:
     name: str = ""
 
 
-@dataclass
+@record
 class ModuleInfo:
     """The outline of a module as far as a proxy-wasm host cares."""
 
@@ -140,7 +140,7 @@ class ModuleInfo:
 
 
 # Part of the module cache's key for outlines: a cached outline of another shape is not reused.
-OUTLINE_VERSION = zlib.crc32(",".join(f"{f.name}:{f.type}" for f in fields(ModuleInfo)).encode())
+OUTLINE_VERSION = zlib.crc32(",".join(f"{f.name}:{f.type}" for f in record_fields(ModuleInfo)).encode())
 
 
 class _Reader:

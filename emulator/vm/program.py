@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from abi import START_IMPORTS, LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
+from abi.records import replace
 
 from ..engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError, accelerator
 from ..engines._codegen import build
