@@ -163,13 +163,27 @@ def _collect(cls: type, frozen: bool) -> tuple[Field, ...]:
     return fields
 
 
+def _stored_plainly(cls: type, names: tuple[str, ...], frozen: bool) -> bool:
+    """Whether assigning a field is writing it into the instance's ``__dict__`` (no ``__slots__``,
+    no data descriptor of that name, and ``object.__setattr__`` for a plain record)."""
+    if not frozen and cls.__setattr__ is not object.__setattr__:  # type: ignore[comparison-overlap]
+        return False
+    for klass in cls.__mro__[:-1]:
+        if "__slots__" in klass.__dict__:
+            return False
+        if any(hasattr(type(klass.__dict__.get(n)), "__set__") for n in names):
+            return False
+    return True
+
+
 def _make_init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
     names = tuple(f.name for f in fields)
-    defaults = tuple(f.default for f in fields)
-    factories = tuple(f.default_factory for f in fields)
+    known = frozenset(names)
+    fallbacks = tuple((f.name, f.default, f.default_factory) for f in fields)
     count = len(names)
     required = sum(1 for f in fields if f.default is MISSING and f.default_factory is MISSING)
     takes = f"{count + 1}" if required == count else f"from {required + 1} to {count + 1}"
+    plainly = _stored_plainly(cls, names, frozen)
     assign = object.__setattr__ if frozen else setattr
     post_init = hasattr(cls, "__post_init__")
     qualname = f"{cls.__qualname__}.__init__()"
@@ -178,29 +192,35 @@ def _make_init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[.
         given = len(args)
         if given > count:
             raise TypeError(f"{qualname} takes {takes} positional arguments but {given + 1} were given")
-        missing: list[str] | None = None
-        for i in range(count):
-            name = names[i]
-            if i < given:
-                value = args[i]
-                if kwargs and name in kwargs:
-                    raise TypeError(f"{qualname} got multiple values for argument {name!r}")
-            elif name in kwargs:
-                value = kwargs.pop(name)
-            elif factories[i] is not MISSING:
-                value = factories[i]()
-            elif defaults[i] is not MISSING:
-                value = defaults[i]
-            else:
-                missing = [*(missing or ()), name]
-                continue
-            assign(self, name, value)
-        if missing:
-            quoted = [repr(m) for m in missing]
-            listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
-            raise TypeError(f"{qualname} missing {len(missing)} required positional argument{'s' * (len(missing) > 1)}: {listed}")
+        values = dict(zip(names, args, strict=False))  # fewer args than names: the rest below
         if kwargs:
-            raise TypeError(f"{qualname} got an unexpected keyword argument {next(iter(kwargs))!r}")
+            if not known.issuperset(kwargs):
+                raise TypeError(f"{qualname} got an unexpected keyword argument {next(k for k in kwargs if k not in known)!r}")
+            if given and not values.keys().isdisjoint(kwargs):
+                raise TypeError(f"{qualname} got multiple values for argument {next(k for k in kwargs if k in values)!r}")
+            values.update(kwargs)
+        if len(values) < count:
+            missing: list[str] = []
+            for name, default, factory in fallbacks:
+                if name in values:
+                    continue
+                if factory is not MISSING:
+                    values[name] = factory()
+                elif default is not MISSING:
+                    values[name] = default
+                else:
+                    missing.append(name)
+            if missing:
+                quoted = [repr(m) for m in missing]
+                listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+                raise TypeError(f"{qualname} missing {len(missing)} required positional argument{'s' * (len(missing) > 1)}: {listed}")
+        if plainly:
+            state = self.__dict__
+            for name in names:  # in the fields' order, as a dataclass's __init__ assigns them
+                state[name] = values[name]
+        else:
+            for name in names:
+                assign(self, name, values[name])
         if post_init:
             self.__post_init__()
 

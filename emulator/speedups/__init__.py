@@ -27,7 +27,6 @@ import os
 import sys
 from pathlib import Path
 
-from abi.records import field, record
 
 #: The modules on the request path, compiled in speed mode (one list: the build reads it too).
 COMPILED_MODULES: tuple[str, ...] = (
@@ -125,18 +124,19 @@ def ext_suffix() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
-@record
 class CompiledFinder:
     """Finds the compiled build of a module while its source is the one it was built from.
 
     A ``sys.meta_path`` finder (``importlib.abc.MetaPathFinder``'s protocol; that module is not
-    imported: it costs 3 ms of ``import emulator``)."""
+    imported: it costs 3 ms of ``import emulator``). A plain class: ``setup.py`` loads this file
+    by path, where neither this package nor ``abi`` can be imported."""
 
-    folder: Path
-    modules: dict[str, dict[str, str]]  # module -> {"file": ..., "source_sha256": ...}
-    root: Path = _PACKAGE_ROOT
-    loaded: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
+    def __init__(self, folder: Path, modules: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT, loaded: list[str] | None = None, stale: list[str] | None = None) -> None:
+        self.folder = folder
+        self.modules = modules  # module -> {"file": ..., "source_sha256": ...}
+        self.root = root
+        self.loaded: list[str] = [] if loaded is None else loaded
+        self.stale: list[str] = [] if stale is None else stale
 
     def usable(self, name: str) -> Path | None:
         """The compiled file for ``name``, or None (not built, missing, or built from another source)."""
