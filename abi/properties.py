@@ -8,12 +8,14 @@ one byte, durations and timestamps as int64 nanoseconds, maps and lists as pairs
 
 from __future__ import annotations
 
-import datetime as _dt
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .pairs import decode_pairs, encode_pairs
+
+if TYPE_CHECKING:
+    import datetime
 
 __all__ = [
     "UInt64",
@@ -22,8 +24,6 @@ __all__ = [
     "encode_path",
     "encode_value",
 ]
-
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 class UInt64(int):
@@ -68,12 +68,14 @@ def encode_value(value: Any) -> bytes:
         return struct.pack("<q", value)
     if isinstance(value, float):
         return struct.pack("<d", value)
+    import datetime as _dt  # here, not at the top: it costs 1 ms of ``import emulator``
+
     if isinstance(value, _dt.timedelta):
         return struct.pack("<q", _timedelta_ns(value))
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             raise ValueError("timestamps must be timezone-aware datetimes")
-        return struct.pack("<q", _timedelta_ns(value - _EPOCH))
+        return struct.pack("<q", _timedelta_ns(value - _epoch()))
     if isinstance(value, Mapping):
         return encode_pairs([(encode_value(k), encode_value(v)) for k, v in value.items()])
     if isinstance(value, list | tuple):
@@ -99,9 +101,13 @@ def decode_value(raw: bytes, kind: str) -> Any:
         fmt = {"uint": "<Q", "double": "<d"}.get(kind, "<q")
         (num,) = struct.unpack(fmt, raw)
         if kind == "duration":
+            import datetime as _dt
+
             return _dt.timedelta(microseconds=num / 1000)
         if kind == "timestamp":
-            return _EPOCH + _dt.timedelta(microseconds=num / 1000)
+            import datetime as _dt
+
+            return _epoch() + _dt.timedelta(microseconds=num / 1000)
         return num
     if kind == "map":
         return dict(decode_pairs(raw))
@@ -110,5 +116,12 @@ def decode_value(raw: bytes, kind: str) -> Any:
     raise ValueError(f"unknown property kind {kind!r}")
 
 
-def _timedelta_ns(td: _dt.timedelta) -> int:
+def _epoch() -> datetime.datetime:
+    """The Unix epoch, an aware ``datetime``."""
+    import datetime as _dt
+
+    return _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _timedelta_ns(td: datetime.timedelta) -> int:
     return (td.days * 86_400 + td.seconds) * 1_000_000_000 + td.microseconds * 1000

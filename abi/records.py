@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 else:
     dataclass_transform = getattr(typing, "dataclass_transform", lambda **_: lambda f: f)
 
-__all__ = ["Field", "field", "fields_eq", "fields_repr", "record", "record_fields", "replace"]
+__all__ = ["Field", "field", "fields_eq", "fields_repr", "record", "record_fields", "record_values", "replace"]
 
 _T = TypeVar("_T")
 
@@ -107,6 +107,11 @@ def record_fields(cls: type) -> tuple[Field, ...]:
     if fields is None:
         raise TypeError(f"{getattr(cls, '__qualname__', cls)!r} is not a record")
     return fields  # type: ignore[no-any-return]
+
+
+def record_values(obj: object) -> tuple[Any, ...]:
+    """A record's field values in constructor order (shallow: ``type(obj)(*values)`` rebuilds it)."""
+    return tuple(getattr(obj, f.name) for f in record_fields(type(obj)))
 
 
 def replace(obj: _T, /, **changes: Any) -> _T:

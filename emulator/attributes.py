@@ -8,7 +8,6 @@ no top-level ``node`` (Envoy 1.33 removed the top-level Wasm attributes; the nod
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,8 @@ from abi import UInt64
 from .http.headers import HeaderMap
 
 if TYPE_CHECKING:
+    import datetime
+
     from .http.stream import HttpStream
     from .stream_info import ConnectionInfo, Node
 
@@ -38,11 +39,19 @@ MISSING = object()
 WRAPPER = object()
 """A whole attribute group such as ``request``: Envoy cannot serialize it (SerializationFailure)."""
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+def _ts(ns: int) -> datetime.datetime:
+    """A timestamp attribute from nanoseconds since the Unix epoch."""
+    import datetime  # here, not at the top: it costs 1 ms of ``import emulator``
+
+    return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=ns // 1000)
 
 
-def _ts(ns: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+def _duration(ns: int) -> datetime.timedelta:
+    """A duration attribute from nanoseconds."""
+    import datetime
+
+    return datetime.timedelta(microseconds=ns // 1000)
 
 
 def _headers_map(h: HeaderMap | None) -> dict[bytes, bytes]:
@@ -196,7 +205,7 @@ def _request(stream: HttpStream, rest: tuple[bytes, ...]) -> Any:
     if key == b"protocol":
         return stream.connection.protocol
     if key == b"duration":
-        return dt.timedelta(microseconds=(stream.end_ns - stream.start_ns) // 1000) if stream.end_ns is not None else MISSING
+        return _duration(stream.end_ns - stream.start_ns) if stream.end_ns is not None else MISSING
     if key == b"size":
         cl = side.received_headers.get(b"content-length") if side.received_headers is not None else None
         if cl is not None:
@@ -259,5 +268,5 @@ def _response(stream: HttpStream, rest: tuple[bytes, ...]) -> Any:
         out = stream.downstream_response
         return len(out.body) + sum(len(k) + len(v) for k, v in list(out.headers or []) + list(out.trailers or []))
     if key == b"backend_latency":
-        return dt.timedelta(0) if side.received_headers is not None else MISSING
+        return _duration(0) if side.received_headers is not None else MISSING
     return MISSING

@@ -18,7 +18,6 @@ filter after it ran.)
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -197,6 +196,8 @@ def scenario_bytes(data: bytes) -> Any:
     try:
         return data.decode()
     except UnicodeDecodeError:
+        import base64  # here: only a scenario file needs it
+
         return {"base64": base64.b64encode(data).decode()}
 
 

@@ -27,7 +27,6 @@ import os
 import sys
 from pathlib import Path
 
-
 #: The modules on the request path, compiled in speed mode (one list: the build reads it too).
 COMPILED_MODULES: tuple[str, ...] = (
     "emulator.buffer",
@@ -131,7 +130,9 @@ class CompiledFinder:
     imported: it costs 3 ms of ``import emulator``). A plain class: ``setup.py`` loads this file
     by path, where neither this package nor ``abi`` can be imported."""
 
-    def __init__(self, folder: Path, modules: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT, loaded: list[str] | None = None, stale: list[str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, modules: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT, loaded: list[str] | None = None, stale: list[str] | None = None
+    ) -> None:
         self.folder = folder
         self.modules = modules  # module -> {"file": ..., "source_sha256": ...}
         self.root = root

@@ -16,11 +16,25 @@ ranges, duplicate export names); checking instructions is the engine's job at co
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
-from abi.records import field, record, record_fields
+from abi.records import field, record, record_fields, record_values
 from abi.versions import FuncType
 
-__all__ = ["OUTLINE_VERSION", "SECTION_NAMES", "SECTION_ORDER", "Export", "Import", "Memory", "ModuleFormatError", "ModuleInfo", "Section", "parse_module"]
+__all__ = [
+    "OUTLINE_VERSION",
+    "SECTION_NAMES",
+    "SECTION_ORDER",
+    "Export",
+    "Import",
+    "Memory",
+    "ModuleFormatError",
+    "ModuleInfo",
+    "Section",
+    "outline_data",
+    "outline_from_data",
+    "parse_module",
+]
 
 _NUMTYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128"}
 # abstract heap types: byte -> name; the one-byte reference type shorthand is "<name>ref"
@@ -137,6 +151,26 @@ class ModuleInfo:
             if e.kind == "memory" and e.index < len(self.memories):
                 return self.memories[e.index]
         return None
+
+
+_NESTED: dict[str, type] = {"imports": Import, "exports": Export, "memories": Memory, "sections": Section}
+"""The outline's fields that hold records, and their class."""
+
+
+def outline_data(info: ModuleInfo) -> dict[str, Any]:
+    """The outline as plain data (the module cache stores it with ``marshal``)."""
+    data = {f.name: getattr(info, f.name) for f in record_fields(ModuleInfo)}
+    for name in _NESTED:
+        data[name] = [record_values(x) for x in data[name]]
+    return data
+
+
+def outline_from_data(data: dict[str, Any]) -> ModuleInfo:
+    """The outline :func:`outline_data` gave (``TypeError`` or ``KeyError`` for other data)."""
+    fields = dict(data)
+    for name, cls in _NESTED.items():
+        fields[name] = [cls(*values) for values in fields[name]]
+    return ModuleInfo(**fields)
 
 
 # Part of the module cache's key for outlines: a cached outline of another shape is not reused.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from abi import START_IMPORTS, LogLevel, Status, WasiErrno, allowed_imports_text, detect_abi, import_table
-from abi.records import replace
+from abi.records import record_values, replace
 
 from ..engines import CompileError, Engine, HostFunction, LinkError, MemoryAccessError, accelerator
 from ..engines._codegen import build
@@ -22,7 +22,7 @@ from ..errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall
 from ..glue import ImportCalls
 from .cache import ModuleCache
 from .coverage import INSTRUMENTATION_VERSION, CoverageError, CoverageMap, instrument
-from .module import OUTLINE_VERSION, ModuleFormatError, ModuleInfo, parse_module
+from .module import OUTLINE_VERSION, ModuleFormatError, ModuleInfo, outline_data, outline_from_data, parse_module
 from .rewrite import export_mutable_globals
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ def implemented_functions() -> set[str]:
     return {name for _, name in import_table() if callable(getattr(ImportCalls, name, None))}
 
 
-_META_FORMAT = 2
-"""The cached outline's format, beyond :data:`OUTLINE_VERSION` (2: without the data segment table)."""
+_META_FORMAT = 3
+"""The cached outline's format, beyond :data:`OUTLINE_VERSION` (2: without the data segment table; 3:
+plain data, read with ``marshal``)."""
 
 
 class Program:
@@ -67,8 +68,11 @@ class Program:
         meta_key = f"{self.sha256}.outline{OUTLINE_VERSION}.{_META_FORMAT}"
         meta = cache.load_meta(meta_key) if cache is not None else None
         if meta is not None:
-            self.info, self.snapshot_globals = meta
-        else:
+            try:
+                self.info, self.snapshot_globals = outline_from_data(meta[0]), list(meta[1])
+            except (TypeError, KeyError, IndexError, ValueError):  # not what this version stores: parse again
+                meta = None
+        if meta is None:
             try:
                 self.info = parse_module(wasm)
             except ModuleFormatError as exc:
@@ -96,7 +100,11 @@ class Program:
                 )
             variant += f"+coverage{INSTRUMENTATION_VERSION}"
             cov_key = f"{self.sha256}.coverage{OUTLINE_VERSION}.{INSTRUMENTATION_VERSION}"
-            self.coverage = cache.load_meta(cov_key) if cache is not None else None
+            stored = cache.load_meta(cov_key) if cache is not None else None
+            try:
+                self.coverage = CoverageMap(*stored) if stored is not None else None
+            except TypeError:
+                self.coverage = None
 
         def code() -> bytes:
             out = export_mutable_globals(wasm, self.info)[0]
@@ -106,7 +114,7 @@ class Program:
                 except CoverageError as exc:
                     raise ModuleLoadError(f"{source}: cannot instrument for coverage: {exc}", envoy="not an Envoy matter") from None
                 if cache is not None:
-                    cache.store_meta(cov_key, self.coverage)
+                    cache.store_meta(cov_key, record_values(self.coverage))
             return out
 
         if coverage and self.coverage is None and cache is not None:
@@ -119,7 +127,7 @@ class Program:
         _check_memory(self.info, source)
         imports = self._import_table(stub_unknown_imports)
         if cache is not None and meta is None:
-            cache.store_meta(meta_key, (self.info, self.snapshot_globals))
+            cache.store_meta(meta_key, (outline_data(self.info), self.snapshot_globals))
         info = self.info
         outline = Outline(
             imports=tuple((i.module, i.name, *(i.type if i.type is not None else (None, None))) for i in info.imports),

@@ -195,3 +195,11 @@ def test_import_emulator_loads_neither_dataclasses_nor_inspect() -> None:
     code = "import sys, emulator; print(sorted(m for m in ('dataclasses', 'inspect', 'ast', 'dis') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_import_emulator_leaves_the_collector_as_it_found_it(before: bool) -> None:
+    """The package pauses the garbage collector while it imports (see ``emulator/__init__.py``)."""
+    code = f"import gc; {'' if before else 'gc.disable(); '}import emulator; print(gc.isenabled())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(before)

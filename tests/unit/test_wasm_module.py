@@ -68,3 +68,24 @@ def test_a_programs_outline_leaves_out_the_data_segment_table_cached_or_not(tmp_
         assert info.data_segments == [] and info.data_addresses == []
         assert info.imports and info.exports  # the rest of the outline is there
     assert cache.misses == 1 and cache.hits == 1
+
+
+@pytest.mark.parametrize(
+    "fixture", ["go/headers_go.wasm", "rust/headers_rust.wasm", "c/headers_cpp.wasm", "assemblyscript_current/headers_assemblyscript_current.wasm"]
+)
+def test_the_cached_outline_and_coverage_map_equal_the_ones_a_load_computes(tmp_path, fixture):
+    """The module cache keeps them as plain data (``marshal``); read back, they are the same records."""
+    from abi.records import replace
+    from emulator.engines import get_engine
+    from emulator.vm.cache import ModuleCache
+    from emulator.vm.program import Program
+
+    wasm = (FIXTURES / fixture).read_bytes()
+    expected = replace(parse_module(wasm), data_segments=[], data_addresses=[])
+    cache = ModuleCache(tmp_path)
+    computed = Program(get_engine("wasmtime"), wasm, cache=cache, coverage=True)
+    cached = Program(get_engine("wasmtime"), wasm, cache=cache, coverage=True)
+    assert cache.misses == 1 and cache.hits == 1
+    assert computed.info == expected and cached.info == expected
+    assert cached.snapshot_globals == computed.snapshot_globals
+    assert cached.coverage == computed.coverage and computed.coverage is not None and computed.coverage.sites
