@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 def _load(name: str, path: Path):  # by path: the package's dependencies are not installed yet
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
+    sys.modules[name] = module  # as an import would: a class defined there looks its module up
     spec.loader.exec_module(module)
     return module
 
@@ -40,8 +40,8 @@ class BuildPyWithSpeedups(build_py):
             print("proxy-wasm-emulator: compiled speed mode already built from these sources")
             return
         try:
-            sources, digests = speedups.build_inputs(ROOT)
-            files = builder.build(sources, out_dir, digests=digests, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT)
+            sources, entries = speedups.build_inputs(ROOT)
+            files = builder.build(sources, out_dir, entries=entries, manifest=speedups.MANIFEST, render=speedups.render_manifest)
         except Exception as exc:  # no compiler, no Cython: the pure modules run
             print(f"proxy-wasm-emulator: the compiled speed mode was not built ({type(exc).__name__}: {exc}); the pure-Python modules will run")
             return

@@ -10,7 +10,6 @@ compiled-module cache, and it loads filters::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,7 +35,7 @@ from .session import Session, default_session
 from .shared_state import SharedData, SharedQueues
 from .stream_info import ConnectionInfo, Node
 from .trace import Trace
-from .vm.cache import ModuleCache
+from .vm.cache import ModuleCache, file_stamp, wasm_digest
 from .vm.instance import Vm
 from .vm.program import Program
 
@@ -71,17 +70,6 @@ class HostSnapshot:
     lengths: tuple[int, int, int, int]
     seq: int
     console: tuple[int, dict[tuple[str, str], str]] = (0, {})
-
-
-def _file_stamp(module: ModuleSource) -> tuple[str, int, int, int] | None:
-    """``(path, size, mtime_ns, inode)`` of a module file, which changes whenever the file does."""
-    if isinstance(module, bytes | bytearray):
-        return None
-    try:
-        st = os.stat(module)
-    except OSError:
-        return None  # reading it will give the clear error
-    return (os.path.abspath(module), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _to_bytes(value: bytes | str | None, what: str) -> bytes:
@@ -202,16 +190,24 @@ class Host:
         caps = frozenset(allowed_capabilities) if allowed_capabilities is not None else None
         engine_key = (self.engine.name, self.engine.config)  # the whole configuration: a limit on memory too, which compiled code does not depend on
         programs = self.session.programs
-        # a file already loaded in this session, unchanged since (same size, mtime and inode): no read, no hash
-        stamp = _file_stamp(module)
+        # a file already loaded, unchanged since (the same stamp): in this session, no read and no
+        # hash; in another process, no hash (the module cache remembers the digest)
+        stamp = None if isinstance(module, bytes | bytearray) else file_stamp(module)
         digests = self.session.cache("file-digests")
         digest = digests.get(stamp) if stamp is not None else None
         if digest is not None:
             prog = programs.get((engine_key, digest, stub_unknown_imports, caps, self.coverage))
             if prog is not None:
                 return prog
+        if digest is None and stamp is not None and self.cache is not None:
+            digest = self.cache.known_digest(stamp)
         wasm, source = self._read(module)
-        digest = hashlib.sha256(wasm).hexdigest()
+        if stamp is not None and file_stamp(module) != stamp:  # written while we read it
+            stamp = digest = None
+        if digest is None:
+            digest = wasm_digest(wasm)
+            if stamp is not None and self.cache is not None:
+                self.cache.remember_digest(stamp, digest)
         if stamp is not None:
             digests[stamp] = digest
         key = (engine_key, digest, stub_unknown_imports, caps, self.coverage)

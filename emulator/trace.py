@@ -8,7 +8,6 @@ failure reports), exports as JSON, and compares with another trace for golden te
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -822,6 +821,8 @@ class Trace(list[TraceEntry]):
 
     def dump(self, path: str) -> None:
         """Write the trace as a JSON file (a golden file)."""
+        import json  # here: only a golden file needs it (1 ms of ``import emulator``)
+
         with open(path, "w") as fh:
             json.dump(self.to_json(), fh, indent=1)
 

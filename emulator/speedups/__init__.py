@@ -2,10 +2,11 @@
 
 The Python source is the reference and always works alone. Where a C compiler was present at
 install time, ``pip install`` (or ``make``) also compiled the modules in :data:`COMPILED_MODULES`
-with Cython into ``emulator/speedups/compiled/``, with a manifest of the source digests they were
-built from. :func:`install` (run when this module is imported, first thing in ``import emulator``) puts an import finder in front of the
-normal one that loads the compiled modules only while every one's source is unchanged, byte for
-byte: they load all together or not at all, because the types one module declares (a ``.pxd``)
+with Cython into ``emulator/speedups/compiled/``, with a manifest of the sources they were built
+from (each one's sha256, size and modification time). :func:`install` (run when this module is imported, first thing in ``import emulator``) puts an import finder in front of the
+normal one that loads the compiled modules only while every one's source is unchanged: its size and
+modification time are those the manifest recorded (as Python's own ``.pyc`` check), or else its
+sha256 is (the source is read and hashed only then). They load all together or not at all, because the types one module declares (a ``.pxd``)
 are extended or read as C structs by others, and a compiled module beside a pure one it was built
 against would not import. An edited or missing source, another Python, or
 ``PROXY_WASM_EMULATOR_PURE=1`` gives the pure modules.
@@ -19,10 +20,8 @@ none, so profilers and ``sys._getframe`` see less.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -65,9 +64,11 @@ PURE_ENV = "PROXY_WASM_EMULATOR_PURE"
 #: Where the build puts the compiled modules and their manifest: one folder per interpreter ABI,
 #: so that venvs of two Pythons on one checkout (.venv and .venv310) keep a build each.
 COMPILED_DIR = Path(__file__).resolve().parent / "compiled" / importlib.machinery.EXTENSION_SUFFIXES[0].strip(".").removesuffix(".so").removesuffix(".pyd")
-MANIFEST = "manifest.json"
-#: The manifest's format; a manifest of another format is ignored (the pure modules run).
-MANIFEST_FORMAT = 1
+MANIFEST = "manifest.txt"
+#: The manifest's format; a manifest of another format is ignored (the pure modules run). Format 2
+#: is lines of text (:func:`render_manifest`): reading it needs no ``json``, nor its digests
+#: ``hashlib``, which would be 3 ms of ``import emulator``.
+MANIFEST_FORMAT = 2
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the ``emulator`` package
 
@@ -91,6 +92,8 @@ def declarations_path(source: Path) -> Path:
 def source_digest(path: Path) -> str:
     """The sha256 of a module's source and of its declarations, if it has them: a compiled module
     is used only while this is unchanged."""
+    import hashlib  # here: only a build, or a source whose stamp changed, is hashed
+
     digest = hashlib.sha256(path.read_bytes())
     declarations = declarations_path(path)
     if declarations.is_file():
@@ -98,18 +101,35 @@ def source_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_inputs(root: Path = _PACKAGE_ROOT) -> tuple[dict[str, Path], dict[str, str]]:
+def source_stamp(path: Path) -> str:
+    """``size:mtime_ns`` of a module's source, and of its declarations if it has them: while it is
+    the one the manifest recorded, the source is taken as unchanged without reading it."""
+    stamps = []
+    for p in (path, declarations_path(path)):
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            if p is path:
+                raise
+            continue
+        stamps.append(f"{st.st_size}:{st.st_mtime_ns}")
+    return "/".join(stamps)
+
+
+def build_inputs(root: Path = _PACKAGE_ROOT) -> tuple[dict[str, Path], dict[str, dict[str, str]]]:
     """What a build compiles (``emulator.speedups.build.build``'s arguments): the source of each of
-    :data:`BUILT_MODULES` under ``root``, and the digest its manifest entry records."""
+    :data:`BUILT_MODULES` under ``root``, and what its manifest entry records of that source."""
     sources = {m: source_path(m, root) for m in BUILT_MODULES}
-    return sources, {m: source_digest(p) for m, p in sources.items()}
+    return sources, {m: {"source_sha256": source_digest(p), "source_stamp": source_stamp(p)} for m, p in sources.items()}
 
 
 def is_fresh(module: str, entry: dict[str, str], root: Path = _PACKAGE_ROOT) -> bool:
-    """Whether ``module``'s source is still the one its manifest ``entry`` was built from."""
+    """Whether ``module``'s source is still the one its manifest ``entry`` was built from: the same
+    stamp (:func:`source_stamp`), or else the same digest."""
+    path = source_path(module, root)
     try:
-        return source_digest(source_path(module, root)) == entry["source_sha256"]
-    except OSError:
+        return source_stamp(path) == entry.get("source_stamp") or source_digest(path) == entry["source_sha256"]
+    except (OSError, KeyError):
         return False
 
 
@@ -159,16 +179,40 @@ class CompiledFinder:
         return importlib.util.spec_from_file_location(fullname, so, loader=loader)
 
 
+_ENTRY = ("file", "source_sha256", "source_stamp")
+"""What a manifest line records of a module, after its name."""
+
+
+def render_manifest(modules: dict[str, dict[str, str]], **about: str) -> str:
+    """The manifest's text: the format, ``about`` (``ext_suffix``, the Cython and Python versions),
+    then a line per module: ``module NAME FILE SHA256 STAMP``."""
+    lines = ["# the compiled speed mode's modules: python -m emulator.speedups.build", f"format {MANIFEST_FORMAT}"]
+    lines += [f"{key} {value}" for key, value in about.items()]
+    lines += [" ".join(("module", m, *(modules[m][k] for k in _ENTRY))) for m in sorted(modules)]
+    return "\n".join(lines) + "\n"
+
+
 def read_manifest(folder: Path = COMPILED_DIR) -> dict[str, dict[str, str]] | None:
-    """The compiled modules built for this interpreter, or None when there are none usable."""
+    """The compiled modules built for this interpreter (name -> what :func:`render_manifest`
+    recorded), or None when there are none usable."""
     try:
-        data = json.loads((folder / MANIFEST).read_text())
+        text = (folder / MANIFEST).read_text()
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or data.get("ext_suffix") != ext_suffix():
+    about: dict[str, str] = {}
+    modules: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(" ")
+        if key == "module":
+            name, *values = rest.split(" ")
+            if len(values) != len(_ENTRY):
+                return None
+            modules[name] = dict(zip(_ENTRY, values, strict=True))
+        elif key and not key.startswith("#"):
+            about[key] = rest
+    if about.get("format") != str(MANIFEST_FORMAT) or about.get("ext_suffix") != ext_suffix():
         return None
-    modules = data.get("modules")
-    return modules if isinstance(modules, dict) else None
+    return modules
 
 
 _finder: CompiledFinder | None = None

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.machinery
-import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 #: Python semantics: annotations are documentation, not enforced types (a ``-> bytes`` function
@@ -56,11 +55,19 @@ def _compiler_output_to(log: Path, quiet: bool) -> Iterator[None]:
 
 
 def build(
-    sources: Mapping[str, Path], out_dir: Path, *, digests: Mapping[str, str], manifest: str, manifest_format: int, jobs: int = 2, quiet: bool = True
+    sources: Mapping[str, Path],
+    out_dir: Path,
+    *,
+    entries: Mapping[str, Mapping[str, str]],
+    manifest: str,
+    render: Callable[..., str],
+    jobs: int = 2,
+    quiet: bool = True,
 ) -> list[str]:
     """Compile ``sources`` (dotted module name -> its ``.py`` or ``.pyx`` file, with a ``.pxd`` of
-    declarations beside it where it has one) into ``out_dir`` with a manifest of their ``digests``
-    (``emulator.speedups.source_digest``); returns the files built.
+    declarations beside it where it has one) into ``out_dir`` with a manifest named ``manifest``:
+    ``render`` (``emulator.speedups.render_manifest``) writes it from each module's file and its
+    ``entries`` (``emulator.speedups.build_inputs``). Returns the files built.
 
     Raises whatever Cython or the C compiler raise: the callers decide whether that is fatal.
     """
@@ -91,21 +98,20 @@ def build(
             cmd.run()
         staged = tmp / "staged"
         staged.mkdir()
-        entries = {}
+        built_entries: dict[str, dict[str, str]] = {}
         for m in modules:
             built = (tmp / "lib").joinpath(*m.split(".")).with_name(m.rsplit(".", 1)[-1] + suffix)
             name = m + suffix
             shutil.copy2(built, staged / name)
-            entries[m] = {"file": name, "source_sha256": digests[m]}
-        info = {"format": manifest_format, "ext_suffix": suffix, "cython": cython_version, "python": sys.version.split()[0], "modules": entries}
-        (staged / manifest).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+            built_entries[m] = {"file": name, **entries[m]}
+        (staged / manifest).write_text(render(built_entries, ext_suffix=suffix, cython=cython_version, python=sys.version.split()[0]))
         old = out_dir.with_name(out_dir.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if out_dir.exists():
             out_dir.rename(old)
         shutil.move(str(staged), str(out_dir))
         shutil.rmtree(old, ignore_errors=True)
-    return sorted(entries[m]["file"] for m in modules)
+    return sorted(built_entries[m]["file"] for m in modules)
 
 
 def clean(out_dir: Path) -> None:
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: build (or ``--clean``) the compiled modules of this checkout or installation."""
     import argparse
 
-    from emulator.speedups import COMPILED_DIR, MANIFEST, MANIFEST_FORMAT, PURE_ENV, build_inputs, pure_requested, read_manifest, stale
+    from emulator.speedups import COMPILED_DIR, MANIFEST, PURE_ENV, build_inputs, pure_requested, read_manifest, render_manifest, stale
 
     p = argparse.ArgumentParser(prog="python -m emulator.speedups.build", description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="C compilations at once (default: the CPU count)")
@@ -133,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.if_stale and not stale(read_manifest() or {}):
         return 0
-    sources, digests = build_inputs()
-    files = build(sources, COMPILED_DIR, digests=digests, manifest=MANIFEST, manifest_format=MANIFEST_FORMAT, jobs=args.jobs)
+    sources, entries = build_inputs()
+    files = build(sources, COMPILED_DIR, entries=entries, manifest=MANIFEST, render=render_manifest, jobs=args.jobs)
     print(f"speedups: {len(files)} modules compiled into {COMPILED_DIR}")
     return 0
 

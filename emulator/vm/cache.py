@@ -1,14 +1,14 @@
 """An on-disk cache of compiled modules, so the second load of a filter costs milliseconds.
 
-Key: sha256 of the wasm bytes + engine name and version + engine configuration. Entries are written
-atomically (safe under pytest-xdist); an entry the engine cannot load is deleted and rebuilt. The
+Key: sha256 of the wasm bytes + engine name and version + engine configuration. A file's sha256 is
+remembered by its stamp (path, size, mtime, ctime, inode), so a new process that loads a file it
+has loaded before hashes nothing. Entries are written atomically (safe under pytest-xdist); an entry the engine cannot load is deleted and rebuilt. The
 cache keeps at most ``max_bytes`` (``$PROXY_WASM_EMULATOR_CACHE_MAX_MB``, default 1024 MiB): after
 each write the least recently used entries go (a hit marks its entry used).
 """
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 from collections.abc import Callable
@@ -17,7 +17,37 @@ from typing import Any
 
 from ..engines.base import CompileError, Engine
 
-__all__ = ["DEFAULT_MAX_BYTES", "ModuleCache", "default_cache_dir"]
+try:
+    from _blake2 import blake2b as _blake2b  # CPython's BLAKE2: ``hashlib`` would load OpenSSL (2 ms)
+except ImportError:  # pragma: no cover - another Python
+    from hashlib import blake2b as _blake2b
+
+__all__ = ["DEFAULT_MAX_BYTES", "FileStamp", "ModuleCache", "default_cache_dir", "file_stamp", "wasm_digest"]
+
+FileStamp = tuple[str, int, int, int, int]
+"""``(absolute path, size, mtime_ns, ctime_ns, inode)`` of a file: any write changes it (the ctime
+cannot be set back)."""
+
+
+def file_stamp(path: str | os.PathLike[str]) -> FileStamp | None:
+    """The stamp of a module file, or ``None`` when it cannot be read (reading it then gives the error)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def wasm_digest(wasm: bytes) -> str:
+    """The sha256 of a module's bytes, in hex: its name in the cache and in a session."""
+    import hashlib  # here: a module seen before is known by its stamp, and ``hashlib`` costs 2 ms to import
+
+    return hashlib.sha256(wasm).hexdigest()
+
+
+def _short_digest(text: str, size: int = 8) -> str:
+    return _blake2b(text.encode(), digest_size=size).hexdigest()
+
 
 DEFAULT_MAX_BYTES = 1024 << 20
 
@@ -47,8 +77,8 @@ class ModuleCache:
     def path_for(self, engine: Engine, wasm: bytes | None = None, *, digest: str | None = None, variant: str = "") -> Path:
         """Where the artifact for this module (or its sha256 ``digest``) and engine lives."""
         if digest is None:
-            digest = hashlib.sha256(wasm or b"").hexdigest()
-        key = hashlib.sha256((engine.cache_key() + variant).encode()).hexdigest()[:16]
+            digest = wasm_digest(wasm or b"")
+        key = _short_digest(engine.cache_key() + variant)
         return self.directory / engine.name / f"{digest}-{key}.bin"
 
     def compile(self, engine: Engine, wasm: bytes | Callable[[], bytes], *, digest: str | None = None, variant: str = "") -> Any:
@@ -59,7 +89,7 @@ class ModuleCache:
         """
         if digest is None:
             wasm = wasm() if callable(wasm) else wasm
-            digest = hashlib.sha256(wasm).hexdigest()
+            digest = wasm_digest(wasm)
         path = self.path_for(engine, digest=digest, variant=variant)
         if path.exists():
             try:
@@ -77,6 +107,24 @@ class ModuleCache:
         except OSError:
             pass  # a read-only or full cache directory must not break loading
         return module
+
+    def known_digest(self, stamp: FileStamp) -> str | None:
+        """The sha256 of the file with this stamp, if a load remembered it (:meth:`remember_digest`)."""
+        try:
+            text = self._stamp_path(stamp).read_text()
+        except (OSError, ValueError):
+            return None
+        return text if len(text) == 64 else None
+
+    def remember_digest(self, stamp: FileStamp, digest: str) -> None:
+        """Remember the sha256 of the file with this stamp, for the next process that loads it."""
+        try:
+            self._store(self._stamp_path(stamp), digest.encode())
+        except OSError:
+            pass
+
+    def _stamp_path(self, stamp: FileStamp) -> Path:
+        return self.directory / "stamps" / _short_digest(repr(stamp), 16)
 
     def load_meta(self, digest: str) -> Any:
         """What the loader learned about a module earlier (plain data: see :meth:`store_meta`), or

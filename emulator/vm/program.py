@@ -8,7 +8,6 @@ enters the guest, so one linked program serves many VMs.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from ..engines._codegen import build
 from ..engines.base import Outline
 from ..errors import HostCallNotImplemented, ModuleLoadError, RestrictedHostCall, UnknownImportsError, UnsupportedProposalError
 from ..glue import ImportCalls
-from .cache import ModuleCache
+from .cache import ModuleCache, wasm_digest
 from .coverage import INSTRUMENTATION_VERSION, CoverageError, CoverageMap, instrument
 from .module import OUTLINE_VERSION, ModuleFormatError, ModuleInfo, outline_data, outline_from_data, parse_module
 from .rewrite import export_mutable_globals
@@ -64,7 +63,7 @@ class Program:
         self.source = source
         self.coverage: CoverageMap | None = None
         self.engine = engine
-        self.sha256 = sha256 or hashlib.sha256(wasm).hexdigest()
+        self.sha256 = sha256 or wasm_digest(wasm)
         meta_key = f"{self.sha256}.outline{OUTLINE_VERSION}.{_META_FORMAT}"
         meta = cache.load_meta(meta_key) if cache is not None else None
         if meta is not None:

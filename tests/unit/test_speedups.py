@@ -24,8 +24,9 @@ def double(x: bytes) -> bytes:
 
 def _build(root, out):
     source = root / "pkgx/mod.py"
-    digests = {"pkgx.mod": speedups.source_digest(source)}
-    return speedups_build.build({"pkgx.mod": source}, out, digests=digests, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
+    sources = {"pkgx.mod": source}
+    entries = {m: {"source_sha256": speedups.source_digest(p), "source_stamp": speedups.source_stamp(p)} for m, p in sources.items()}
+    return speedups_build.build(sources, out, entries=entries, manifest=speedups.MANIFEST, render=speedups.render_manifest, jobs=1)
 
 
 def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(tmp_path):
@@ -50,6 +51,27 @@ def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(tmp_path):
     assert finder.find_spec("pkgx.mod") is None  # the normal import system loads the edited source
     assert finder.stale == ["pkgx.mod"]
     assert finder.find_spec("pkgx.other") is None  # not built: not this finder's business
+
+
+def test_an_unchanged_stamp_spares_the_hash_and_a_touched_source_is_hashed(tmp_path, monkeypatch):
+    """A new process reads no source while each one's size and mtime are the manifest's; a source
+    whose stamp changed is hashed, and stays fresh while its bytes are the same."""
+    (tmp_path / "pkgx").mkdir()
+    (tmp_path / "pkgx/__init__.py").write_text("")
+    source = tmp_path / "pkgx/mod.py"
+    source.write_text(MODULE)
+    out = tmp_path / "compiled"
+    _build(tmp_path, out)
+    entry = speedups.read_manifest(out)["pkgx.mod"]
+    hashed = []
+    real_digest = speedups.source_digest
+    monkeypatch.setattr(speedups, "source_digest", lambda path: hashed.append(path) or real_digest(path))
+    assert speedups.is_fresh("pkgx.mod", entry, tmp_path) and hashed == []
+    st = source.stat()
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: the same bytes
+    assert speedups.is_fresh("pkgx.mod", entry, tmp_path) and hashed == [source]
+    source.write_text(MODULE.replace("double", "triple"))  # the same size, other bytes, a new mtime
+    assert not speedups.is_fresh("pkgx.mod", entry, tmp_path)
 
 
 TYPED = '''
@@ -92,8 +114,8 @@ def test_the_compiled_modules_load_together_or_not_at_all(tmp_path):
         (tmp_path / f"pkgx/{name}.py").write_text(MODULE)
     sources = {f"pkgx.{n}": tmp_path / f"pkgx/{n}.py" for n in ("a", "b")}
     out = tmp_path / "compiled"
-    digests = {m: speedups.source_digest(p) for m, p in sources.items()}
-    speedups_build.build(sources, out, digests=digests, manifest=speedups.MANIFEST, manifest_format=speedups.MANIFEST_FORMAT, jobs=1)
+    entries = {m: {"source_sha256": speedups.source_digest(p), "source_stamp": speedups.source_stamp(p)} for m, p in sources.items()}
+    speedups_build.build(sources, out, entries=entries, manifest=speedups.MANIFEST, render=speedups.render_manifest, jobs=1)
     names = tuple(sources)
     finder = speedups.all_or_none(out, speedups.read_manifest(out), root=tmp_path, names=names)
     assert all(finder.find_spec(m) is not None for m in names) and finder.stale == []
@@ -103,9 +125,14 @@ def test_the_compiled_modules_load_together_or_not_at_all(tmp_path):
 
 
 def test_a_manifest_for_another_interpreter_is_ignored(tmp_path):
-    (tmp_path / speedups.MANIFEST).write_text(json.dumps({"format": speedups.MANIFEST_FORMAT, "ext_suffix": ".cpython-27-other.so", "modules": {"a": {}}}))
+    entry = {"file": "a.so", "source_sha256": "0" * 64, "source_stamp": "1:2"}
+    (tmp_path / speedups.MANIFEST).write_text(speedups.render_manifest({"a": entry}, ext_suffix=speedups.ext_suffix()))
+    assert speedups.read_manifest(tmp_path) == {"a": entry}  # the control: this interpreter's manifest is read
+    (tmp_path / speedups.MANIFEST).write_text(speedups.render_manifest({"a": entry}, ext_suffix=".cpython-27-other.so"))
     assert speedups.read_manifest(tmp_path) is None
-    (tmp_path / speedups.MANIFEST).write_text("{not json")
+    (tmp_path / speedups.MANIFEST).write_text(speedups.render_manifest({"a": entry}, ext_suffix=speedups.ext_suffix()).replace("format 2", "format 1"))
+    assert speedups.read_manifest(tmp_path) is None
+    (tmp_path / speedups.MANIFEST).write_text(f"format {speedups.MANIFEST_FORMAT}\next_suffix {speedups.ext_suffix()}\nmodule a a.so\n")  # a line cut short
     assert speedups.read_manifest(tmp_path) is None
     assert speedups.read_manifest(tmp_path / "missing") is None
 

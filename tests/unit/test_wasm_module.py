@@ -89,3 +89,30 @@ def test_the_cached_outline_and_coverage_map_equal_the_ones_a_load_computes(tmp_
     assert computed.info == expected and cached.info == expected
     assert cached.snapshot_globals == computed.snapshot_globals
     assert cached.coverage == computed.coverage and computed.coverage is not None and computed.coverage.sites
+
+
+def test_a_file_loaded_before_is_known_by_its_stamp_and_a_changed_one_is_hashed(tmp_path, monkeypatch):
+    """A new session (as a new process) that loads a file a load already saw hashes nothing: the
+    module cache remembers the sha256 by the file's stamp; any write to the file changes the stamp."""
+    import shutil
+
+    import emulator.host
+    from emulator import Host
+    from emulator.session import Session
+    from emulator.vm.cache import ModuleCache, wasm_digest
+
+    module = tmp_path / "filter.wasm"
+    shutil.copy(FIXTURES / "wat/minimal.wasm", module)
+    cache = ModuleCache(tmp_path / "cache")
+    hashed = []
+    monkeypatch.setattr(emulator.host, "wasm_digest", lambda wasm: hashed.append(len(wasm)) or wasm_digest(wasm))
+
+    first = Host(cache=cache, session=Session()).program(module)
+    assert len(hashed) == 1
+    again = Host(cache=cache, session=Session()).program(module)
+    assert len(hashed) == 1 and again.sha256 == first.sha256 == wasm_digest(module.read_bytes())
+
+    module.write_bytes((FIXTURES / "wat/null_filter.wasm").read_bytes())  # new bytes: a new stamp
+    changed = Host(cache=cache, session=Session()).program(module)
+    assert len(hashed) == 2 and changed.sha256 == wasm_digest(module.read_bytes()) != first.sha256
+    assert Host(cache=False, session=Session()).program(module).sha256 == changed.sha256 and len(hashed) == 3  # no cache: hashed
