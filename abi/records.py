@@ -195,6 +195,15 @@ def _make_init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[.
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         given = len(args)
+        if given == count and not kwargs:  # every field given in order: the common call, made short
+            if plainly:
+                self.__dict__.update(zip(names, args, strict=True))
+            else:
+                for name, value in zip(names, args, strict=True):
+                    assign(self, name, value)
+            if post_init:
+                self.__post_init__()
+            return
         if given > count:
             raise TypeError(f"{qualname} takes {takes} positional arguments but {given + 1} were given")
         values = dict(zip(names, args, strict=False))  # fewer args than names: the rest below
