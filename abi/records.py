@@ -281,7 +281,7 @@ class _DataclassTwin:
             return dataclasses.field(default=default, default_factory=factory, repr=f.repr, compare=f.compare)
 
         specs = [(f.name, f.type, spec(f)) for f in fields]
-        twin = dataclasses.make_dataclass(owner.__name__, specs, frozen=owner.__dict__["__record_frozen__"], eq=owner.__dict__["__record_eq__"])
+        twin = dataclasses.make_dataclass(owner.__name__, specs, frozen=owner.__record_frozen__, eq=owner.__record_eq__)
         values = {
             "__dataclass_fields__": twin.__dataclass_fields__,  # type: ignore[attr-defined]
             "__dataclass_params__": twin.__dataclass_params__,  # type: ignore[attr-defined]

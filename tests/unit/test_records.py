@@ -203,3 +203,17 @@ def test_import_emulator_leaves_the_collector_as_it_found_it(before: bool) -> No
     code = f"import gc; {'' if before else 'gc.disable(); '}import emulator; print(gc.isenabled())"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(before)
+
+
+def test_a_plain_subclass_of_a_record_is_read_as_its_base_by_dataclasses() -> None:
+    dc, rec = _twins(frozen=True)
+
+    class DcSub(dc):  # type: ignore[misc,valid-type]
+        pass
+
+    class RecSub(rec):  # type: ignore[misc,valid-type]
+        pass
+
+    assert [f.name for f in dataclasses.fields(RecSub)] == [f.name for f in dataclasses.fields(DcSub)]
+    assert dataclasses.asdict(RecSub(1)) == dataclasses.asdict(DcSub(1))
+    assert repr(RecSub(1)).split("(", 1)[1] == repr(DcSub(1)).split("(", 1)[1]
