@@ -103,6 +103,11 @@ class Param:
         return int(max(self.enum)) if self.enum is not None else None
 
 
+_SEEN: dict[tuple[str, ...], tuple[Param, ...]] = {}
+"""Parameters already parsed, by their tokens and place: the tables repeat them (``context_id``,
+``return_value_data:copyout return_value_size``...), and a Param is immutable, so they share it."""
+
+
 def parse_params(function: str, tokens: list[str]) -> tuple[Param, ...]:
     """Parse the parameter tokens of one table line (``name`` or ``name:spec``)."""
     out: list[Param] = []
@@ -115,12 +120,21 @@ def parse_params(function: str, tokens: list[str]) -> tuple[Param, ...]:
                 raise ValueError(f"{function}: unknown format {fmt!r} of {name}:{role} (inputs and copy-outs know {sorted(_FORMATS)})")
             if i + 1 >= len(tokens) or ":" in tokens[i + 1]:
                 raise ValueError(f"{function}: {name}:{spec} must be followed by its plain partner parameter")
-            width = 4 if role == COPY_OUT else None
-            out.append(Param(name, "i32", role, width=width, format=fmt or None, pair=i + 1))
-            out.append(Param(tokens[i + 1], "i32", _PARTNER[role], width=width, pair=i))
+            key = (tokens[i], tokens[i + 1], str(i))
+            pair = _SEEN.get(key)
+            if pair is None:
+                width = 4 if role == COPY_OUT else None
+                pair = _SEEN[key] = (
+                    Param(name, "i32", role, width=width, format=fmt or None, pair=i + 1),
+                    Param(tokens[i + 1], "i32", _PARTNER[role], width=width, pair=i),
+                )
+            out += pair
             i += 2
             continue
-        out.append(_single(function, name, spec))
+        single = _SEEN.get((tokens[i],))
+        if single is None:
+            single = _SEEN[(tokens[i],)] = (_single(function, name, spec),)
+        out += single
         i += 1
     return tuple(out)
 

@@ -78,9 +78,15 @@ def pure_requested() -> bool:
     return os.environ.get(PURE_ENV, "") not in ("", "0")
 
 
+_SOURCES: dict[tuple[str, Path], Path] = {}
+
+
 def source_path(module: str, root: Path = _PACKAGE_ROOT) -> Path:
     """The source of one of :data:`BUILT_MODULES`: its ``.py`` file, or an accelerator's ``.pyx``."""
-    return root.joinpath(*module.split(".")).with_suffix(".pyx" if module in ACCELERATORS else ".py")
+    path = _SOURCES.get((module, root))
+    if path is None:  # each import asks once more (CompiledFinder): pathlib's steps, once
+        path = _SOURCES[module, root] = root.joinpath(*module.split(".")).with_suffix(".pyx" if module in ACCELERATORS else ".py")
+    return path
 
 
 def declarations_path(source: Path) -> Path:
@@ -104,16 +110,14 @@ def source_digest(path: Path) -> str:
 def source_stamp(path: Path) -> str:
     """``size:mtime_ns`` of a module's source, and of its declarations if it has them: while it is
     the one the manifest recorded, the source is taken as unchanged without reading it."""
-    stamps = []
-    for p in (path, declarations_path(path)):
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            if p is path:
-                raise
-            continue
-        stamps.append(f"{st.st_size}:{st.st_mtime_ns}")
-    return "/".join(stamps)
+    source = os.fspath(path)
+    st = os.stat(source)
+    stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    try:
+        st = os.stat(os.path.splitext(source)[0] + ".pxd")  # declarations_path, without pathlib (every import)
+    except FileNotFoundError:
+        return stamp
+    return f"{stamp}/{st.st_size}:{st.st_mtime_ns}"
 
 
 def build_inputs(root: Path = _PACKAGE_ROOT) -> tuple[dict[str, Path], dict[str, dict[str, str]]]:
@@ -164,8 +168,8 @@ class CompiledFinder:
         entry = self.modules.get(name)
         if entry is None or not is_fresh(name, entry, self.root):
             return None
-        so = self.folder / entry["file"]
-        return so if so.is_file() else None
+        so = os.path.join(self.folder, entry["file"])
+        return Path(so) if os.path.isfile(so) else None
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self.modules:
