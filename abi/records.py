@@ -195,8 +195,9 @@ def _make_init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[.
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         given = len(args)
+        direct = plainly and type(self) is cls  # a subclass may give a field a setter: assign through it
         if given == count and not kwargs:  # every field given in order: the common call, made short
-            if plainly:
+            if direct:
                 self.__dict__.update(zip(names, args, strict=True))
             else:
                 for name, value in zip(names, args, strict=True):
@@ -228,7 +229,7 @@ def _make_init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[.
                 quoted = [repr(m) for m in missing]
                 listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
                 raise TypeError(f"{qualname} missing {len(missing)} required positional argument{'s' * (len(missing) > 1)}: {listed}")
-        if plainly:
+        if direct:
             state = self.__dict__
             for name in names:  # in the fields' order, as a dataclass's __init__ assigns them
                 state[name] = values[name]

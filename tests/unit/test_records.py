@@ -217,3 +217,25 @@ def test_a_plain_subclass_of_a_record_is_read_as_its_base_by_dataclasses() -> No
     assert [f.name for f in dataclasses.fields(RecSub)] == [f.name for f in dataclasses.fields(DcSub)]
     assert dataclasses.asdict(RecSub(1)) == dataclasses.asdict(DcSub(1))
     assert repr(RecSub(1)).split("(", 1)[1] == repr(DcSub(1)).split("(", 1)[1]
+
+
+def test_a_subclass_setter_of_a_field_runs_as_under_a_dataclass() -> None:
+    seen: dict[str, list[Any]] = {}
+
+    def subclass(base: Any, key: str) -> Any:
+        class Checked(base):  # type: ignore[misc,valid-type]
+            @property
+            def y(self) -> Any:
+                return self.__dict__["_y"]
+
+            @y.setter
+            def y(self, value: Any) -> None:
+                seen.setdefault(key, []).append(value)
+                self.__dict__["_y"] = value * 10
+
+        return Checked
+
+    dc, rec = _twins(frozen=False)
+    assert subclass(rec, "rec")(1, 3).y == subclass(dc, "dc")(1, 3).y == 30
+    assert subclass(rec, "rec")(1).y == subclass(dc, "dc")(1).y == 20
+    assert seen["rec"] == seen["dc"] == [3, 2]
