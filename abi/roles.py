@@ -103,7 +103,7 @@ class Param:
         return int(max(self.enum)) if self.enum is not None else None
 
 
-_SEEN: dict[tuple[str, ...], tuple[Param, ...]] = {}
+_SEEN: dict[tuple[str | int, ...], tuple[Param, ...]] = {}
 """Parameters already parsed, by their tokens and place: the tables repeat them (``context_id``,
 ``return_value_data:copyout return_value_size``...), and a Param is immutable, so they share it."""
 
@@ -120,7 +120,7 @@ def parse_params(function: str, tokens: list[str]) -> tuple[Param, ...]:
                 raise ValueError(f"{function}: unknown format {fmt!r} of {name}:{role} (inputs and copy-outs know {sorted(_FORMATS)})")
             if i + 1 >= len(tokens) or ":" in tokens[i + 1]:
                 raise ValueError(f"{function}: {name}:{spec} must be followed by its plain partner parameter")
-            key = (tokens[i], tokens[i + 1], str(i))
+            key = (tokens[i], tokens[i + 1], i)  # a pair's params name their partner by place
             pair = _SEEN.get(key)
             if pair is None:
                 width = 4 if role == COPY_OUT else None

@@ -3,11 +3,12 @@
 The Python source is the reference and always works alone. Where a C compiler was present at
 install time, ``pip install`` (or ``make``) also compiled the modules in :data:`COMPILED_MODULES`
 with Cython into ``emulator/speedups/compiled/``, with a manifest of the sources they were built
-from (each one's sha256, size and modification time). :func:`install` (run when this module is imported, first thing in ``import emulator``) puts an import finder in front of the
-normal one that loads the compiled modules only while every one's source is unchanged: its size and
-modification time are those the manifest recorded (as Python's own ``.pyc`` check), or else its
-sha256 is (the source is read and hashed only then). They load all together or not at all, because the types one module declares (a ``.pxd``)
-are extended or read as C structs by others, and a compiled module beside a pure one it was built
+from (each one's sha256, size and modification time). :func:`install` (run when this module is
+imported, first thing in ``import emulator``) puts an import finder in front of the normal one that
+loads the compiled modules only while every one's source is unchanged: its size and modification
+time are those the manifest recorded (as Python's own ``.pyc`` check), or else its sha256 is (the
+source is read and hashed only then). They load all together or not at all, because the types one
+module declares (a ``.pxd``) are extended or read as C structs by others, and a compiled module beside a pure one it was built
 against would not import. An edited or missing source, another Python, or
 ``PROXY_WASM_EMULATOR_PURE=1`` gives the pure modules.
 
@@ -110,11 +111,10 @@ def source_digest(path: Path) -> str:
 def source_stamp(path: Path) -> str:
     """``size:mtime_ns`` of a module's source, and of its declarations if it has them: while it is
     the one the manifest recorded, the source is taken as unchanged without reading it."""
-    source = os.fspath(path)
-    st = os.stat(source)
+    st = os.stat(path)
     stamp = f"{st.st_size}:{st.st_mtime_ns}"
     try:
-        st = os.stat(os.path.splitext(source)[0] + ".pxd")  # declarations_path, without pathlib (every import)
+        st = os.stat(declarations_path(path))
     except FileNotFoundError:
         return stamp
     return f"{stamp}/{st.st_size}:{st.st_mtime_ns}"
@@ -158,7 +158,7 @@ class CompiledFinder:
         self, folder: Path, modules: dict[str, dict[str, str]], root: Path = _PACKAGE_ROOT, loaded: list[str] | None = None, stale: list[str] | None = None
     ) -> None:
         self.folder = folder
-        self.modules = modules  # module -> {"file": ..., "source_sha256": ...}
+        self.modules = modules  # module -> its manifest entry (render_manifest)
         self.root = root
         self.loaded: list[str] = [] if loaded is None else loaded
         self.stale: list[str] = [] if stale is None else stale

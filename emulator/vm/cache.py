@@ -2,9 +2,10 @@
 
 Key: sha256 of the wasm bytes + engine name and version + engine configuration. A file's sha256 is
 remembered by its stamp (path, size, mtime, ctime, inode), so a new process that loads a file it
-has loaded before hashes nothing. Entries are written atomically (safe under pytest-xdist); an entry the engine cannot load is deleted and rebuilt. The
-cache keeps at most ``max_bytes`` (``$PROXY_WASM_EMULATOR_CACHE_MAX_MB``, default 1024 MiB): after
-each write the least recently used entries go (a hit marks its entry used).
+has loaded before hashes nothing. Entries are written atomically (safe under pytest-xdist); an
+entry the engine cannot load is deleted and rebuilt. The cache keeps at most ``max_bytes``
+(``$PROXY_WASM_EMULATOR_CACHE_MAX_MB``, default 1024 MiB): after each write the least recently used
+entries go (a hit marks its entry used).
 """
 
 from __future__ import annotations
