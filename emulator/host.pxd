@@ -6,10 +6,11 @@ cdef class Host:
     cdef dict __dict__
     cdef object __weakref__
     cdef public long long _seq  # every callback and host call numbered: a C counter, no int object per call
+    cdef public Py_ssize_t trace_limit  # read on every recorded host call
     cdef public object _console_partial, _deferred, _recording, cache, callback_deadline_s, callback_fuel, clock, clusters
     cdef public object connection, console_lines, costs, coverage, engine, expectations, foreign_functions, grpc_calls
     cdef public object http_calls, log_level, logs, metrics, node, observer, properties, queues, random, restricted_start
-    cdef public object seed, session, shared_data, trace, trace_limit, vms, warned_inputs
+    cdef public object seed, session, shared_data, trace, vms, warned_inputs
     cpdef next_seq(self)
     cpdef drain(self)
     cpdef defer(self, action)

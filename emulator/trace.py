@@ -530,10 +530,12 @@ class TraceLog:
             self.clear()
             return
         c = accelerator()
-        at, whole = (c.skip_records if c is not None else _skip)(self.data, n)
-        del self.data[:at]
+        data = self.data
+        at, whole = (c.skip_records if c is not None else _skip)(data, n)
+        rest = self.size - at
+        data[:rest] = data[at : self.size]  # the rest moved to the front, in place: the room stays
         del self.objects[:whole]
-        self.size -= at
+        self.size = rest
         self.count -= n
 
     def clear(self) -> None:

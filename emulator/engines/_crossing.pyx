@@ -50,9 +50,11 @@ import ctypes
 
 cimport cython
 
+from emulator.contexts cimport StreamContext
 from emulator.engines.base cimport GuestMemory
 from emulator.glue.base cimport Glue
 from emulator.host cimport Host
+from emulator.http.stream cimport HttpStream
 from emulator.trace cimport TraceLog
 from emulator.untracked cimport untrack_if_plain
 from emulator.vm.instance cimport Vm
@@ -223,6 +225,7 @@ cdef class FuelReader:
         return fuel
 
 
+@cython.final
 cdef class LinearMemory(GuestMemory):
     """A wasmtime linear memory read and written in C: a :class:`emulator.engines.base.GuestMemory`
     with its rules (the same bounds checks and errors, little-endian integers, a read of size
@@ -283,18 +286,36 @@ cdef class LinearMemory(GuestMemory):
         self._check(ptr, size)
         return PyBytes_FromStringAndSize(<char*>(self.base + ptr), size)
 
-    cdef uint32_t _u32(self, Py_ssize_t ptr) except? 0xFFFFFFFF:
-        self._check(ptr, 4)
+    cdef inline bint _u32_at(self, Py_ssize_t ptr, uint32_t* out) noexcept:
+        """Read the little-endian u32 at ``ptr`` into ``out``; False (nothing read) if it is not in memory."""
+        if not self._within(ptr, 4):
+            return False
         cdef uint8_t* p = self.base + ptr
-        return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+        out[0] = <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+        return True
 
-    cdef uint64_t _u64(self, Py_ssize_t ptr) except? 0xFFFFFFFFFFFFFFFF:
-        self._check(ptr, 8)
+    cdef inline bint _u64_at(self, Py_ssize_t ptr, uint64_t* out) noexcept:
+        """Read the little-endian u64 at ``ptr`` into ``out``; False (nothing read) if it is not in memory."""
+        if not self._within(ptr, 8):
+            return False
         cdef uint8_t* p = self.base + ptr
         cdef uint64_t v = 0
         cdef int i
         for i in range(7, -1, -1):
             v = (v << 8) | p[i]
+        out[0] = v
+        return True
+
+    cdef uint32_t _u32(self, Py_ssize_t ptr) except? 0xFFFFFFFF:
+        cdef uint32_t v = 0
+        if not self._u32_at(ptr, &v):
+            self._check(ptr, 4)  # raises
+        return v
+
+    cdef uint64_t _u64(self, Py_ssize_t ptr) except? 0xFFFFFFFFFFFFFFFF:
+        cdef uint64_t v = 0
+        if not self._u64_at(ptr, &v):
+            self._check(ptr, 8)  # raises
         return v
 
     cpdef read(self, ptr, size):
@@ -387,6 +408,8 @@ cdef class HostCall:
     cdef object access_error
     cdef object fault
     cdef bint wasi
+    cdef unsigned long long recording  # the serial of the recording whose recorder is cached here
+    cdef object recorder
 
     def __init__(self, calls, name, impl, *, restricted, access_error, fault, wasi):
         self.calls = calls  # the ImportCalls whose .vm is the instance running now
@@ -419,11 +442,15 @@ cdef class HostCall:
                         rec.fold()  # what it tallied, into its observer's counts
                     rec = host._recording = _Recording(obs, host.trace)
                 if rec.plain and host.expectations is None:
-                    found = PyDict_GetItem(rec.recorders, self.name)
-                    if found is NULL:
-                        recorder = rec.recorders[self.name] = obs.recorders[self.name]
+                    if self.recording == rec.serial:  # this import's recorder in the same recording
+                        recorder = self.recorder
                     else:
-                        recorder = <object>found
+                        found = PyDict_GetItem(rec.recorders, self.name)
+                        if found is NULL:
+                            recorder = rec.recorders[self.name] = obs.recorders[self.name]
+                        else:
+                            recorder = <object>found
+                        self.recording, self.recorder = rec.serial, recorder
                     if type(recorder) is TraceRecorder:  # the C recorder: called directly, no argument tuple
                         return (<TraceRecorder>recorder).record(vm, host, rec, self.impl, args)
                     return recorder(vm, obs, self.impl, *args)
@@ -442,6 +469,9 @@ cdef inline Py_ssize_t _kept(trace) except -1:
 
 cdef enum:
     _TALLIES = 256  # imports numbered below this are counted in C (emulator.trace numbers about 80)
+
+
+cdef unsigned long long _recordings = 0  # the recordings made so far (each one's serial)
 
 
 @cython.final
@@ -465,6 +495,9 @@ cdef class _Recording:
     cdef bint tallying  # counts is a dict (a Counter): the C recorders tally instead
     cdef Py_ssize_t tally[_TALLIES]
     cdef list names  # import number -> its name, for the tallies
+    cdef object last_callback  # the callback of the last record packed, and its number in log
+    cdef int64_t last_number
+    cdef readonly unsigned long long serial  # this recording's number: what HostCall's cached recorder is for
 
     def __init__(self, observer, trace):
         self.observer = observer
@@ -476,6 +509,10 @@ cdef class _Recording:
         self.log = pending if type(pending) is TraceLog else None
         self.tallying = PyDict_Check(self.counts)
         self.names = [None] * _TALLIES
+        self.last_callback, self.last_number = None, 0
+        global _recordings
+        _recordings += 1
+        self.serial = _recordings
 
     def fold(self, observer=None):
         """Add the calls tallied in C to the observer's counts (only ``observer``'s, if given)."""
@@ -502,12 +539,20 @@ cdef enum:
     _ROOM = 1 << 16  # the least a trace log grows by (emulator.trace._ROOM)
 
 
-cdef inline char* _le(char* p, uint64_t value, int width) noexcept:
-    """Write ``value`` little-endian in ``width`` bytes at ``p``; the byte after it."""
-    cdef int i
-    for i in range(width):
-        p[i] = <char>((value >> (8 * i)) & 0xFF)
-    return p + width
+cdef extern from *:
+    """
+    /* Write the low `width` bytes of `value` little-endian at `p`; the byte after them. A little-endian
+       machine's integer is its own encoding: one store where `width` is a constant. */
+    static inline char* pwe_le(char* p, uint64_t value, int width) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(p, &value, (size_t)width);
+    #else
+        for (int i = 0; i < width; i++) p[i] = (char)((value >> (8 * i)) & 0xFF);
+    #endif
+        return p + width;
+    }
+    """
+    char* _le "pwe_le"(char* p, uint64_t value, int width) noexcept
 
 
 cdef inline bint _i64(object value, int64_t* out) noexcept:
@@ -552,6 +597,7 @@ cdef class TraceRecorder:
     cdef object from_flat
     cdef object fault
     cdef dict plain
+    cdef object last_status, last_plain  # the last status looked up in plain, and what it gave
 
     def __init__(self, name, int number, inputs, outputs, *, capture_args, capture_results, access_error, from_flat, plain, fault):
         cdef Py_ssize_t k
@@ -581,29 +627,39 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef int _read_outputs(self, LinearMemory lm, tuple args, uint32_t* out_ptr, Py_ssize_t* out_len, uint64_t* words) except -1:
-        """Read what an Ok call wrote through its out-pointers: each copy-out's pointer and size
-        (its range checked) into ``out_ptr`` and ``out_len``, each u32 or u64 into ``words``; a bad
-        pointer raises."""
+    cdef bint _read_outputs(self, LinearMemory lm, const int64_t* values, uint32_t* out_ptr, Py_ssize_t* out_len, uint64_t* words) noexcept:
+        """Read what an Ok call wrote through its out-pointers (the arguments as their ``values``):
+        each copy-out's pointer and size (its range checked) into ``out_ptr`` and ``out_len``, each
+        u32 or u64 into ``words``; False where a pointer is bad."""
         cdef Py_ssize_t k
+        cdef uint32_t n, w
         for k in range(self.nout):
             if self.out_kind[k] == COPY_OUT:
-                out_ptr[k] = lm._u32(args[self.out_a[k]])
-                out_len[k] = lm._u32(args[self.out_b[k]])
-                if out_len[k]:
-                    lm._check(out_ptr[k], out_len[k])
+                if not (lm._u32_at(values[self.out_a[k]], &out_ptr[k]) and lm._u32_at(values[self.out_b[k]], &n)):
+                    return False
+                out_len[k] = n
+                if n and not lm._within(out_ptr[k], n):
+                    return False
+            elif self.out_kind[k] == OUT_U64:
+                if not lm._u64_at(values[self.out_a[k]], &words[k]):
+                    return False
             else:
-                words[k] = lm._u64(args[self.out_a[k]]) if self.out_kind[k] == OUT_U64 else lm._u32(args[self.out_a[k]])
-        return 0
+                if not lm._u32_at(values[self.out_a[k]], &w):
+                    return False
+                words[k] = w
+        return True
 
-    cdef tuple _outputs(self, LinearMemory lm, tuple args):
-        """The out-parameters as the flat record's values (copied-out bytes, or the integers)."""
+    cdef tuple _outputs(self, LinearMemory lm, const int64_t* values):
+        """The out-parameters as the flat record's values (copied-out bytes, or the integers); None
+        where a pointer is bad (the generic reads then say which)."""
         cdef uint64_t words[_MAX]
         cdef Py_ssize_t out_len[_MAX]
         cdef uint32_t out_ptr[_MAX]
-        cdef tuple out = PyTuple_New(self.nout)
+        cdef tuple out
         cdef Py_ssize_t k
-        self._read_outputs(lm, args, out_ptr, out_len, words)
+        if not self._read_outputs(lm, values, out_ptr, out_len, words):
+            return None
+        out = PyTuple_New(self.nout)
         for k in range(self.nout):
             if self.out_kind[k] == COPY_OUT:
                 item = PyBytes_FromStringAndSize(<char*>(lm.base + out_ptr[k]), out_len[k]) if out_len[k] else b""
@@ -613,23 +669,22 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef bint _copy_in(self, LinearMemory lm, tuple args, Py_ssize_t* in_len, char* scratch) noexcept:
+    cdef bint _copy_in(self, LinearMemory lm, const int64_t* values, Py_ssize_t* in_len, char* scratch) noexcept:
         """Copy the input ranges into ``scratch`` (``_SCRATCH`` bytes), one after another, and their
-        sizes into ``in_len``; False if a range is not in memory or they do not fit."""
+        sizes into ``in_len``, from the arguments' ``values``; False if a range is not in memory or
+        they do not fit."""
         cdef Py_ssize_t k, total = 0
-        cdef int64_t at[_MAX]
-        cdef int64_t size
+        cdef int64_t at, size
         for k in range(self.nin):
-            if not (_i64(args[self.in_ptr[k]], &at[k]) and _i64(args[self.in_size[k]], &size)):
-                return False
-            if size and not lm._within(at[k], size):
+            at, size = values[self.in_ptr[k]], values[self.in_size[k]]
+            if size and not lm._within(at, size):
                 return False
             if size > _SCRATCH - total:
                 return False
             in_len[k] = size
             total += size
         for k in range(self.nin):
-            memcpy(scratch, lm.base + at[k], in_len[k])
+            memcpy(scratch, lm.base + values[self.in_ptr[k]], in_len[k])
             scratch += in_len[k]
         return True
 
@@ -644,11 +699,12 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef bint _pack(self, TraceLog log, LinearMemory lm, tuple args, Py_ssize_t* in_len, char* scratch, int64_t seq, plain, context, callback, bint ok) except -1:
-        """Append the record to ``log``, packed; False (nothing appended) where a value does not fit
-        the layout or an out-pointer is bad (the flat record then says so)."""
+    cdef bint _pack(self, _Recording rec, LinearMemory lm, tuple args, const int64_t* values, Py_ssize_t* in_len, char* scratch, int64_t seq, plain, context, callback, bint ok) except -1:
+        """Append the record to the recording's log, packed (the arguments as their ``values``);
+        False (nothing appended) where a value does not fit the layout or an out-pointer is bad (the
+        flat record then says so)."""
+        cdef TraceLog log = <TraceLog>rec.log
         cdef int64_t head[3]
-        cdef int64_t values[_MAX]
         cdef uint64_t words[_MAX]
         cdef Py_ssize_t out_len[_MAX]
         cdef uint32_t out_ptr[_MAX]
@@ -659,22 +715,21 @@ cdef class TraceRecorder:
         head[0] = seq
         if not (_i64(plain, &head[1]) and _i64(context, &head[2])):
             return False
-        for k in range(nargs):
-            if not _i64(args[k], &values[k]):
-                return False
         if callback is not None and not PyUnicode_CheckExact(callback):
             return False
-        found = PyDict_GetItem(log.callback_index, callback)
-        cb = <object>found if found is not NULL else log.intern(callback)
-        if cb < 0:
-            return False
+        if callback is rec.last_callback and callback is not None:  # the callback of the call before: its number
+            cb = rec.last_number
+        else:
+            found = PyDict_GetItem(log.callback_index, callback)
+            cb = <object>found if found is not NULL else log.intern(callback)
+            if cb < 0:
+                return False
+            rec.last_callback, rec.last_number = callback, cb
         size = _HEAD_SIZE + 8 * nargs
         for k in range(self.nin):
             size += 4 + in_len[k]
-        if ok:
-            try:  # after any Python call above: nothing runs between these reads and the copy
-                self._read_outputs(lm, args, out_ptr, out_len, words)
-            except Exception:
+        if ok:  # after any Python call above: nothing runs between these reads and the copy
+            if not self._read_outputs(lm, values, out_ptr, out_len, words):
                 return False
             for k in range(self.nout):
                 size += 4 + out_len[k] if self.out_kind[k] == COPY_OUT else 8
@@ -725,8 +780,9 @@ cdef class TraceRecorder:
         cdef LinearMemory lm = vm.memory if type(vm.memory) is LinearMemory else None
         cdef char scratch[_SCRATCH]
         cdef Py_ssize_t in_len[_MAX]
-        cdef bint copied = False, ok
+        cdef bint copied = False, ints = False, ok
         cdef int64_t seq
+        cdef int64_t values[_MAX]
         name = self.name
         if rec.tallying and self.number < _TALLIES:  # counted in C, added to the Counter when it is read
             if rec.tally[self.number] == 0:
@@ -734,8 +790,14 @@ cdef class TraceRecorder:
             rec.tally[self.number] += 1
         else:
             rec.counts[name] += 1
+        if nargs <= _MAX:  # every argument an exact int that fits an i64: what a packed record takes
+            for i in range(nargs):
+                if not _i64(args[i], &values[i]):
+                    break
+            else:
+                ints = True
         if lm is not None:  # the input ranges, copied aside before the call can change them
-            copied = self._copy_in(lm, args, in_len, scratch)
+            copied = ints and self._copy_in(lm, values, in_len, scratch)
             if not copied:  # a bad pointer, or more bytes than the scratch holds: as bytes
                 try:
                     raw = self._inputs(lm, args)
@@ -751,24 +813,29 @@ cdef class TraceRecorder:
         host._seq += 1
         seq = host._seq
         trace = host.trace
-        found = PyDict_GetItem(self.plain, status)
-        plain = <object>found if found is not NULL else status
+        if status is self.last_status:  # the status of the call before: its plain int
+            plain = self.last_plain
+        else:
+            found = PyDict_GetItem(self.plain, status)
+            plain = <object>found if found is not NULL else status
+            self.last_status, self.last_plain = status, plain
         ok = plain == 0
-        context = vm._active().id
+        ctx = vm._active()
+        if type(ctx) is HttpStream:  # its id property's rule (contexts.StreamContext.id) on the field, in C
+            context = (<StreamContext>ctx).context_id or 0
+        else:
+            context = ctx.id
         callback = vm.current_callback
         pending = rec.log if rec.log is not None else getattr(trace, "pending", None)  # None: not a Trace (a plain list put in host.trace)
         if copied:
-            if rec.log is not None and self._pack(<TraceLog>pending, lm, args, in_len, scratch, seq, plain, context, callback, ok):
-                if (<TraceLog>pending).count + _kept(trace) > 2 * <Py_ssize_t>host.trace_limit:
+            if rec.log is not None and self._pack(rec, lm, args, values, in_len, scratch, seq, plain, context, callback, ok):
+                if (<TraceLog>pending).count + _kept(trace) > 2 * host.trace_limit:
                     trace.trim(host.trace_limit)
                 return status
             raw = self._raw(in_len, scratch)
         if ok:
-            if lm is not None:
-                try:
-                    res = self._outputs(lm, args)
-                except Exception:
-                    pass
+            if lm is not None and ints:
+                res = self._outputs(lm, values)
             if res is None:
                 res = self.capture_results(vm, name, args)
         else:
@@ -790,7 +857,7 @@ cdef class TraceRecorder:
             return status
         untrack_if_plain(flat)  # a record kept whole: plain values only, untracked now
         pending.append(flat)
-        if len(pending) + _kept(trace) > 2 * <Py_ssize_t>host.trace_limit:
+        if len(pending) + _kept(trace) > 2 * host.trace_limit:
             trace.trim(host.trace_limit)
         return status
 

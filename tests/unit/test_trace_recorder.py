@@ -249,6 +249,20 @@ def test_records_the_layout_does_not_take_are_kept_whole_in_their_place():
     assert log.drain() == records and not log and log.objects == []
 
 
+def test_dropping_records_keeps_the_newest_and_reuses_the_room():
+    log = TraceLog()
+    records = [(i, "proxy_log", 0, 2, None, 2, 1024, i % 7, b"x" * (i % 7) if i % 5 else "whole") for i in range(60)]
+    for record in records[:40]:
+        log.append(record)
+    room = len(log.data)
+    log.drop(25)
+    assert log.count == 15 and len(log.data) == room  # the rest moved to the front: the room stays
+    for record in records[40:]:
+        log.append(record)
+    assert len(log.data) == room  # the records after the drop fit in the room the dropped ones left
+    assert log.drain() == records[25:]
+
+
 def test_the_c_walk_of_a_log_is_the_python_one():
     c = accelerator()
     if c is None:
