@@ -41,7 +41,7 @@ from cpython.list cimport PyList_Append, PyList_Check, PyList_CheckExact, PyList
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask, PyLong_CheckExact, PyLong_FromLongLong, PyLong_FromUnsignedLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport Py_INCREF, PyObject
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_CheckExact
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
@@ -555,15 +555,27 @@ cdef extern from *:
     char* _le "pwe_le"(char* p, uint64_t value, int width) noexcept
 
 
-cdef inline bint _i64(object value, int64_t* out) noexcept:
+cdef extern from "Python.h":
+    # the same functions on a borrowed reference (no reference counting around the calls)
+    bint _long_exact "PyLong_CheckExact"(PyObject* value) noexcept
+    long long _as_long_long "PyLong_AsLongLongAndOverflow"(PyObject* value, int* overflow) noexcept
+
+
+cdef inline bint _i64_of(PyObject* value, int64_t* out) noexcept:
     """Whether ``value`` is an exact int that fits an i64 (then in ``out``)."""
     cdef int overflow = 0
-    if not PyLong_CheckExact(value):
+    if not _long_exact(value):
         return False
-    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    out[0] = _as_long_long(value, &overflow)
     return overflow == 0
 
 
+cdef inline bint _i64(object value, int64_t* out) noexcept:
+    """:func:`_i64_of` on an object."""
+    return _i64_of(<PyObject*>value, out)
+
+
+@cython.final
 cdef class TraceRecorder:
     """The trace's one-frame recorder of one ``env`` import (``emulator.trace.RECORDERS``), in C.
 
@@ -777,12 +789,14 @@ cdef class TraceRecorder:
         cdef PyObject* found
         cdef Py_ssize_t i, at, nargs = len(args)
         cdef tuple raw = None, res = None, flat
-        cdef LinearMemory lm = vm.memory if type(vm.memory) is LinearMemory else None
+        cdef LinearMemory lm = None
         cdef char scratch[_SCRATCH]
         cdef Py_ssize_t in_len[_MAX]
         cdef bint copied = False, ints = False, ok
         cdef int64_t seq
         cdef int64_t values[_MAX]
+        if type(vm.memory) is LinearMemory:
+            lm = <LinearMemory>vm.memory
         name = self.name
         if rec.tallying and self.number < _TALLIES:  # counted in C, added to the Counter when it is read
             if rec.tally[self.number] == 0:
@@ -792,7 +806,7 @@ cdef class TraceRecorder:
             rec.counts[name] += 1
         if nargs <= _MAX:  # every argument an exact int that fits an i64: what a packed record takes
             for i in range(nargs):
-                if not _i64(args[i], &values[i]):
+                if not _i64_of(PyTuple_GET_ITEM(args, i), &values[i]):
                     break
             else:
                 ints = True

@@ -200,7 +200,8 @@ class Vm:
             ctx = self.contexts.get(eff)
             if ctx is not None:
                 return ctx
-        return self._running or self.contexts[0]
+        running = self._running
+        return running if running is not None else self.contexts[0]
 
     @property
     def running(self) -> ContextBase:
