@@ -38,7 +38,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyBy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Check, PyDict_GetItem
 from cpython.list cimport PyList_Append, PyList_Check, PyList_CheckExact, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask, PyLong_CheckExact, PyLong_FromLongLong, PyLong_FromUnsignedLong
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask, PyLong_CheckExact, PyLong_FromLongLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
@@ -177,11 +177,12 @@ cdef class HostThunk:
 
 cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexcept with gil:
     cdef HostThunk thunk = <HostThunk><PyObject*>env
+    cdef int64_t values[_MAX]
     try:
-        if type(thunk.fn) is HostCall:  # an import's wrapper: called in C
-            out = (<HostCall>thunk.fn).call(_arguments(thunk, p))
+        if type(thunk.fn) is HostCall:  # an import's wrapper: called in C, with the values too
+            out = (<HostCall>thunk.fn).call(_arguments(thunk, p, values), values)
         else:
-            out = thunk.fn(*_arguments(thunk, p))
+            out = thunk.fn(*_arguments(thunk, p, values))
         if thunk.result == I32:
             p[0] = PyLong_AsUnsignedLongLongMask(out) & 0xFFFFFFFF
         elif thunk.result == I64:
@@ -191,12 +192,14 @@ cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexc
         return <void*><uintptr_t>thunk.trap_for(thunk.key, exc)
 
 
-cdef tuple _arguments(HostThunk thunk, uint64_t* p):
-    """The call's arguments as Python ints: an i32 unsigned, an i64 signed."""
+cdef tuple _arguments(HostThunk thunk, uint64_t* p, int64_t* values):
+    """The call's arguments as Python ints, an i32 unsigned and an i64 signed, and the same values
+    in ``values`` (what a trace record keeps of them)."""
     cdef Py_ssize_t i
     cdef tuple args = PyTuple_New(thunk.nparams)
     for i in range(thunk.nparams):
-        value = PyLong_FromUnsignedLong(<uint32_t>p[2 * i]) if thunk.kinds[i] == I32 else PyLong_FromLongLong(<int64_t>p[2 * i])
+        values[i] = <int64_t><uint32_t>p[2 * i] if thunk.kinds[i] == I32 else <int64_t>p[2 * i]
+        value = PyLong_FromLongLong(values[i])
         Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
         PyTuple_SET_ITEM(args, i, value)
     return args
@@ -254,7 +257,7 @@ cdef class LinearMemory(GuestMemory):
         self.base = NULL
         self.cached = 0
 
-    cdef bint _within(self, Py_ssize_t ptr, Py_ssize_t n) noexcept:
+    cdef inline bint _within(self, Py_ssize_t ptr, Py_ssize_t n) noexcept:
         """Whether ``n`` bytes at ``ptr`` are in memory (the base and size are read again when the
         cached ones say no: the memory may have grown)."""
         # written so that no sum can overflow, whatever the caller passes
@@ -421,9 +424,11 @@ cdef class HostCall:
         self.wasi = wasi  # WASI imports are neither counted nor observed
 
     def __call__(self, *args):
-        return self.call(args)
+        return self.call(args, NULL)
 
-    cdef object call(self, tuple args):
+    cdef object call(self, tuple args, const int64_t* values):
+        """Run the import on ``args``; ``values`` are the same arguments as C integers where the
+        caller has them (the trampoline), else NULL."""
         cdef Vm vm = self.calls.vm
         cdef Host host
         cdef _Recording rec
@@ -452,7 +457,7 @@ cdef class HostCall:
                             recorder = <object>found
                         self.recording, self.recorder = rec.serial, recorder
                     if type(recorder) is TraceRecorder:  # the C recorder: called directly, no argument tuple
-                        return (<TraceRecorder>recorder).record(vm, host, rec, self.impl, args)
+                        return (<TraceRecorder>recorder).record(vm, host, rec, self.impl, args, values)
                     return recorder(vm, obs, self.impl, *args)
                 return obs(vm, self.name, self.impl, args, self.fault)
         try:
@@ -472,6 +477,7 @@ cdef enum:
 
 
 cdef unsigned long long _recordings = 0  # the recordings made so far (each one's serial)
+cdef object _UNSEEN = object()  # what no call returns or acts on: nothing cached yet
 
 
 @cython.final
@@ -497,6 +503,9 @@ cdef class _Recording:
     cdef list names  # import number -> its name, for the tallies
     cdef object last_callback  # the callback of the last record packed, and its number in log
     cdef int64_t last_number
+    cdef object last_context  # the context (id) of the last call, whether a packed record takes it, and its value
+    cdef bint last_context_fits
+    cdef int64_t last_context_value
     cdef readonly unsigned long long serial  # this recording's number: what HostCall's cached recorder is for
 
     def __init__(self, observer, trace):
@@ -510,6 +519,7 @@ cdef class _Recording:
         self.tallying = PyDict_Check(self.counts)
         self.names = [None] * _TALLIES
         self.last_callback, self.last_number = None, 0
+        self.last_context = _UNSEEN
         global _recordings
         _recordings += 1
         self.serial = _recordings
@@ -609,7 +619,9 @@ cdef class TraceRecorder:
     cdef object from_flat
     cdef object fault
     cdef dict plain
-    cdef object last_status, last_plain  # the last status looked up in plain, and what it gave
+    cdef object last_status, last_plain  # the last status looked up in plain, and what it gave:
+    cdef bint last_ok, last_fits  # whether it is Ok (0), whether it is an int a packed record takes,
+    cdef int64_t last_value  # and that int
 
     def __init__(self, name, int number, inputs, outputs, *, capture_args, capture_results, access_error, from_flat, plain, fault):
         cdef Py_ssize_t k
@@ -628,6 +640,7 @@ cdef class TraceRecorder:
         self.access_error = access_error  # MemoryAccessError
         self.from_flat = from_flat  # a flat record -> a TraceEntry (a trace that is not a Trace gets entries)
         self.plain = dict(plain)  # a Status member -> the plain int a record keeps
+        self.last_status = _UNSEEN
         self.fault = fault  # the status of a call that touched a bad pointer
 
     cdef tuple _inputs(self, LinearMemory lm, tuple args):
@@ -711,7 +724,7 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef bint _pack(self, _Recording rec, LinearMemory lm, tuple args, const int64_t* values, Py_ssize_t* in_len, char* scratch, int64_t seq, plain, context, callback, bint ok) except -1:
+    cdef bint _pack(self, _Recording rec, LinearMemory lm, tuple args, const int64_t* values, Py_ssize_t* in_len, char* scratch, int64_t seq, int64_t plain, int64_t context, callback, bint ok) except -1:
         """Append the record to the recording's log, packed (the arguments as their ``values``);
         False (nothing appended) where a value does not fit the layout or an out-pointer is bad (the
         flat record then says so)."""
@@ -724,9 +737,7 @@ cdef class TraceRecorder:
         cdef int64_t cb
         cdef PyObject* found
         cdef char* p
-        head[0] = seq
-        if not (_i64(plain, &head[1]) and _i64(context, &head[2])):
-            return False
+        head[0], head[1], head[2] = seq, plain, context
         if callback is not None and not PyUnicode_CheckExact(callback):
             return False
         if callback is rec.last_callback and callback is not None:  # the callback of the call before: its number
@@ -781,11 +792,11 @@ cdef class TraceRecorder:
         cdef Host host = <Host?>obs.host
         cdef _Recording rec = _Recording(obs, host.trace)
         try:
-            return self.record(vm, host, rec, impl, args)
+            return self.record(vm, host, rec, impl, args, NULL)
         finally:
             rec.fold()  # a recording for this call only: its count goes into the observer's now
 
-    cdef object record(self, Vm vm, Host host, _Recording rec, impl, tuple args):
+    cdef object record(self, Vm vm, Host host, _Recording rec, impl, tuple args, const int64_t* given):
         cdef PyObject* found
         cdef Py_ssize_t i, at, nargs = len(args)
         cdef tuple raw = None, res = None, flat
@@ -804,7 +815,10 @@ cdef class TraceRecorder:
             rec.tally[self.number] += 1
         else:
             rec.counts[name] += 1
-        if nargs <= _MAX:  # every argument an exact int that fits an i64: what a packed record takes
+        if given != NULL:  # the trampoline's: the ints of args, as C integers
+            memcpy(values, given, nargs * sizeof(int64_t))
+            ints = True
+        elif nargs <= _MAX:  # every argument an exact int that fits an i64: what a packed record takes
             for i in range(nargs):
                 if not _i64_of(PyTuple_GET_ITEM(args, i), &values[i]):
                     break
@@ -827,22 +841,26 @@ cdef class TraceRecorder:
         host._seq += 1
         seq = host._seq
         trace = host.trace
-        if status is self.last_status:  # the status of the call before: its plain int
-            plain = self.last_plain
-        else:
+        if status is not self.last_status:  # another status than the call before's: its plain int
             found = PyDict_GetItem(self.plain, status)
             plain = <object>found if found is not NULL else status
-            self.last_status, self.last_plain = status, plain
-        ok = plain == 0
+            self.last_status, self.last_plain, self.last_ok = status, plain, plain == 0
+            self.last_fits = _i64(plain, &self.last_value)
+        plain, ok = self.last_plain, self.last_ok
         ctx = vm._active()
         if type(ctx) is HttpStream:  # its id property's rule (contexts.StreamContext.id) on the field, in C
             context = (<StreamContext>ctx).context_id or 0
         else:
             context = ctx.id
+        if context is not rec.last_context:
+            rec.last_context = context
+            rec.last_context_fits = _i64(context, &rec.last_context_value)
         callback = vm.current_callback
         pending = rec.log if rec.log is not None else getattr(trace, "pending", None)  # None: not a Trace (a plain list put in host.trace)
         if copied:
-            if rec.log is not None and self._pack(rec, lm, args, values, in_len, scratch, seq, plain, context, callback, ok):
+            if rec.log is not None and self.last_fits and rec.last_context_fits and self._pack(
+                rec, lm, args, values, in_len, scratch, seq, self.last_value, rec.last_context_value, callback, ok
+            ):
                 if (<TraceLog>pending).count + _kept(trace) > 2 * host.trace_limit:
                     trace.trim(host.trace_limit)
                 return status
