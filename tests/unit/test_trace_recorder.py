@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import struct
 import sys
 from collections import Counter
@@ -61,6 +62,31 @@ def test_recorded_entries_equal_the_generic_paths(module):
     assert fast.trace.to_json() == slow.trace.to_json()
     assert all(type(e) is TraceEntry for e in fast.trace) and not fast.trace.pending
     assert [type(e.status) for e in fast.trace] == [type(e.status) for e in slow.trace]  # a Status stays a Status
+
+
+def _interleaved(host: Host) -> None:
+    """Two streams of each fixture, their calls interleaved: the context changes from call to call,
+    and one import returns NotFound and Ok in turn (what the recorders cache by identity)."""
+    for module in ("go/headers_go.wasm", "c/headers_c.wasm", "rust/headers_rust.wasm"):
+        plugin = host.load(FIXTURES / module)
+        a, b = plugin.http_stream(), plugin.http_stream()
+        a.send_request_headers([(":method", "GET"), (":path", "/x"), (":authority", "a")], end_of_stream=True)
+        b.send_request_headers([(":method", "POST"), (":path", "/y"), (":authority", "b"), ("x-deny", "yes")], end_of_stream=True)
+        a.send_response_headers([(":status", "200")], end_of_stream=True)
+        b.send_response_headers([(":status", "500")], end_of_stream=True)
+
+
+def test_interleaved_streams_and_changing_statuses_are_recorded_as_the_generic_path_records_them():
+    fast, slow = Host(), Host()
+    slow.observer = _Generic(slow)
+    _interleaved(fast)
+    _interleaved(slow)
+    entries = list(fast.trace)
+    assert entries == list(slow.trace) and fast.trace.to_json() == slow.trace.to_json()
+    statuses = [int(e.status) for e in entries if e.function == "proxy_get_header_map_value"]
+    assert {0, 1} <= set(statuses) and statuses != sorted(statuses), "Ok and NotFound in turn"
+    contexts = [e.context_id for e in entries]
+    assert len(set(contexts)) >= 3 and sum(x != y for x, y in itertools.pairwise(contexts)) >= 10
 
 
 @pytest.mark.parametrize("module", ["go/headers_go.wasm", "rust/headers_rust.wasm"])
