@@ -2,10 +2,18 @@
 # extension type with C struct fields in place of its __slots__, and the helpers its methods call
 # on itself become cpdef (C calls). The module's source is unchanged and stays the reference (pure
 # mode ignores this file).
+cimport cython
+
+
+@cython.locals(out=list, names=dict, text=str)
+cpdef list normalize_headers(headers)
+
+
 cdef class HeaderMap:
     cdef public list entries
     cdef public str kind
     # what its own methods call on every lookup and insert: C calls instead of Python method lookups
+    @cython.locals(raw=bytes)
     cpdef _key(self, key)
     cpdef _append(self, key, value)
     # what the stream and the header-map host calls call on every request

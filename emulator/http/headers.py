@@ -49,8 +49,7 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
     # a list of pairs first: isinstance against the Mapping ABC costs more than the rest of a pair
     items = headers if type(headers) is list else headers.items() if isinstance(headers, Mapping) else headers
     out = []
-    append = out.append
-    names = _NAMES
+    names = _NAMES  # typed dict where compiled, as text below is str: their methods are C calls
     for item in items:
         if (type(item) is not tuple and not isinstance(item, tuple | list)) or len(item) != 2:
             raise ValueError(f"a header must be a (name, value) pair, got {item!r}")
@@ -61,7 +60,11 @@ def normalize_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
                 key = _name(k)
         else:
             key = bytes(k).lower()
-        append((key, v.encode() if type(v) is str else bytes(v)))
+        if type(v) is str:
+            text = v
+            out.append((key, text.encode()))
+        else:
+            out.append((key, bytes(v)))
     return out
 
 
@@ -142,7 +145,8 @@ class HeaderMap:
         self._append(b":authority", value)
 
     def _key(self, key: bytes | str) -> bytes:
-        k = key.lower() if type(key) is bytes else _b(key).lower()
+        raw = key if type(key) is bytes else _b(key)  # typed bytes where compiled: its lower() is a C call
+        k = raw.lower()
         return b":authority" if k == b"host" and self.kind == "request" else k
 
     def _append(self, key: bytes, value: bytes) -> None:
