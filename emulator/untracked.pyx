@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""The optional C helper that takes a record of plain values out of the garbage collector.
+"""The optional C helpers for objects the request path makes by the thousand: records of plain
+values taken out of the garbage collector, and streams without an empty instance dict.
 
 Python's collector stops tracking an exact ``tuple`` of plain values (numbers, strings, bytes,
 None) at its first pass, but never a tuple *subclass*. A :class:`~emulator.logs.LogRecord` is one,
@@ -12,6 +13,8 @@ full collection then walks all of them (measured: 100,000 requests of the Go fix
 :func:`new_record` makes such a record in one C call. It is built with
 the compiled speed mode (``emulator.speedups``); without it (pure Python, no C compiler)
 the records stay tracked, which costs time and never correctness.
+
+:func:`shed_empty_dict` drops a compiled object's instance dict while it is empty (see there).
 """
 
 from cpython.number cimport PyNumber_Index
@@ -55,3 +58,32 @@ def new_record(cls, level, message, context_id, root_id, vm_id, plugin_name, sou
 cdef inline void _put(object record, Py_ssize_t i, object value) noexcept:
     Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
     PyTuple_SET_ITEM(record, i, value)
+
+
+cdef extern from *:
+    """
+    /* Drop o's instance dict if it is an exact dict with nothing in it; whether it did. */
+    static int pwe_shed_empty_dict(PyObject* o) {
+        Py_ssize_t offset = Py_TYPE(o)->tp_dictoffset;
+        PyObject** slot;
+        if (offset <= 0) return 0;
+        slot = (PyObject**)((char*)o + offset);
+        if (*slot == NULL || !PyDict_CheckExact(*slot) || PyDict_GET_SIZE(*slot) != 0) return 0;
+        Py_CLEAR(*slot);
+        return 1;
+    }
+    """
+    bint pwe_shed_empty_dict(object o)
+
+
+def shed_empty_dict(obj):
+    """Drop ``obj``'s instance dict while it is empty; whether it did. Python makes the dict again
+    the first time an attribute is set on it (or ``__dict__`` is read), so nothing changes but time.
+    Only a dict kept at a fixed offset (a compiled class's) is dropped; anything else is left alone.
+
+    A compiled class with a ``__dict__`` (so that any attribute stays settable, as on the pure class)
+    makes a new, empty dict for every instance, and a ``cpdef`` method first checks, by that dict's
+    version, whether the instance overrides it. Every new dict has a new version, so on a new
+    stream that check missed Cython's cache once per method: a look-up of the method by name, about
+    a tenth of a request's instructions. Instances without a dict share one version and hit."""
+    return pwe_shed_empty_dict(obj)

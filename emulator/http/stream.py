@@ -30,6 +30,11 @@ from ..stream_info import ConnectionInfo
 from .headers import HeaderMap, HeadersLike, normalize_headers
 from .types import CallbackRecord, HttpMessage, LocalResponse, as_body
 
+try:  # the speed mode's C helper (its docstring says why); pure classes have nothing to shed
+    from ..untracked import shed_empty_dict
+except ImportError:
+    shed_empty_dict = None
+
 if TYPE_CHECKING:
     from ..plugin import Plugin
 
@@ -124,6 +129,8 @@ class HttpStream(StreamContext):
     chain: Any = None
 
     def __init__(self, plugin: Plugin, *, connection: ConnectionInfo | None = None, buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> None:
+        if shed_empty_dict is not None:
+            shed_empty_dict(self)
         self.plugin = plugin
         self.context_id: int | None = None  # none until the filter runs on it: a failed VM's stream never gets one
         self._in_filter_callback: str | None = None  # the callback running, while one of this stream's runs
