@@ -5,6 +5,9 @@
 cimport cython
 
 
+cpdef bytes _b(x)
+
+
 @cython.locals(out=list, names=dict, text=str)
 cpdef list normalize_headers(headers)
 
@@ -17,8 +20,10 @@ cdef class HeaderMap:
     cpdef _key(self, key)
     cpdef _append(self, key, value)
     # what the stream and the header-map host calls call on every request
+    @cython.locals(k=bytes)
     cpdef get(self, key)
     cpdef list pairs(self)
+    @cython.locals(other=HeaderMap)
     cpdef HeaderMap copy(self)
     cpdef add(self, key, value)
     cpdef replace(self, key, value)

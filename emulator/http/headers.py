@@ -37,6 +37,8 @@ INLINE = {"request": INLINE_REQUEST, "response": INLINE_RESPONSE, "trailers": IN
 
 
 def _b(x: str | bytes) -> bytes:
+    if type(x) is bytes:
+        return x  # what bytes(x) gives: the same object, without calling the type
     return x.encode() if isinstance(x, str) else bytes(x)
 
 
