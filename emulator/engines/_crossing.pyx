@@ -565,6 +565,22 @@ cdef extern from *:
     char* _le "pwe_le"(char* p, uint64_t value, int width) noexcept
 
 
+cdef extern from *:
+    """
+    /* Write n i64 words little-endian at `p`; the byte after them (one copy on a little-endian machine). */
+    static inline char* pwe_le_words(char* p, const int64_t* words, Py_ssize_t n) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(p, words, (size_t)n * 8);
+        return p + n * 8;
+    #else
+        for (Py_ssize_t k = 0; k < n; k++) p = pwe_le(p, (uint64_t)words[k], 8);
+        return p;
+    #endif
+    }
+    """
+    char* _le_words "pwe_le_words"(char* p, const int64_t* words, Py_ssize_t n) noexcept
+
+
 cdef extern from "Python.h":
     # the same functions on a borrowed reference (no reference counting around the calls)
     bint _long_exact "PyLong_CheckExact"(PyObject* value) noexcept
@@ -766,10 +782,8 @@ cdef class TraceRecorder:
         p = _le(p, <uint64_t>size, 4)
         p = _le(p, <uint64_t>self.number, 2)
         p = _le(p, <uint64_t>cb, 2)
-        for k in range(3):
-            p = _le(p, <uint64_t>head[k], 8)
-        for k in range(nargs):
-            p = _le(p, <uint64_t>values[k], 8)
+        p = _le_words(p, head, 3)
+        p = _le_words(p, values, nargs)
         for k in range(self.nin):
             p = _le(p, <uint64_t>in_len[k], 4)
             memcpy(p, scratch, in_len[k])
@@ -847,7 +861,9 @@ cdef class TraceRecorder:
             self.last_status, self.last_plain, self.last_ok = status, plain, plain == 0
             self.last_fits = _i64(plain, &self.last_value)
         plain, ok = self.last_plain, self.last_ok
-        ctx = vm._active()
+        ctx = vm._running if vm.effective_context is None else None  # Vm._active's rule without an effective context
+        if ctx is None:
+            ctx = vm._active()
         if type(ctx) is HttpStream:  # its id property's rule (contexts.StreamContext.id) on the field, in C
             context = (<StreamContext>ctx).context_id or 0
         else:
