@@ -89,6 +89,31 @@ def test_interleaved_streams_and_changing_statuses_are_recorded_as_the_generic_p
     assert len(set(contexts)) >= 3 and sum(x != y for x, y in itertools.pairwise(contexts)) >= 10
 
 
+@pytest.mark.parametrize("module", ["go_features/features_go.wasm", "rust_features/features_rust.wasm"])
+def test_calls_on_an_effective_context_are_recorded_as_the_generic_path_records_them(module):
+    """An HTTP callout's answer runs on the root context; the SDK then sets the stream as the
+    effective context for the calls that resume it (the recorders read Vm._active's rule)."""
+
+    def run(host: Host) -> tuple[int, int]:
+        plugin = host.add_plugin(host.create_vm(FIXTURES / module), root_id="auth")
+        stream = plugin.http_stream()
+        stream.send_request_headers([(":method", "GET"), (":path", "/secret"), (":authority", "app"), ("authorization", "t")], end_of_stream=True)
+        (call,) = host.http_calls.pending()
+        call.respond(200)
+        assert stream.upstream_request.headers is not None
+        return plugin.root_context_id, stream.context_id
+
+    fast, slow = Host(), Host()
+    slow.observer = _Generic(slow)
+    root, stream_id = run(fast)
+    run(slow)
+    entries = list(fast.trace)
+    assert entries == list(slow.trace)
+    answer = [e for e in entries if e.callback == "proxy_on_http_call_response"]  # run on the root context
+    assert answer[0].function == "proxy_set_effective_context" and root != stream_id
+    assert len(answer) > 2 and all(e.context_id == stream_id for e in answer), "the calls after it act on the stream"
+
+
 @pytest.mark.parametrize("module", ["go/headers_go.wasm", "rust/headers_rust.wasm"])
 def test_the_counts_equal_the_generic_paths_when_read_and_across_observers(module):
     """The C recorders tally their calls in C; the observer's ``counts`` shows them when read, and
