@@ -11,6 +11,7 @@ cdef class Host:
     cdef public object connection, console_lines, costs, coverage, engine, expectations, foreign_functions, grpc_calls
     cdef public object http_calls, log_level, logs, metrics, node, observer, properties, queues, random, restricted_start
     cdef public object seed, session, shared_data, trace, vms, warned_inputs
+    cpdef record_log(self, record)
     cpdef next_seq(self)
     cpdef drain(self)
     cpdef defer(self, action)
