@@ -4,6 +4,7 @@
 # __dict__ keeps any other attribute settable, as on the pure class; fields hold any object but the
 # typed ones, which the request path reads most (their type is the one the source gives them).
 from emulator.engines.base cimport GuestMemory
+from emulator.glue.base cimport Glue
 from emulator.host cimport Host
 
 
@@ -17,7 +18,8 @@ cdef class Vm:
     cdef public object start_imports, allowed_imports, notes, console
     cdef public object bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes, host_calls, instructions
     cdef public object _earlier_memory, last_cost, _fuel, _budget, _costs, _fuel_per_callback, _fuel_mark
-    cdef public object _deadline, _next_id, _tokens, _calls, instance, coverage_memory
+    cdef public object _deadline, _next_id, _tokens, instance, coverage_memory
+    cdef public Glue _calls  # every callback points it at this VM
     cdef public GuestMemory memory
     cdef public object _alloc, allocator
 
