@@ -18,7 +18,7 @@ cdef class HeaderMap:
     # what its own methods call on every lookup and insert: C calls instead of Python method lookups
     @cython.locals(raw=bytes)
     cpdef _key(self, key)
-    cpdef _append(self, key, value)
+    cpdef _append(self, bytes key, value)
     # what the stream and the header-map host calls call on every request
     @cython.locals(k=bytes)
     cpdef get(self, key)
