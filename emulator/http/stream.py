@@ -145,8 +145,9 @@ class HttpStream(StreamContext):
         self.end_ns: int | None = None
         self._destroyed = False
         self.created_in_vm = False
-        host = self.host = plugin.host
-        self.connection = connection or plugin.connection or host.connection
+        # self.host and self.vm below, not locals: where compiled they are typed fields, read in C
+        self.host = plugin.host
+        self.connection = connection or plugin.connection or self.host.connection
         self.buffer_limit = buffer_limit
         self.request = _Side("request")
         self.response = _Side("response")
@@ -156,15 +157,15 @@ class HttpStream(StreamContext):
         self.filter_state: dict[bytes, bytes] = {}
         self.http_calls: list[Any] = []
         self.grpc_calls: list[Any] = []
-        self.start_ns = host.clock.realtime_ns
+        self.start_ns = self.host.clock.realtime_ns
         self._log_copy: dict[str, HeaderMap | None] = {}
         vm = plugin.vm
         if vm.failed is not None:
             self.mode = "bypass" if plugin.fail_policy == FailurePolicy.FAIL_OPEN else "failed"
             return
         self.vm = vm
-        self.context_id = vm.new_context_id()
-        vm.contexts[self.context_id] = self
+        self.context_id = self.vm.new_context_id()
+        self.vm.contexts[self.context_id] = self
         plugin.streams.append(self)
         self._call("proxy_on_context_create", (self.context_id, plugin.root_context_id))
         # cpp-host ContextBase::onCreate sets in_vm_context_created_ whether or not the module
