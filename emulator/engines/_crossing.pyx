@@ -492,21 +492,22 @@ cdef class _Recording:
     adds them to the observer's ``Counter`` when the observer's ``counts`` is read and before the
     host replaces this with another."""
 
+    # what every recorded call reads, first and together (the 2 KiB of tallies last)
     cdef object observer
     cdef object trace
-    cdef bint plain
-    cdef object counts
-    cdef dict recorders  # name -> the observer's recorder, filled as imports are called
     cdef object log  # the trace's TraceLog, or None (a trace of another kind)
+    cdef readonly unsigned long long serial  # this recording's number: what HostCall's cached recorder is for
+    cdef bint plain
     cdef bint tallying  # counts is a dict (a Counter): the C recorders tally instead
-    cdef Py_ssize_t tally[_TALLIES]
-    cdef list names  # import number -> its name, for the tallies
+    cdef bint last_context_fits
     cdef object last_callback  # the callback of the last record packed, and its number in log
     cdef int64_t last_number
     cdef object last_context  # the context (id) of the last call, whether a packed record takes it, and its value
-    cdef bint last_context_fits
     cdef int64_t last_context_value
-    cdef readonly unsigned long long serial  # this recording's number: what HostCall's cached recorder is for
+    cdef object counts
+    cdef dict recorders  # name -> the observer's recorder, filled as imports are called
+    cdef list names  # import number -> its name, for the tallies
+    cdef Py_ssize_t tally[_TALLIES]
 
     def __init__(self, observer, trace):
         self.observer = observer

@@ -11,16 +11,20 @@ from emulator.host cimport Host
 cdef class Vm:
     cdef dict __dict__
     cdef object __weakref__
+    # what every host call and callback reads, first and together (two cache lines): the guest's
+    # work evicts the host's lines between calls, and each line read again costs more than its reads
     cdef public Host host
-    cdef public dict contexts, _exports
-    cdef public object program, abi, abi_010, vm_id, vm_config, environment, plugins
-    cdef public object failed, current_context, _running, effective_context, current_callback
-    cdef public object start_imports, allowed_imports, notes, console
-    cdef public object bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes, host_calls, instructions
-    cdef public object _earlier_memory, last_cost, _fuel, _budget, _costs, _fuel_per_callback, _fuel_mark
-    cdef public object _deadline, _next_id, _tokens, instance, coverage_memory
-    cdef public Glue _calls  # every callback points it at this VM
     cdef public GuestMemory memory
+    cdef public object allowed_imports, effective_context, _running, current_callback, current_context, failed
+    cdef public dict contexts, _exports
+    cdef public Glue _calls  # every callback points it at this VM
+    cdef public object _costs, _fuel, _deadline
+    # the counters of every host call and allocation: C integers, no int object made per call
+    cdef public long long host_calls, bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes
+    cdef public object program, abi, abi_010, vm_id, vm_config, environment, plugins
+    cdef public object start_imports, notes, console, instructions
+    cdef public object _earlier_memory, last_cost, _budget, _fuel_per_callback, _fuel_mark
+    cdef public object _next_id, _tokens, instance, coverage_memory
     cdef public object _alloc, allocator
 
     cpdef object _active(self)
