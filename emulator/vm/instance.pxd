@@ -19,8 +19,7 @@ cdef class Vm:
     cdef public dict contexts, _exports
     cdef public Glue _calls  # every callback points it at this VM
     cdef public object _costs, _fuel, _deadline
-    # the counters of every host call and allocation: C integers, no int object made per call
-    cdef public long long host_calls, bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes
+    cdef public object host_calls, bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes
     cdef public object program, abi, abi_010, vm_id, vm_config, environment, plugins
     cdef public object start_imports, notes, console, instructions
     cdef public object _earlier_memory, last_cost, _budget, _fuel_per_callback, _fuel_mark
