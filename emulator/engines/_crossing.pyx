@@ -818,8 +818,8 @@ cdef class TraceRecorder:
         cdef LinearMemory lm = None
         cdef char scratch[_SCRATCH]
         cdef Py_ssize_t in_len[_MAX]
-        cdef bint copied = False, ints = False, ok
-        cdef int64_t seq
+        cdef bint copied = False, ints = False, ok, fits
+        cdef int64_t seq, value
         cdef int64_t values[_MAX]
         if type(vm.memory) is LinearMemory:
             lm = <LinearMemory>vm.memory
@@ -861,7 +861,9 @@ cdef class TraceRecorder:
             plain = <object>found if found is not NULL else status
             self.last_status, self.last_plain, self.last_ok = status, plain, plain == 0
             self.last_fits = _i64(plain, &self.last_value)
-        plain, ok = self.last_plain, self.last_ok
+        # read together, at once: a recorder is shared by every host (a host in another thread may
+        # cache its own status here as soon as a Python call runs)
+        plain, ok, fits, value = self.last_plain, self.last_ok, self.last_fits, self.last_value
         ctx = vm._running if vm.effective_context is None else None  # Vm._active's rule without an effective context
         if ctx is None:
             ctx = vm._active()
@@ -875,8 +877,8 @@ cdef class TraceRecorder:
         callback = vm.current_callback
         pending = rec.log if rec.log is not None else getattr(trace, "pending", None)  # None: not a Trace (a plain list put in host.trace)
         if copied:
-            if rec.log is not None and self.last_fits and rec.last_context_fits and self._pack(
-                rec, lm, args, values, in_len, scratch, seq, self.last_value, rec.last_context_value, callback, ok
+            if rec.log is not None and fits and rec.last_context_fits and self._pack(
+                rec, lm, args, values, in_len, scratch, seq, value, rec.last_context_value, callback, ok
             ):
                 if (<TraceLog>pending).count + _kept(trace) > 2 * host.trace_limit:
                     trace.trim(host.trace_limit)
