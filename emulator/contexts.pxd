@@ -15,10 +15,10 @@ cdef class ContextBase:
     cdef object __weakref__
     cdef public Host host
     cdef public Vm vm
-    # the header-map calls, on every request: C calls from the glue and from each other
     # a guest log line, on every proxy_log
     cpdef log(self, level, message, source=*)
     cpdef log_record(self, level, message, source=*)
+    # the header-map calls, on every request: C calls from the glue and from each other
     cpdef header_map(self, map_type, write)
     cpdef on_headers_modified(self, map_type)
     @cython.locals(m=HeaderMap)

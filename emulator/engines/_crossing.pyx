@@ -37,8 +37,8 @@ machines without a C compiler run the ctypes path, and CI runs the whole suite b
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Check, PyDict_GetItem
-from cpython.list cimport PyList_Append, PyList_Check, PyList_CheckExact, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask, PyLong_CheckExact, PyLong_FromLongLong
+from cpython.list cimport PyList_Check, PyList_GET_SIZE
+from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM

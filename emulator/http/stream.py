@@ -145,7 +145,8 @@ class HttpStream(StreamContext):
         self.end_ns: int | None = None
         self._destroyed = False
         self.created_in_vm = False
-        # self.host and self.vm below, not locals: where compiled they are typed fields, read in C
+        # self.host, and self.vm once the VM is known to run, not locals: where compiled they are
+        # typed fields, read in C
         self.host = plugin.host
         self.connection = connection or plugin.connection or self.host.connection
         self.buffer_limit = buffer_limit

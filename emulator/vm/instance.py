@@ -206,7 +206,8 @@ class Vm:
     @property
     def running(self) -> ContextBase:
         """The context whose callback is running (never the effective one)."""
-        return self._running or self.contexts[0]
+        running = self._running
+        return running if running is not None else self.contexts[0]
 
     # -- guest entry ---------------------------------------------------------------------------
     def export(self, name: str) -> Any:
