@@ -141,7 +141,7 @@ cdef class ExportCaller:
         if err != NULL or trap != NULL:
             raise self.fail(self.name, <uintptr_t>err if err != NULL else None, ctypes.c_void_p(<uintptr_t>trap) if trap != NULL else None)
         if self.result == I32:
-            return slots[0] & 0xFFFFFFFF
+            return <uint32_t>slots[0]  # a C cast: to Cython 0xFFFFFFFF is a Python int, and & of it a Python op
         if self.result == I64:
             return <int64_t>slots[0]
         return None
@@ -184,7 +184,7 @@ cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexc
         else:
             out = thunk.fn(*_arguments(thunk, p, values))
         if thunk.result == I32:
-            p[0] = PyLong_AsUnsignedLongLongMask(out) & 0xFFFFFFFF
+            p[0] = <uint32_t>PyLong_AsUnsignedLongLongMask(out)
         elif thunk.result == I64:
             p[0] = PyLong_AsUnsignedLongLongMask(out)
         return NULL
