@@ -148,7 +148,7 @@ class HeaderMap:
 
     def _key(self, key: bytes | str) -> bytes:
         raw = key if type(key) is bytes else _b(key)  # typed bytes where compiled: its lower() is a C call
-        k = raw.lower()
+        k = raw if raw.islower() else raw.lower()  # most keys are lower case already: no new bytes
         return b":authority" if k == b"host" and self.kind == "request" else k
 
     def _append(self, key: bytes, value: bytes) -> None:
