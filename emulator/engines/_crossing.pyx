@@ -40,7 +40,7 @@ from cpython.dict cimport PyDict_Check, PyDict_GetItem
 from cpython.list cimport PyList_Check, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
-from cpython.ref cimport Py_INCREF, PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_CheckExact
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
@@ -199,10 +199,37 @@ cdef tuple _arguments(HostThunk thunk, uint64_t* p, int64_t* values):
     cdef tuple args = PyTuple_New(thunk.nparams)
     for i in range(thunk.nparams):
         values[i] = <int64_t><uint32_t>p[2 * i] if thunk.kinds[i] == I32 else <int64_t>p[2 * i]
-        value = PyLong_FromLongLong(values[i])
+        value = _int(values[i])
         Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
         PyTuple_SET_ITEM(args, i, value)
     return args
+
+
+cdef enum:
+    _INTS = 256  # the slots of the argument ints kept for reuse (a power of 2)
+
+cdef PyObject* _int_kept[_INTS]  # slot -> the int last made for it (a reference held; NULL at first), and its value
+cdef int64_t _int_value[_INTS]
+
+
+cdef inline object _int(int64_t v):
+    """``v`` as a Python int, the same object as the last time a value of its slot was ``v``.
+
+    A guest passes the same pointers call after call (its stack's out-parameters, its static data,
+    an allocator's recycled blocks), and every such int is a new object of its own to make and
+    free. An int is immutable, so sharing one cannot be seen (but for ``is``). Slots are
+    direct-mapped by value; the GIL, held here, guards them."""
+    if -5 <= v <= 256:  # CPython's small ints: shared already
+        return PyLong_FromLongLong(v)
+    cdef Py_ssize_t slot = <Py_ssize_t>((<uint64_t>v ^ (<uint64_t>v >> 10)) & (_INTS - 1))
+    if _int_value[slot] == v and _int_kept[slot] != NULL:
+        return <object>_int_kept[slot]
+    value = PyLong_FromLongLong(v)
+    Py_XDECREF(_int_kept[slot])
+    Py_INCREF(value)
+    _int_kept[slot] = <PyObject*>value
+    _int_value[slot] = v
+    return value
 
 
 cdef class FuelReader:

@@ -85,6 +85,19 @@ def test_i64_values_are_signed_both_ways(conf):
     assert conf.calls == [("h_i64", -21)]
 
 
+def test_arguments_stay_exact_when_values_recur_and_collide(conf):
+    # the C crossing hands out the same int object for a value that recurs: values that share its
+    # slots, repeats, and signed i64s must still arrive as themselves
+    small = [1000 + 7 * i for i in range(600)] + [0xFFFFFFFE, 257, 1000, 1000 + 256, 1000 + 1024]
+    wide = [-(2**40) - 1024 * i for i in range(300)] + [2**50, -(2**50), -6, 2**40]
+    for v in small + small[::-1]:
+        conf.instance.export("call_add")(v, 300)
+    for v in wide + wide[::-1]:
+        conf.instance.export("call_i64")(v)
+    expected = [("h_add", v, 300) for v in small + small[::-1]] + [("h_i64", v) for v in wide + wide[::-1]]
+    assert conf.calls == expected
+
+
 def test_missing_export_is_none(conf):
     assert conf.instance.export("nope") is None
     assert conf.instance.export("nop")() is None
