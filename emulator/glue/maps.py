@@ -37,10 +37,11 @@ class MapCalls(Glue):
             return Status.BadArgument
         key = self.read(key_ptr, key_size)
         status, value = self.context().get_header_map_value(map_type, key)
-        if status == _NOT_FOUND and self.vm.abi_010:
-            return self.copy_out(b"", ret_ptr, ret_size)  # ABI 0.1.0: a missing value is an empty one
-        if status != _OK:
-            return status
+        if status is not _OK:  # identity first, a pointer compare: == goes through the generic rich compare
+            if (status is _NOT_FOUND or status == _NOT_FOUND) and self.vm.abi_010:
+                return self.copy_out(b"", ret_ptr, ret_size)  # ABI 0.1.0: a missing value is an empty one
+            if status is _NOT_FOUND or status != _OK:
+                return status
         return self.copy_out(value or b"", ret_ptr, ret_size)
 
     def proxy_add_header_map_value(self, map_type: int, key_ptr: int, key_size: int, value_ptr: int, value_size: int) -> int:

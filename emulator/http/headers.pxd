@@ -20,7 +20,7 @@ cdef class HeaderMap:
     cpdef _key(self, key)
     cpdef _append(self, bytes key, value)
     # what the stream and the header-map host calls call on every request
-    @cython.locals(k=bytes)
+    @cython.locals(k=bytes, pair=tuple)
     cpdef get(self, key)
     cpdef list pairs(self)
     @cython.locals(other=HeaderMap)
