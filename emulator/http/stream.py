@@ -464,7 +464,7 @@ class HttpStream(StreamContext):
 
     # -- internals: delivering events to the filter ---------------------------------------------
     def _call(self, name: str, args: tuple[int, ...]) -> Any:
-        record = CallbackRecord(name, args, None, None, [], self.host.next_seq())  # positional: this is every callback
+        record = CallbackRecord(name, args, None, None, None, self.host.next_seq())  # positional: this is every callback
         self.callbacks.append(record)
         self._in_filter_callback = name
         try:

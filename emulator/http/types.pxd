@@ -6,4 +6,5 @@ cdef class HttpMessage:
     cdef public object headers, body, trailers, end_stream, reset, body_chunks
 
 cdef class CallbackRecord:
-    cdef public object name, args, raw, action, notes, seq, cost
+    cdef public object name, args, raw, action, seq, cost
+    cdef object _notes  # notes, made when first read

@@ -106,7 +106,7 @@ class CallbackRecord:
     """
 
     # a plain class, not a dataclass: every callback makes one (its type is compiled, see types.pxd)
-    __slots__ = _RECORD_FIELDS
+    __slots__ = ("_notes", "action", "args", "cost", "name", "raw", "seq")
 
     def __init__(
         self, name: str, args: tuple[int, ...], raw: int | None, action: str | None, notes: list[str] | None = None, seq: int = 0, cost: Any = None
@@ -115,9 +115,20 @@ class CallbackRecord:
         self.args = args
         self.raw = raw
         self.action = action
-        self.notes = [] if notes is None else notes
+        self._notes = notes  # the list is made when first read: most callbacks have no notes
         self.seq = seq
         self.cost = cost
+
+    @property
+    def notes(self) -> list[str]:
+        """What else happened, in order (a list a caller may append to)."""
+        if self._notes is None:
+            self._notes = []
+        return self._notes
+
+    @notes.setter
+    def notes(self, value: list[str]) -> None:
+        self._notes = value
 
     def __repr__(self) -> str:
         return fields_repr(self, _RECORD_FIELDS)
