@@ -895,7 +895,9 @@ cdef class TraceRecorder:
         if ctx is None:
             ctx = vm._active()
         if type(ctx) is HttpStream:  # its id property's rule (contexts.StreamContext.id) on the field, in C
-            context = (<StreamContext>ctx).context_id or 0
+            context = (<StreamContext>ctx).context_id
+            if context is None:  # `context_id or 0` for an int or None, without a truth test
+                context = 0
         else:
             context = ctx.id
         if context is not rec.last_context:
