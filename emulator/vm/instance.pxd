@@ -19,7 +19,10 @@ cdef class Vm:
     cdef public dict contexts, _exports
     cdef public Glue _calls  # every callback points it at this VM
     cdef public object _costs, _fuel, _deadline
-    cdef public object host_calls, bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes
+    # every host call counts (a C integer: no int object per call); the other counters move less
+    # often, and stay Python ints, which metering reads twice a callback without making one
+    cdef public long long host_calls
+    cdef public object bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes
     cdef public object program, abi, abi_010, vm_id, vm_config, environment, plugins
     cdef public object start_imports, notes, console, instructions
     cdef public object _earlier_memory, last_cost, _budget, _fuel_per_callback, _fuel_mark
