@@ -14,7 +14,7 @@ cdef class Glue:
     cdef object __weakref__
     cdef public Vm vm
 
-    @cython.locals(vm=Vm)
+    @cython.locals(vm=Vm, n=Py_ssize_t)
     cpdef read(self, ptr, size)
 
     cpdef ContextBase context(self)

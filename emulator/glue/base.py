@@ -31,7 +31,8 @@ class Glue:
             if ptr:
                 vm.memory.view(ptr, 0)
             return b""
-        vm.bytes_from_guest += size
+        n = size  # where compiled, a C integer: the counter adds it in C, with no int object
+        vm.bytes_from_guest += n
         return vm.memory.read(ptr, size)
 
     def context(self) -> ContextBase:

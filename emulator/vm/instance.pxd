@@ -19,10 +19,11 @@ cdef class Vm:
     cdef public dict contexts, _exports
     cdef public Glue _calls  # every callback points it at this VM
     cdef public object _costs, _fuel, _deadline
-    # every host call counts (a C integer: no int object per call); the other counters move less
-    # often, and stay Python ints, which metering reads twice a callback without making one
-    cdef public long long host_calls
-    cdef public object bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes
+    # the counters of every host call, copy and allocation, and their marks at the start of the
+    # metered callback running: C integers, no int object per call or per mark
+    cdef public long long host_calls, bytes_to_guest, bytes_from_guest, alloc_calls, alloc_bytes
+    cdef long long _before_host_calls, _before_to_guest, _before_from_guest, _before_alloc_calls, _before_alloc_bytes
+    cdef object _before_fuel
     cdef public object program, abi, abi_010, vm_id, vm_config, environment, plugins
     cdef public object start_imports, notes, console, instructions
     cdef public object _earlier_memory, last_cost, _budget, _fuel_per_callback, _fuel_mark
@@ -30,8 +31,8 @@ cdef class Vm:
     cdef public object _alloc, allocator
 
     cpdef object _active(self)
-    cpdef object alloc(self, size)
-    cpdef tuple _meter(self)
-    cpdef _cost_since(self, tuple before)
+    cpdef object alloc(self, Py_ssize_t size)
+    cpdef _meter(self)
+    cpdef _cost_since(self)
     cpdef call_in(self, context_id, export, tuple args)
     cpdef bint has_export(self, name) except -1

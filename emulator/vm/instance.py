@@ -95,6 +95,10 @@ class Vm:
         self._costs = host.costs
         self._fuel_per_callback = host.callback_fuel is not None  # a budget per callback: fuel is reset, not read
         self._fuel_mark: int | None = None  # the store's fuel after the last metered callback (None: read it)
+        # the counters when the metered callback running began (only a top-level callback is metered,
+        # so one set): fields, not a tuple, so that compiled they stay C integers
+        self._before_fuel = self._before_host_calls = self._before_to_guest = self._before_from_guest = 0
+        self._before_alloc_calls = self._before_alloc_bytes = 0
         self._deadline = host.callback_deadline_s
         self._next_id = 1
         self._tokens = {"http": 4, "grpc_call": 5, "grpc_stream": 6}
@@ -248,7 +252,7 @@ class Vm:
         top = outer_callback is None
         metered = self._costs and top
         if metered:
-            before = self._meter()
+            self._meter()
         elif top and self._fuel:
             self.instance.set_fuel(self._budget)
         if top and self._deadline is not None:
@@ -266,11 +270,11 @@ class Vm:
         finally:
             self.current_context, self.effective_context, self.current_callback, self._running = outer_context, outer_effective, outer_callback, outer_running
             if metered:
-                self.last_cost = self._cost_since(before)
+                self.last_cost = self._cost_since()
 
-    def _meter(self) -> tuple[int, ...]:
-        """The counters before a metered callback; fuel is reset to the budget only when one is set
-        (``callback_fuel``): otherwise the store's fuel is read, one C call instead of two."""
+    def _meter(self) -> None:
+        """Mark the counters before a metered callback; fuel is reset to the budget only when one is
+        set (``callback_fuel``): otherwise the store's fuel is read, one C call instead of two."""
         fuel = 0
         if self._fuel:
             if self._fuel_per_callback:
@@ -278,22 +282,28 @@ class Vm:
                 fuel = self._budget
             else:  # what the last metered callback left (the guest runs only in callbacks), or read it
                 fuel = self._fuel_mark if self._fuel_mark is not None else self.instance.get_fuel()
-        return (fuel, self.host_calls, self.bytes_to_guest, self.bytes_from_guest, self.alloc_calls, self.alloc_bytes)
+        self._before_fuel = fuel
+        self._before_host_calls = self.host_calls
+        self._before_to_guest = self.bytes_to_guest
+        self._before_from_guest = self.bytes_from_guest
+        self._before_alloc_calls = self.alloc_calls
+        self._before_alloc_bytes = self.alloc_bytes
 
-    def _cost_since(self, before: tuple[int, ...]) -> Cost:
+    def _cost_since(self) -> Cost:
+        """The cost of the metered callback since :meth:`_meter` marked the counters."""
         instructions: int | None = None
         if self._fuel:
             left = self.instance.get_fuel()
-            instructions = before[0] - left
+            instructions = self._before_fuel - left
             self.instructions += instructions
             self._fuel_mark = None if self._fuel_per_callback else left
         return Cost(
             instructions,
-            self.host_calls - before[1],
-            self.bytes_to_guest - before[2],
-            self.bytes_from_guest - before[3],
-            self.alloc_calls - before[4],
-            self.alloc_bytes - before[5],
+            self.host_calls - self._before_host_calls,
+            self.bytes_to_guest - self._before_to_guest,
+            self.bytes_from_guest - self._before_from_guest,
+            self.alloc_calls - self._before_alloc_calls,
+            self.alloc_bytes - self._before_alloc_bytes,
         )
 
     @property
