@@ -12,7 +12,7 @@ from .base import Glue
 
 __all__ = ["MapCalls"]
 
-_MAX_MAP = max(MapType)
+_MAX_MAP = int(max(MapType))  # a plain int: every call compares its map type with it
 # enum members the request path reads, bound once (why: tests/unit/test_hot_lookups.py)
 _OK, _NOT_FOUND = Status.Ok, Status.NotFound
 

@@ -685,7 +685,7 @@ class HttpStream(StreamContext):
             and side.received_body == 0
             and side.received_trailers is None
         )
-        self._out(side, headers=side.headers.pairs(), end=end)
+        self._out(side, side.headers.pairs(), None, None, end)  # positional (headers, body, trailers, end): a C call
 
     def _missing_required(self, side: _Side) -> str | None:
         h = side.headers
