@@ -35,6 +35,7 @@ cdef class HttpStream(StreamContext):
     cpdef _trailers_step(self, _Side side, trailers)
     cpdef _deliver_trailers(self, _Side side, trailers)
     cpdef _forward_headers(self, _Side side)
+    @cython.locals(status=bytes)
     cpdef _missing_required(self, _Side side)
     cpdef _maybe_finish(self, _Side side)
     cpdef _headers_status(self, raw, CallbackRecord record)

@@ -47,6 +47,7 @@ _FAILED = object()
 # enum members the request path reads, bound once (why: tests/unit/test_hot_lookups.py)
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
 _HEADERS_CONTINUE, _DATA_CONTINUE, _TRAILERS_CONTINUE = FilterHeadersStatus.Continue, FilterDataStatus.Continue, FilterTrailersStatus.Continue
+_CONTINUE = _HEADERS_CONTINUE._name_  # the three Continue members' name, a record's usual action
 _DATA_STATUSES = {int(s): s for s in FilterDataStatus}  # by value: FilterDataStatus(n) without the enum call
 T = TypeVar("T")
 
@@ -794,7 +795,7 @@ class HttpStream(StreamContext):
         else:
             status = FilterHeadersStatus.StopAllIterationAndWatermark
             record.notes.append(f"unknown headers status {raw} coerced to StopAllIterationAndWatermark")
-        record.action = status._name_  # the member's name without enum's property frame
+        record.action = _CONTINUE if status is _HEADERS_CONTINUE else status._name_  # the member's name (no lookup for Continue)
         return status
 
     def _data_status(self, raw: int | None, record: CallbackRecord) -> FilterDataStatus:
@@ -809,7 +810,7 @@ class HttpStream(StreamContext):
         else:
             status = FilterDataStatus.StopIterationNoBuffer
             record.notes.append(f"unknown data status {raw} coerced to StopIterationNoBuffer")
-        record.action = status._name_  # the member's name without enum's property frame
+        record.action = _CONTINUE if status is _DATA_CONTINUE else status._name_  # the member's name (no lookup for Continue)
         return status
 
     def _trailers_status(self, raw: int | None, record: CallbackRecord) -> FilterTrailersStatus:
@@ -819,7 +820,7 @@ class HttpStream(StreamContext):
             status = FilterTrailersStatus.StopIteration
         else:
             status = _TRAILERS_CONTINUE if raw in (None, 0) else FilterTrailersStatus.StopIteration
-        record.action = status._name_  # the member's name without enum's property frame
+        record.action = _CONTINUE if status is _TRAILERS_CONTINUE else status._name_  # the member's name (no lookup for Continue)
         return status
 
     def _after_callback(self, side: _Side) -> bool:

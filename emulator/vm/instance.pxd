@@ -31,6 +31,7 @@ cdef class Vm:
     cdef public object _alloc, allocator
 
     cpdef object _active(self)
+    cpdef new_context_id(self)
     cpdef object alloc(self, Py_ssize_t size)
     cpdef _meter(self)
     cpdef _cost_since(self)
