@@ -12,6 +12,10 @@ cpdef bytes _b(x)
 cpdef list normalize_headers(headers)
 
 
+@cython.locals(k=bytes, seen_authority=bint, seen_regular=bint)
+cpdef _layout(list pairs, request)
+
+
 cdef class HeaderMap:
     cdef public list entries
     cdef public str kind

@@ -95,7 +95,7 @@ def _layout(pairs: list[tuple[bytes, bytes]], request: bool) -> int:
     seen_authority = seen_regular = False
     layout = _AS_IS
     for k, _ in pairs:
-        if k[:1] == b":":
+        if k.startswith(b":"):
             if seen_regular:
                 layout = _REORDER
             if request and k == b":authority":
@@ -125,7 +125,7 @@ class HeaderMap:
         if layout == _AS_IS:
             self.entries: list[tuple[bytes, bytes]] = pairs
         elif layout == _REORDER:  # pseudo-headers first, each group in input order: what _append one by one gives
-            self.entries = [p for p in pairs if p[0][:1] == b":"] + [p for p in pairs if p[0][:1] != b":"]
+            self.entries = [p for p in pairs if p[0].startswith(b":")] + [p for p in pairs if not p[0].startswith(b":")]
         else:
             self.entries = []
             for k, v in pairs:
