@@ -15,7 +15,7 @@ cdef class Glue:
     cdef public Vm vm
 
     @cython.locals(vm=Vm, n=Py_ssize_t)
-    cpdef read(self, ptr, size)
+    cpdef bytes read(self, ptr, size)  # bytes: what GuestMemory.read returns, so callers decode in C
 
     cpdef ContextBase context(self)
 

@@ -10,7 +10,8 @@ __all__ = ["LoggingTimeCalls"]
 
 _LEVELS = tuple(LogLevel)  # by value: LogLevel(n) without the enum call
 # enum members the request path reads, bound once (why: tests/unit/test_hot_lookups.py)
-_OK, _CRITICAL = Status.Ok, LogLevel.CRITICAL
+_OK = Status.Ok
+_CRITICAL = int(LogLevel.CRITICAL)  # a plain int: every proxy_log compares its level with it
 
 
 class LoggingTimeCalls(Glue):
