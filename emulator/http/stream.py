@@ -18,6 +18,7 @@ want to know about is appended to ``stream.lints``.
 from __future__ import annotations
 
 import warnings
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from abi import FailurePolicy, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, MapType, Status, StreamType
@@ -44,6 +45,7 @@ DEFAULT_BUFFER_LIMIT = 1 << 20
 """Envoy's default per-connection buffer limit (1 MiB): buffering past it gives 413 / 500."""
 
 _FAILED = object()
+_NO_LOG_COPY: Any = MappingProxyType({})  # a stream's access-log maps until it completes (shared: never changed)
 # enum members the request path reads, bound once (why: tests/unit/test_hot_lookups.py)
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
 _HEADERS_CONTINUE, _DATA_CONTINUE, _TRAILERS_CONTINUE = FilterHeadersStatus.Continue, FilterDataStatus.Continue, FilterTrailersStatus.Continue
@@ -99,7 +101,7 @@ class _Side:
         self.headers_held: str | None = None  # "all" (StopAll*) or "single" (StopIteration)
         self.headers_stop: FilterHeadersStatus | None = None  # the StopAll* status holding them
         self.trailers_held = False
-        self.held_body = bytearray()
+        self.held_body: bytes | bytearray = b""  # a bytearray from its first held chunk (most bodies are never held)
         self.held_trailers: list[tuple[bytes, bytes]] | None = None
         self.input_missing: tuple[str, ...] = ()  # required pseudo-headers the test input lacked
         self.headers_sent = False
@@ -160,7 +162,7 @@ class HttpStream(StreamContext):
         self.http_calls: list[Any] = []
         self.grpc_calls: list[Any] = []
         self.start_ns = self.host.clock.realtime_ns
-        self._log_copy: dict[str, HeaderMap | None] = {}
+        self._log_copy: Any = _NO_LOG_COPY
         vm = plugin.vm
         if vm.failed is not None:
             self.mode = "bypass" if plugin.fail_policy == FailurePolicy.FAIL_OPEN else "failed"
@@ -534,6 +536,8 @@ class HttpStream(StreamContext):
             self._maybe_finish(side)
             return None
         if side.headers_held == "all":
+            if not side.held_body:
+                side.held_body = bytearray()
             side.held_body += data
             if len(side.held_body) > self.buffer_limit:
                 # Envoy buffers the body behind headers stopped with StopAll*
@@ -896,6 +900,8 @@ class HttpStream(StreamContext):
             resp.ended = True
             self._deliver_body(resp, body, True)
         elif body and resp.headers_held == "all":
+            if not resp.held_body:
+                resp.held_body = bytearray()
             resp.held_body += body
             resp.ended = True
 
@@ -955,7 +961,7 @@ class HttpStream(StreamContext):
                 return
             if side.held_body or (side.ended and side.received_body and side.held_trailers is None and not side.out.end_stream):
                 data = bytes(side.held_body)
-                side.held_body = bytearray()
+                side.held_body = b""
                 status = self._deliver_body(side, data, side.ended and side.held_trailers is None)
                 if status is not FilterDataStatus.Continue:
                     return
@@ -998,7 +1004,7 @@ class HttpStream(StreamContext):
                         self._forward_headers(side)
                 # what the filter held, and the chunk it was called with, go on without it
                 data = bytes(side.body) + bytes(side.held_body)
-                side.body, side.held_body = Buffer(b""), bytearray()
+                side.body, side.held_body = Buffer(b""), b""
                 self._emit_body(side, data)
             self.context_id = None
             return
