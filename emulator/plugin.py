@@ -140,7 +140,8 @@ class Plugin(ContextBase):
         VM, FAIL_OPEN streams skip the filter, FAIL_RELOAD streams get a fresh VM once the reload
         backoff has passed on the virtual clock.
         """
-        self._reload_if_due()
+        if self.vm.failed is not None:  # the reload check, only where it can apply: every stream starts here
+            self._reload_if_due()
         return HttpStream(self, connection=connection, buffer_limit=buffer_limit or DEFAULT_BUFFER_LIMIT)
 
     def http_exchange(
