@@ -66,6 +66,9 @@ PURE_ENV = "PROXY_WASM_EMULATOR_PURE"
 #: so that venvs of two Pythons on one checkout (.venv and .venv310) keep a build each.
 COMPILED_DIR = Path(__file__).resolve().parent / "compiled" / importlib.machinery.EXTENSION_SUFFIXES[0].strip(".").removesuffix(".so").removesuffix(".pyd")
 MANIFEST = "manifest.txt"
+#: Load the compiled modules from this folder instead (the profile-guided build's training run
+#: loads the instrumented ones it has just built, not those in :data:`COMPILED_DIR`).
+COMPILED_DIR_ENV = "PROXY_WASM_EMULATOR_COMPILED_DIR"
 #: The manifest's format; a manifest of another format is ignored (the pure modules run). Format 2
 #: is lines of text (:func:`render_manifest`): reading it needs no ``json``, nor its digests
 #: ``hashlib``, which would be 3 ms of ``import emulator``.
@@ -235,10 +238,11 @@ def install() -> None:
     global _finder
     if _finder is not None or pure_requested():
         return
-    modules = read_manifest()
+    folder = Path(os.environ.get(COMPILED_DIR_ENV) or COMPILED_DIR)
+    modules = read_manifest(folder)
     if not modules:
         return
-    _finder = all_or_none(COMPILED_DIR, modules)
+    _finder = all_or_none(folder, modules)
     sys.meta_path.insert(0, _finder)
 
 

@@ -204,3 +204,50 @@ def test_stale_names_the_modules_a_manifest_lacks_or_built_from_other_source():
     assert speedups.stale(built) == []
     built["emulator.trace"] = {"file": "x.so", "source_sha256": "0" * 64}
     assert speedups.stale(built) == ["emulator.trace"]
+
+
+def test_a_profile_guided_build_trains_the_instrumented_modules_then_compiles_from_their_profile(tmp_path):
+    """With GCC, ``train`` gets a folder of instrumented modules (a manifest's layout), runs them in
+    another process, and the profile that process leaves beside the objects is what the second
+    compilation reads; with another compiler it is never called. The result works either way."""
+    (tmp_path / "pkgx").mkdir()
+    (tmp_path / "pkgx/__init__.py").write_text("")
+    source = tmp_path / "pkgx/mod.py"
+    source.write_text(MODULE)
+    seen = []
+
+    def train(folder):
+        program = (
+            "import importlib.util, pathlib\n"
+            "from emulator import speedups\n"
+            f"folder = pathlib.Path({str(folder)!r})\n"
+            f"finder = speedups.CompiledFinder(folder, speedups.read_manifest(folder), root=pathlib.Path({str(tmp_path)!r}))\n"
+            "spec = finder.find_spec('pkgx.mod'); module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+            "assert all(module.double(b'ab') == b'abab' for _ in range(1000))\n"
+        )
+        subprocess.run([sys.executable, "-c", program], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        seen.append((sorted(p.name for p in folder.iterdir()), sorted(p.name for p in folder.parents[1].rglob("*.gcda"))))
+        return True
+
+    out = tmp_path / "compiled"
+    sources = {"pkgx.mod": source}
+    entries = {m: {"source_sha256": speedups.source_digest(p), "source_stamp": speedups.source_stamp(p)} for m, p in sources.items()}
+    files = speedups_build.build(sources, out, entries=entries, manifest=speedups.MANIFEST, render=speedups.render_manifest, jobs=1, train=train)
+    assert files == ["pkgx.mod" + speedups.ext_suffix()]
+    if speedups_build.compiler_is_gcc():
+        assert seen == [(sorted([speedups.MANIFEST, files[0]]), ["mod.gcda"])]  # the training's profile, beside the module's object
+    else:
+        assert seen == []
+    finder = speedups.CompiledFinder(out, speedups.read_manifest(out), root=tmp_path)
+    spec = finder.find_spec("pkgx.mod")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.double(b"xy") == b"xyxy"
+
+
+def test_the_training_run_refuses_when_the_compiled_modules_do_not_load(tmp_path):
+    """Exit 3: a profile of pure-Python modules would be empty, so the build compiles without one."""
+    env = {**os.environ, speedups.COMPILED_DIR_ENV: str(tmp_path)}  # an empty folder: nothing compiled to load
+    env.pop(speedups.PURE_ENV, None)
+    done = subprocess.run([sys.executable, "-m", "emulator.speedups.train"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and "did not load" in done.stderr

@@ -1,0 +1,73 @@
+"""The profile-guided build's training run: requests through the compiled modules just built.
+
+    python -m emulator.speedups.train
+
+:mod:`emulator.speedups.build` runs it on the instrumented modules (``PROXY_WASM_EMULATOR_COMPILED_DIR``
+points at them), and GCC then lays the modules out for the paths it took. It runs what tests do:
+whole exchanges with bodies, on the SDKs' feature filters, with the trace on, off, and with costs
+metered. It does not run the filters ``make bench-peers`` times (the headers fixtures of Go and
+Rust), so the peer figures are not measured on the workload the build was trained on.
+
+Exits 0 when it ran on the compiled modules, 3 when they did not load (nothing to profile), 4 when
+no filter to train on is present (an installation without the repository's fixtures).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+#: The filters trained on (paths under ``fixtures/``): every SDK's, none that the peer benchmark times.
+FILTERS = (
+    "go_features/features_go.wasm",
+    "rust_features/features_rust.wasm",
+    "c/headers_c.wasm",
+    "c/headers_cpp.wasm",
+    "assemblyscript/headers_assemblyscript.wasm",
+)
+REQUESTS = 600  # per filter and host mode: enough for every path of a request to be counted many times
+
+_REQUEST = [
+    (":method", "POST"),
+    (":path", "/api/v1/items?x=1"),
+    (":authority", "example.com"),
+    (":scheme", "https"),
+    ("content-type", "application/json"),
+    ("x-user", "alice"),
+]
+_RESPONSE = [(":status", "201"), ("content-type", "application/json"), ("server", "upstream")]
+
+
+def main() -> int:
+    """Train; the exit status says whether the profile is worth using (see the module docstring)."""
+    from emulator import Host, speedups
+
+    root = Path(__file__).resolve().parents[2] / "fixtures"
+    filters = [root / f for f in FILTERS if (root / f).is_file()]
+    if not filters:
+        print("train: no filters to train on", file=sys.stderr)
+        return 4
+    if not speedups.is_compiled("emulator.http.stream"):
+        print(f"train: the compiled modules did not load: {speedups.describe()}", file=sys.stderr)
+        return 3
+    warnings.simplefilter("ignore")  # input warnings and lints: the training only needs the paths taken
+    for wasm in filters:
+        for options in ({"trace": False}, {}, {"trace": False, "costs": True}):
+            host = Host(**options)
+            plugin = host.load(wasm)
+            for _ in range(REQUESTS):
+                stream = plugin.http_stream()
+                stream.send_request_headers(_REQUEST)
+                stream.send_request_body(b'{"item": 1}', end_of_stream=True)
+                if not stream.completed:
+                    stream.send_response_headers(_RESPONSE)
+                    stream.send_response_body(b'{"ok": true}', end_of_stream=True)
+                if len(host.logs) > 5000:
+                    host.logs.clear()
+    print(f"train: {len(filters)} filters, {REQUESTS} exchanges each in three host modes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
