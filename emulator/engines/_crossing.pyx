@@ -36,7 +36,7 @@ machines without a C compiler run the ctypes path, and CI runs the whole suite b
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Check, PyDict_GetItem
+from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Check, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong
 from cpython.memoryview cimport PyMemoryView_FromMemory
@@ -666,6 +666,9 @@ cdef class TraceRecorder:
     cdef object last_status, last_plain  # the last status looked up in plain, and what it gave:
     cdef bint last_ok, last_fits  # whether it is Ok (0), whether it is an int a packed record takes,
     cdef int64_t last_value  # and that int
+    cdef object prev_status, prev_plain  # the same of the status before it (an import that
+    cdef bint prev_ok, prev_fits  # answers Ok and NotFound by turns finds both here)
+    cdef int64_t prev_value
 
     def __init__(self, name, int number, inputs, outputs, *, capture_args, capture_results, access_error, from_flat, plain, fault):
         cdef Py_ssize_t k
@@ -684,7 +687,7 @@ cdef class TraceRecorder:
         self.access_error = access_error  # MemoryAccessError
         self.from_flat = from_flat  # a flat record -> a TraceEntry (a trace that is not a Trace gets entries)
         self.plain = dict(plain)  # a Status member -> the plain int a record keeps
-        self.last_status = _UNSEEN
+        self.last_status = self.prev_status = _UNSEEN
         self.fault = fault  # the status of a call that touched a bad pointer
 
     cdef tuple _inputs(self, LinearMemory lm, tuple args):
@@ -787,7 +790,7 @@ cdef class TraceRecorder:
         if callback is rec.last_callback and callback is not None:  # the callback of the call before: its number
             cb = rec.last_number
         else:
-            found = PyDict_GetItem(log.callback_index, callback)
+            found = PyDict_GetItemWithError(log.callback_index, callback)  # a str or None: no error to keep
             cb = <object>found if found is not NULL else log.intern(callback)
             if cb < 0:
                 return False
@@ -847,7 +850,8 @@ cdef class TraceRecorder:
         cdef Py_ssize_t in_len[_MAX]
         cdef bint copied = False, ints = False, ok, fits
         cdef int64_t seq, value
-        cdef int64_t values[_MAX]
+        cdef int64_t own[_MAX]
+        cdef const int64_t* values = given  # the trampoline's C integers where it gave them, else own's
         if type(vm.memory) is LinearMemory:
             lm = <LinearMemory>vm.memory
         name = self.name
@@ -857,12 +861,12 @@ cdef class TraceRecorder:
             rec.tally[self.number] += 1
         else:
             rec.counts[name] += 1
-        if given != NULL:  # the trampoline's: the ints of args, as C integers
-            memcpy(values, given, nargs * sizeof(int64_t))
+        if given != NULL:  # the trampoline's: the ints of args, as C integers (alive until it returns)
             ints = True
         elif nargs <= _MAX:  # every argument an exact int that fits an i64: what a packed record takes
+            values = own
             for i in range(nargs):
-                if not _i64_of(PyTuple_GET_ITEM(args, i), &values[i]):
+                if not _i64_of(PyTuple_GET_ITEM(args, i), &own[i]):
                     break
             else:
                 ints = True
@@ -883,11 +887,21 @@ cdef class TraceRecorder:
         host._seq += 1
         seq = host._seq
         trace = host.trace
-        if status is not self.last_status:  # another status than the call before's: its plain int
-            found = PyDict_GetItem(self.plain, status)
-            plain = <object>found if found is not NULL else status
-            self.last_status, self.last_plain, self.last_ok = status, plain, plain == 0
-            self.last_fits = _i64(plain, &self.last_value)
+        if status is not self.last_status:  # another status than the call before's
+            if status is self.prev_status:  # the one before that: the two swap places
+                self.last_status, self.prev_status = self.prev_status, self.last_status
+                self.last_plain, self.prev_plain = self.prev_plain, self.last_plain
+                self.last_ok, self.prev_ok = self.prev_ok, self.last_ok
+                self.last_fits, self.prev_fits = self.prev_fits, self.last_fits
+                self.last_value, self.prev_value = self.prev_value, self.last_value
+            else:  # its plain int, looked up; the last one moves back
+                found = PyDict_GetItem(self.plain, status)
+                plain = <object>found if found is not NULL else status
+                self.prev_status, self.prev_plain, self.prev_ok, self.prev_fits, self.prev_value = (
+                    self.last_status, self.last_plain, self.last_ok, self.last_fits, self.last_value
+                )
+                self.last_status, self.last_plain, self.last_ok = status, plain, plain == 0
+                self.last_fits = _i64(plain, &self.last_value)
         # read together, at once: a recorder is shared by every host (a host in another thread may
         # cache its own status here as soon as a Python call runs)
         plain, ok, fits, value = self.last_plain, self.last_ok, self.last_fits, self.last_value

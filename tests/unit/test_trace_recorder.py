@@ -17,7 +17,7 @@ from emulator.engines import accelerator, wasmtime_engine
 from emulator.observer import HostCallObserver
 from emulator.trace import PYTHON_RECORDERS, RECORDERS, Trace, TraceEntry, TraceLog, _skip
 from tests.conftest import FIXTURES
-from tests.hostcall_harness import Harness, open_stream
+from tests.hostcall_harness import RET_LEN, RET_PTR, Harness, open_stream
 
 # Where the speed mode's C accelerator is built, RECORDERS are its TraceRecorders; the generated
 # Python recorders stay the reference. Every test here runs with each kind the process has; the C
@@ -215,6 +215,25 @@ def test_bad_pointers_are_recorded_as_the_generic_path_records_them():
     assert any(e.status_name == "InvalidMemoryAccess" for e in fast)
     returned = {e.function for e in fast if e.status_name == "Ok" and any(e.results.values())}
     assert {"proxy_get_property", "proxy_get_header_map_value", "proxy_get_header_map_pairs", "proxy_get_current_time_nanoseconds"} <= returned
+
+
+def _rotating_statuses(observer: type[HostCallObserver] | None) -> list[TraceEntry]:
+    """One import answering Ok, NotFound and BadArgument in changing orders: two in turn, then a
+    third between them (the C recorder keeps the last two statuses by identity)."""
+    h = Harness("wasmtime")
+    if observer is not None:
+        h.host.observer = observer(h.host)
+    stream = open_stream(h, request={"x-key": "request value"})
+    present, missing = h.put("x-key"), h.put("no-such-key")
+    for map_type, (ptr, size) in [(0, present), (0, missing)] * 3 + [(99, present), (0, present), (99, missing), (0, missing), (99, present), (0, present)]:
+        h.call("proxy_get_header_map_value", map_type, ptr, size, RET_PTR, RET_LEN, context_id=stream.id)
+    return list(h.host.trace)
+
+
+def test_an_import_whose_status_changes_is_recorded_as_the_generic_path_records_it():
+    fast, slow = _rotating_statuses(None), _rotating_statuses(_Generic)
+    assert fast == slow and [e.to_json() for e in fast] == [e.to_json() for e in slow]
+    assert [int(e.status) for e in fast] == [0, 1] * 3 + [2, 0, 2, 1, 2, 0]
 
 
 def _recorded(trace: bool, exchanges: int) -> tuple[int, int]:
