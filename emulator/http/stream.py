@@ -112,6 +112,12 @@ class _Side:
         self.received_body = 0
         self.out = HttpMessage()
 
+    def hold(self, data: bytes) -> None:
+        """Keep a body chunk behind headers stopped with StopAll*: the buffer is made on the first."""
+        if not self.held_body:
+            self.held_body = bytearray()
+        self.held_body += data
+
     @property
     def paused(self) -> bool:
         return bool(self.headers_held or self.buffering or self.trailers_held)
@@ -536,9 +542,7 @@ class HttpStream(StreamContext):
             self._maybe_finish(side)
             return None
         if side.headers_held == "all":
-            if not side.held_body:
-                side.held_body = bytearray()
-            side.held_body += data
+            side.hold(data)
             if len(side.held_body) > self.buffer_limit:
                 # Envoy buffers the body behind headers stopped with StopAll*
                 # (filter_manager.cc FilterManager::handleDataIfStopAll): the buffer is streaming
@@ -900,9 +904,7 @@ class HttpStream(StreamContext):
             resp.ended = True
             self._deliver_body(resp, body, True)
         elif body and resp.headers_held == "all":
-            if not resp.held_body:
-                resp.held_body = bytearray()
-            resp.held_body += body
+            resp.hold(body)
             resp.ended = True
 
     def _direct_reply(self, status: int, details: str, body: bytes, headers: list[tuple[bytes, bytes]] | None = None, grpc_status: int | None = None) -> None:
