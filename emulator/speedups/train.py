@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 #: The filters trained on (paths under ``fixtures/``): every SDK's, none that the peer benchmark times.
 FILTERS = (
@@ -27,6 +28,9 @@ FILTERS = (
     "assemblyscript/headers_assemblyscript.wasm",
 )
 REQUESTS = 600  # per filter and host mode: enough for every path of a request to be counted many times
+#: The feature filters' roles trained on (fixtures/FEATURES.md): a feature filter given no root_id is
+#: a pass-through that makes one host call, so each request goes to one of these plugins in turn.
+ROLES = {"features_go.wasm": ("metrics", "counter"), "features_rust.wasm": ("metrics", "counter")}
 
 _REQUEST = [
     (":method", "POST"),
@@ -37,6 +41,16 @@ _REQUEST = [
     ("x-user", "alice"),
 ]
 _RESPONSE = [(":status", "201"), ("content-type", "application/json"), ("server", "upstream")]
+
+
+def trained_plugins(host: Any, wasm: Path) -> list[Any]:
+    """The plugins of ``wasm`` that the training sends requests to, in turn: one per role of a
+    feature filter (:data:`ROLES`), else the filter's one plugin."""
+    roles = ROLES.get(wasm.name)
+    if not roles:
+        return [host.load(wasm)]
+    vm = host.create_vm(wasm)
+    return [host.add_plugin(vm, root_id=role) for role in roles]
 
 
 def main() -> int:
@@ -55,9 +69,9 @@ def main() -> int:
     for wasm in filters:
         for options in ({"trace": False}, {}, {"trace": False, "costs": True}):
             host = Host(**options)
-            plugin = host.load(wasm)
-            for _ in range(REQUESTS):
-                stream = plugin.http_stream()
+            plugins = trained_plugins(host, wasm)
+            for i in range(REQUESTS):
+                stream = plugins[i % len(plugins)].http_stream()
                 stream.send_request_headers(_REQUEST)
                 stream.send_request_body(b'{"item": 1}', end_of_stream=True)
                 if not stream.completed:

@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from emulator import speedups
+from emulator import Host, speedups
 from emulator.speedups import build as speedups_build
+from emulator.speedups import train as speedups_train
 from tests.conftest import ROOT
 
 MODULE = '''
@@ -251,3 +252,25 @@ def test_the_training_run_refuses_when_the_compiled_modules_do_not_load(tmp_path
     env.pop(speedups.PURE_ENV, None)
     done = subprocess.run([sys.executable, "-m", "emulator.speedups.train"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3 and "did not load" in done.stderr
+
+
+def test_the_training_sends_each_feature_filter_requests_its_roles_act_on():
+    """A feature filter with no root_id passes a request through after one property read, so a
+    training on it would leave the SDK's request paths unprofiled: each plugin it is given must
+    read or write headers, metrics or shared data on every request."""
+    features = [ROOT / "fixtures" / f for f in speedups_train.FILTERS if "_features/" in f]
+    assert len(features) == 2
+    for wasm in features:
+        host = Host()
+        plugins = speedups_train.trained_plugins(host, wasm)
+        assert len(plugins) >= 2
+        for plugin in plugins:
+            host.trace.clear()
+            stream = plugin.http_stream()
+            stream.send_request_headers(speedups_train._REQUEST, end_of_stream=True)
+            called = {e.function for e in host.trace}
+            assert called & {"proxy_add_header_map_value", "proxy_get_header_map_value", "proxy_increment_metric", "proxy_get_shared_data"}, (
+                wasm.name,
+                plugin.root_id,
+                called,
+            )
