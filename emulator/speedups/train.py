@@ -4,7 +4,7 @@
 
 :mod:`emulator.speedups.build` runs it on the instrumented modules (``PROXY_WASM_EMULATOR_COMPILED_DIR``
 points at them), and GCC then lays the modules out for the paths it took. It runs what tests do:
-whole exchanges with bodies, on the SDKs' feature filters, with the trace on, off, and with costs
+whole exchanges, with bodies and with headers alone, on the SDKs' feature filters, with the trace on, off, and with costs
 metered. It does not run the filters ``make bench-peers`` times (the headers fixtures of Go and
 Rust), so the peer figures are not measured on the workload the build was trained on.
 
@@ -27,7 +27,7 @@ FILTERS = (
     "c/headers_cpp.wasm",
     "assemblyscript/headers_assemblyscript.wasm",
 )
-REQUESTS = 600  # per filter and host mode: enough for every path of a request to be counted many times
+REQUESTS = 600  # per filter and host mode (half with bodies): enough for every path of a request to be counted many times
 #: The feature filters' roles trained on (fixtures/FEATURES.md): a feature filter given no root_id is
 #: a pass-through that makes one host call, so each request goes to one of these plugins in turn.
 ROLES = {"features_go.wasm": ("metrics", "counter"), "features_rust.wasm": ("metrics", "counter")}
@@ -40,7 +40,24 @@ _REQUEST = [
     ("content-type", "application/json"),
     ("x-user", "alice"),
 ]
+_GET = [(":method", "GET"), (":path", "/api/v1/items/7"), (":authority", "example.com"), (":scheme", "https"), ("accept", "*/*")]
 _RESPONSE = [(":status", "201"), ("content-type", "application/json"), ("server", "upstream")]
+
+
+def exchange(stream: Any, *, with_bodies: bool) -> None:
+    """One exchange as tests send them: headers then bodies, or headers alone, ending each side."""
+    if with_bodies:
+        stream.send_request_headers(_REQUEST)
+        stream.send_request_body(b'{"item": 1}', end_of_stream=True)
+    else:
+        stream.send_request_headers(_GET, end_of_stream=True)
+    if stream.completed:
+        return
+    if with_bodies:
+        stream.send_response_headers(_RESPONSE)
+        stream.send_response_body(b'{"ok": true}', end_of_stream=True)
+    else:
+        stream.send_response_headers(_RESPONSE, end_of_stream=True)
 
 
 def trained_plugins(host: Any, wasm: Path) -> list[Any]:
@@ -71,15 +88,10 @@ def main() -> int:
             host = Host(**options)
             plugins = trained_plugins(host, wasm)
             for i in range(REQUESTS):
-                stream = plugins[i % len(plugins)].http_stream()
-                stream.send_request_headers(_REQUEST)
-                stream.send_request_body(b'{"item": 1}', end_of_stream=True)
-                if not stream.completed:
-                    stream.send_response_headers(_RESPONSE)
-                    stream.send_response_body(b'{"ok": true}', end_of_stream=True)
+                exchange(plugins[i // 2 % len(plugins)].http_stream(), with_bodies=i % 2 == 0)
                 if len(host.logs) > 5000:
                     host.logs.clear()
-    print(f"train: {len(filters)} filters, {REQUESTS} exchanges each in three host modes")
+    print(f"train: {len(filters)} filters, {REQUESTS} exchanges each (half with bodies) in three host modes")
     return 0
 
 
