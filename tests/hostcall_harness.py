@@ -22,6 +22,7 @@ class Harness:
             properties=load.pop("host_properties", None),
             log_level=load.pop("log_level", 0),
             node=load.pop("node", None),
+            trace=load.pop("trace", True),
         )
         self.plugin = self.host.load(wat_module(module), **load)
         self.vm = self.plugin.vm

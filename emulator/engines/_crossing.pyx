@@ -17,6 +17,8 @@ functions and the same rules:
   the GIL, calls the :class:`HostThunk`'s Python function with the arguments as ints (i32
   unsigned, i64 signed), writes its result, and turns any exception into a trap through the
   thunk's ``trap_for`` (which stashes the exception for the call site), as the ctypes callback does.
+  Where nothing observes an import's call, its function is vectorcalled on an array of the
+  arguments (a glue method's function with its receiver first): no argument tuple, no bound method.
 * :class:`FuelReader` reads the store's fuel (metering reads it after every callback).
 * :class:`LinearMemory` is a :class:`emulator.engines.base.GuestMemory` whose accesses are in C
   (cpdef overrides: a host call's reads and writes are C calls end to end).
@@ -39,6 +41,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromSt
 from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Check, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsUnsignedLongLongMask, PyLong_FromLongLong
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
@@ -58,6 +61,10 @@ from emulator.http.stream cimport HttpStream
 from emulator.trace cimport TraceLog
 from emulator.untracked cimport untrack_if_plain
 from emulator.vm.instance cimport Vm
+
+cdef extern from "Python.h":
+    object _vectorcall "PyObject_Vectorcall"(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
+    size_t _ARGUMENTS_OFFSET "PY_VECTORCALL_ARGUMENTS_OFFSET"
 
 ctypedef void* (*call_t)(void* ctx, void* func, uint64_t* args, size_t n, void** trap) noexcept nogil
 ctypedef void* (*get_fuel_t)(void* ctx, uint64_t* fuel) noexcept nogil
@@ -178,9 +185,26 @@ cdef class HostThunk:
 cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexcept with gil:
     cdef HostThunk thunk = <HostThunk><PyObject*>env
     cdef int64_t values[_MAX]
+    cdef PyObject* argv[_MAX + 1]  # [the receiver's slot, *the arguments]
+    cdef Py_ssize_t i
+    cdef HostCall hc
+    cdef Vm vm
     try:
         if type(thunk.fn) is HostCall:  # an import's wrapper: called in C, with the values too
-            out = (<HostCall>thunk.fn).call(_arguments(thunk, p, values), values)
+            hc = <HostCall>thunk.fn
+            vm = hc.calls.vm
+            if hc.unobserved(vm):  # the call alone: its arguments in an array, no tuple
+                for i in range(thunk.nparams):
+                    value = _int(_value(thunk, p, i))
+                    Py_INCREF(value)  # held by argv until the call returns
+                    argv[i + 1] = <PyObject*>value
+                try:
+                    out = hc.call_direct(argv, thunk.nparams, vm)
+                finally:
+                    for i in range(thunk.nparams):
+                        Py_XDECREF(argv[i + 1])
+            else:
+                out = hc.call(_arguments(thunk, p, values), values)
         else:
             out = thunk.fn(*_arguments(thunk, p, values))
         if thunk.result == I32:
@@ -192,13 +216,18 @@ cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexc
         return <void*><uintptr_t>thunk.trap_for(thunk.key, exc)
 
 
+cdef inline int64_t _value(HostThunk thunk, uint64_t* p, Py_ssize_t i) noexcept:
+    """Argument ``i`` of a call: an i32 unsigned, an i64 signed."""
+    return <int64_t><uint32_t>p[2 * i] if thunk.kinds[i] == I32 else <int64_t>p[2 * i]
+
+
 cdef tuple _arguments(HostThunk thunk, uint64_t* p, int64_t* values):
     """The call's arguments as Python ints, an i32 unsigned and an i64 signed, and the same values
     in ``values`` (what a trace record keeps of them)."""
     cdef Py_ssize_t i
     cdef tuple args = PyTuple_New(thunk.nparams)
     for i in range(thunk.nparams):
-        values[i] = <int64_t><uint32_t>p[2 * i] if thunk.kinds[i] == I32 else <int64_t>p[2 * i]
+        values[i] = _value(thunk, p, i)
         value = _int(values[i])
         Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
         PyTuple_SET_ITEM(args, i, value)
@@ -230,6 +259,26 @@ cdef inline object _int(int64_t v):
     _int_kept[slot] = <PyObject*>value
     _int_value[slot] = v
     return value
+
+
+cdef object _call_on(impl, PyObject** argv, Py_ssize_t n):
+    """``impl(*argv[1:n + 1])``, with ``argv[0]`` free: a bound method's function is called with
+    its receiver put there (no bound-method step, and no argument tuple at all)."""
+    if PyMethod_Check(impl):
+        argv[0] = PyMethod_GET_SELF(impl)  # borrowed: impl holds it
+        return _vectorcall(<object>PyMethod_GET_FUNCTION(impl), argv, n + 1, NULL)
+    return _vectorcall(impl, argv + 1, <size_t>n | _ARGUMENTS_OFFSET, NULL)
+
+
+cdef object _apply(impl, tuple args):
+    """``impl(*args)`` through :func:`_call_on`."""
+    cdef PyObject* argv[_MAX + 1]
+    cdef Py_ssize_t i, n = len(args)
+    if n > _MAX:
+        return impl(*args)
+    for i in range(n):
+        argv[i + 1] = PyTuple_GET_ITEM(args, i)  # borrowed: args holds them
+    return _call_on(impl, argv, n)
 
 
 cdef class FuelReader:
@@ -453,6 +502,26 @@ cdef class HostCall:
     def __call__(self, *args):
         return self.call(args, NULL)
 
+    cdef inline int unobserved(self, Vm vm) except -1:
+        """Whether the call is all that happens here: no phase restriction, and nothing observes
+        it (a WASI import, or no observer). Then :meth:`call_direct` makes it."""
+        return vm.allowed_imports is None and (self.wasi or (<Host?>vm.host).observer is None)
+
+    cdef object call_direct(self, PyObject** argv, Py_ssize_t n, Vm vm):
+        """:meth:`call` where :meth:`unobserved`, on the arguments ``argv[1:n + 1]`` (``argv[0]``
+        is free): counted, then the import's function vectorcalled on the array, no argument tuple."""
+        if not self.wasi:
+            vm.host_calls += 1
+        return self._call_impl(argv, n, vm)
+
+    cdef inline object _call_impl(self, PyObject** argv, Py_ssize_t n, Vm vm):
+        """``self.impl(*argv[1:n + 1])``, a bad pointer its fault status as in :meth:`call`."""
+        try:
+            return _call_on(self.impl, argv, n)
+        except self.access_error as exc:
+            vm.note(f"{self.name}: {exc}")
+            return self.fault
+
     cdef object call(self, tuple args, const int64_t* values):
         """Run the import on ``args``; ``values`` are the same arguments as C integers where the
         caller has them (the trampoline), else NULL."""
@@ -488,7 +557,7 @@ cdef class HostCall:
                     return recorder(vm, obs, self.impl, *args)
                 return obs(vm, self.name, self.impl, args, self.fault)
         try:
-            return self.impl(*args)
+            return _apply(self.impl, args)
         except self.access_error as exc:
             vm.note(f"{self.name}: {exc}")
             return self.fault
@@ -880,7 +949,7 @@ cdef class TraceRecorder:
         if raw is None and not copied:
             raw = self.capture_args(vm, name, args)
         try:
-            status = impl(*args)
+            status = _apply(impl, args)
         except self.access_error as exc:
             vm.note(f"{name}: {exc}")
             status = self.fault

@@ -38,6 +38,21 @@ def test_log_levels_and_bad_arguments(h):
     assert h.vm.notes and "proxy_log" in h.vm.notes[-1]
 
 
+def test_a_host_call_nothing_observes_answers_as_an_observed_one(proxy_wasm_engine):
+    # with no trace and no expectations the C crossing calls the import without an argument tuple:
+    # the same statuses, the same note for a bad pointer, and the call still counted
+    h = Harness(proxy_wasm_engine, trace=False, root_id="root")
+    assert h.host.observer is None
+    before = h.vm.host_calls
+    assert h.call("proxy_log", 2, *h.put("unobserved")) == Status.Ok
+    assert h.call("proxy_log", 2, 2**31, 10) == Status.InvalidMemoryAccess
+    assert h.vm.notes and "proxy_log" in h.vm.notes[-1]
+    assert h.call("proxy_get_current_time_nanoseconds", 2**31) == Status.InvalidMemoryAccess
+    assert h.call("proxy_get_current_time_nanoseconds", 16) == Status.Ok and h.mem.u64(16) == DEFAULT_EPOCH_NS
+    assert h.vm.host_calls == before + 4
+    assert h.host.logs[-1].message == "unobserved"
+
+
 def test_log_level_and_time(h):
     assert h.call("proxy_get_log_level", 16) == Status.Ok and h.mem.u32(16) == LogLevel.TRACE
     assert h.call("proxy_get_current_time_nanoseconds", 16) == Status.Ok
