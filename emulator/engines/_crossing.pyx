@@ -187,24 +187,18 @@ cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexc
     cdef int64_t values[_MAX]
     cdef PyObject* argv[_MAX + 1]  # [the receiver's slot, *the arguments]
     cdef Py_ssize_t i
-    cdef HostCall hc
-    cdef Vm vm
     try:
-        if type(thunk.fn) is HostCall:  # an import's wrapper: called in C, with the values too
-            hc = <HostCall>thunk.fn
-            vm = hc.calls.vm
-            if hc.unobserved(vm):  # the call alone: its arguments in an array, no tuple
+        if type(thunk.fn) is HostCall:  # an import's wrapper: called in C, on an array of the arguments and their values
+            for i in range(thunk.nparams):
+                values[i] = _value(thunk, p, i)
+                value = _int(values[i])
+                Py_INCREF(value)  # held by argv until the call returns
+                argv[i + 1] = <PyObject*>value
+            try:
+                out = (<HostCall>thunk.fn).call(argv, thunk.nparams, values, None)
+            finally:
                 for i in range(thunk.nparams):
-                    value = _int(_value(thunk, p, i))
-                    Py_INCREF(value)  # held by argv until the call returns
-                    argv[i + 1] = <PyObject*>value
-                try:
-                    out = hc.call_direct(argv, thunk.nparams, vm)
-                finally:
-                    for i in range(thunk.nparams):
-                        Py_XDECREF(argv[i + 1])
-            else:
-                out = hc.call(_arguments(thunk, p, values), values)
+                    Py_XDECREF(argv[i + 1])
         else:
             out = thunk.fn(*_arguments(thunk, p, values))
         if thunk.result == I32:
@@ -268,17 +262,6 @@ cdef object _call_on(impl, PyObject** argv, Py_ssize_t n):
         argv[0] = PyMethod_GET_SELF(impl)  # borrowed: impl holds it
         return _vectorcall(<object>PyMethod_GET_FUNCTION(impl), argv, n + 1, NULL)
     return _vectorcall(impl, argv + 1, <size_t>n | _ARGUMENTS_OFFSET, NULL)
-
-
-cdef object _apply(impl, tuple args):
-    """``impl(*args)`` through :func:`_call_on`."""
-    cdef PyObject* argv[_MAX + 1]
-    cdef Py_ssize_t i, n = len(args)
-    if n > _MAX:
-        return impl(*args)
-    for i in range(n):
-        argv[i + 1] = PyTuple_GET_ITEM(args, i)  # borrowed: args holds them
-    return _call_on(impl, argv, n)
 
 
 cdef class FuelReader:
@@ -500,31 +483,19 @@ cdef class HostCall:
         self.wasi = wasi  # WASI imports are neither counted nor observed
 
     def __call__(self, *args):
-        return self.call(args, NULL)
+        cdef PyObject* argv[_MAX + 1]
+        cdef Py_ssize_t i, n = len(args)
+        if n > _MAX:
+            raise TypeError(f"{self.name}: more than {_MAX} arguments")
+        for i in range(n):
+            argv[i + 1] = PyTuple_GET_ITEM(args, i)  # borrowed: args holds them
+        return self.call(argv, n, NULL, args)
 
-    cdef inline int unobserved(self, Vm vm) except -1:
-        """Whether the call is all that happens here: no phase restriction, and nothing observes
-        it (a WASI import, or no observer). Then :meth:`call_direct` makes it."""
-        return vm.allowed_imports is None and (self.wasi or (<Host?>vm.host).observer is None)
-
-    cdef object call_direct(self, PyObject** argv, Py_ssize_t n, Vm vm):
-        """:meth:`call` where :meth:`unobserved`, on the arguments ``argv[1:n + 1]`` (``argv[0]``
-        is free): counted, then the import's function vectorcalled on the array, no argument tuple."""
-        if not self.wasi:
-            vm.host_calls += 1
-        return self._call_impl(argv, n, vm)
-
-    cdef inline object _call_impl(self, PyObject** argv, Py_ssize_t n, Vm vm):
-        """``self.impl(*argv[1:n + 1])``, a bad pointer its fault status as in :meth:`call`."""
-        try:
-            return _call_on(self.impl, argv, n)
-        except self.access_error as exc:
-            vm.note(f"{self.name}: {exc}")
-            return self.fault
-
-    cdef object call(self, tuple args, const int64_t* values):
-        """Run the import on ``args``; ``values`` are the same arguments as C integers where the
-        caller has them (the trampoline), else NULL."""
+    cdef object call(self, PyObject** argv, Py_ssize_t n, const int64_t* values, tuple args):
+        """Run the import on the arguments ``argv[1:n + 1]`` (``argv[0]`` is free for
+        :func:`_call_on`); ``values`` are the same as C integers where the caller has them (the
+        trampoline), else NULL; ``args`` the same as a tuple, or None: it is made only for what
+        takes one (an observer other than the trace's C recorder)."""
         cdef Vm vm = self.calls.vm
         cdef Host host
         cdef _Recording rec
@@ -552,15 +523,27 @@ cdef class HostCall:
                         else:
                             recorder = <object>found
                         self.recording, self.recorder = rec.serial, recorder
-                    if type(recorder) is TraceRecorder:  # the C recorder: called directly, no argument tuple
-                        return (<TraceRecorder>recorder).record(vm, host, rec, self.impl, args, values)
-                    return recorder(vm, obs, self.impl, *args)
-                return obs(vm, self.name, self.impl, args, self.fault)
+                    if type(recorder) is TraceRecorder:  # the C recorder: called directly, on the array
+                        return (<TraceRecorder>recorder).record(vm, host, rec, self.impl, argv, n, values, args)
+                    return recorder(vm, obs, self.impl, *_tuple_of(argv, n, args))
+                return obs(vm, self.name, self.impl, _tuple_of(argv, n, args), self.fault)
         try:
-            return _apply(self.impl, args)
+            return _call_on(self.impl, argv, n)
         except self.access_error as exc:
             vm.note(f"{self.name}: {exc}")
             return self.fault
+
+
+cdef tuple _tuple_of(PyObject** argv, Py_ssize_t n, tuple args):
+    """``args`` if given, else the arguments ``argv[1:n + 1]`` as a new tuple."""
+    cdef Py_ssize_t i
+    if args is not None:
+        return args
+    args = PyTuple_New(n)
+    for i in range(n):
+        Py_INCREF(<object>argv[i + 1])  # PyTuple_SET_ITEM steals a reference
+        PyTuple_SET_ITEM(args, i, <object>argv[i + 1])
+    return args
 
 
 cdef inline Py_ssize_t _kept(trace) except -1:
@@ -840,7 +823,7 @@ cdef class TraceRecorder:
             PyTuple_SET_ITEM(out, k, item)
         return out
 
-    cdef bint _pack(self, _Recording rec, LinearMemory lm, tuple args, const int64_t* values, Py_ssize_t* in_len, char* scratch, int64_t seq, int64_t plain, int64_t context, callback, bint ok) except -1:
+    cdef bint _pack(self, _Recording rec, LinearMemory lm, Py_ssize_t nargs, const int64_t* values, Py_ssize_t* in_len, char* scratch, int64_t seq, int64_t plain, int64_t context, callback, bint ok) except -1:
         """Append the record to the recording's log, packed (the arguments as their ``values``);
         False (nothing appended) where a value does not fit the layout or an out-pointer is bad (the
         flat record then says so)."""
@@ -849,7 +832,7 @@ cdef class TraceRecorder:
         cdef uint64_t words[_MAX]
         cdef Py_ssize_t out_len[_MAX]
         cdef uint32_t out_ptr[_MAX]
-        cdef Py_ssize_t k, old, size, nargs = len(args)
+        cdef Py_ssize_t k, old, size
         cdef int64_t cb
         cdef PyObject* found
         cdef char* p
@@ -905,14 +888,23 @@ cdef class TraceRecorder:
     def __call__(self, Vm vm, obs, impl, *args):
         cdef Host host = <Host?>obs.host
         cdef _Recording rec = _Recording(obs, host.trace)
+        cdef PyObject* argv[_MAX + 1]
+        cdef Py_ssize_t i, n = len(args)
+        if n > _MAX:
+            raise TypeError(f"{self.name}: more than {_MAX} arguments")
+        for i in range(n):
+            argv[i + 1] = PyTuple_GET_ITEM(args, i)  # borrowed: args holds them
         try:
-            return self.record(vm, host, rec, impl, args, NULL)
+            return self.record(vm, host, rec, impl, argv, n, NULL, args)
         finally:
             rec.fold()  # a recording for this call only: its count goes into the observer's now
 
-    cdef object record(self, Vm vm, Host host, _Recording rec, impl, tuple args, const int64_t* given):
+    cdef object record(self, Vm vm, Host host, _Recording rec, impl, PyObject** argv, Py_ssize_t nargs, const int64_t* given, tuple args):
+        """Record the call of ``impl`` on the arguments ``argv[1:nargs + 1]`` (``argv[0]`` is free);
+        ``given`` are their values as C integers, or NULL; ``args`` the same as a tuple, or None (it
+        is made only where a fallback takes one)."""
         cdef PyObject* found
-        cdef Py_ssize_t i, at, nargs = len(args)
+        cdef Py_ssize_t i, at
         cdef tuple raw = None, res = None, flat
         cdef LinearMemory lm = None
         cdef char scratch[_SCRATCH]
@@ -935,21 +927,23 @@ cdef class TraceRecorder:
         elif nargs <= _MAX:  # every argument an exact int that fits an i64: what a packed record takes
             values = own
             for i in range(nargs):
-                if not _i64_of(PyTuple_GET_ITEM(args, i), &own[i]):
+                if not _i64_of(argv[i + 1], &own[i]):
                     break
             else:
                 ints = True
         if lm is not None:  # the input ranges, copied aside before the call can change them
             copied = ints and self._copy_in(lm, values, in_len, scratch)
             if not copied:  # a bad pointer, or more bytes than the scratch holds: as bytes
+                args = _tuple_of(argv, nargs, args)
                 try:
                     raw = self._inputs(lm, args)
                 except Exception:  # a bad pointer: the generic reads say which
                     pass
         if raw is None and not copied:
+            args = _tuple_of(argv, nargs, args)
             raw = self.capture_args(vm, name, args)
         try:
-            status = _apply(impl, args)
+            status = _call_on(impl, argv, nargs)
         except self.access_error as exc:
             vm.note(f"{name}: {exc}")
             status = self.fault
@@ -990,12 +984,13 @@ cdef class TraceRecorder:
         pending = rec.log if rec.log is not None else getattr(trace, "pending", None)  # None: not a Trace (a plain list put in host.trace)
         if copied:
             if rec.log is not None and fits and rec.last_context_fits and self._pack(
-                rec, lm, args, values, in_len, scratch, seq, value, rec.last_context_value, callback, ok
+                rec, lm, nargs, values, in_len, scratch, seq, value, rec.last_context_value, callback, ok
             ):
                 if (<TraceLog>pending).count + _kept(trace) > 2 * host.trace_limit:
                     trace.trim(host.trace_limit)
                 return status
             raw = self._raw(in_len, scratch)
+        args = _tuple_of(argv, nargs, args)  # the record is kept whole (a flat tuple)
         if ok:
             if lm is not None and ints:
                 res = self._outputs(lm, values)
