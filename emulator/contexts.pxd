@@ -30,5 +30,12 @@ cdef class ContextBase:
     @cython.locals(m=HeaderMap)
     cpdef remove_header_map_value(self, map_type, key)
 
+cdef class RootContext(ContextBase):
+    # what a plugin's streams read of it on every request
+    cdef public object root_id, name, connection, fail_policy, allow_on_headers_stop_iteration, root_context_id
+    cdef public list streams
+
 cdef class StreamContext(ContextBase):
-    cdef public object plugin, context_id
+    cdef public RootContext plugin
+    cdef public object context_id
+    cpdef log_record(self, level, message, source=*)

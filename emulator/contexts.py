@@ -44,6 +44,7 @@ __all__ = [
     "Logging",
     "Metrics",
     "Properties",
+    "RootContext",
     "SharedData",
     "SharedQueues",
     "StreamContext",
@@ -448,6 +449,25 @@ class ContextBase:
         return root.status if root is not None else (0, b"")
 
 
+class RootContext(ContextBase):
+    """A plugin's root context (:class:`emulator.plugin.Plugin` is the one kind): its own root, with
+    the fields its stream contexts read of it on every request (C struct members where compiled, so
+    that a stream reads them in C): ``root_id``, ``name``, ``root_context_id``, ``streams``,
+    ``connection``, ``fail_policy`` and ``allow_on_headers_stop_iteration``, set by the plugin."""
+
+    parent_id = 0
+
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        """The root context id on the current VM."""
+        return self.root_context_id  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def root(self) -> Plugin:  # type: ignore[override]
+        """A root context is its own root."""
+        return self  # type: ignore[return-value]
+
+
 class StreamContext(ContextBase):
     """A per-stream context, an HTTP stream or a TCP connection: a child of its plugin's root context."""
 
@@ -470,6 +490,10 @@ class StreamContext(ContextBase):
     @property
     def stream(self) -> Any:
         return self
+
+    def log_record(self, level: LogLevel, message: str, source: str = "proxy_log") -> LogRecord:
+        """:meth:`ContextBase.log_record` with the root read as the plugin field (in C where compiled)."""
+        return log_line(level, message, self.id, self.plugin.root_id, self.vm.vm_id, self.plugin.name, source)
 
 
 class VmContext(ContextBase):

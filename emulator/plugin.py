@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from abi import FailurePolicy, Status
 
 from .buffer import Buffer
-from .contexts import CallInputs, ContextBase
+from .contexts import CallInputs, RootContext
 from .errors import CallbackError, PluginStartError
 from .http.headers import HeadersLike
 from .http.messages import Request, Response, feed
@@ -25,14 +25,12 @@ __all__ = ["Plugin"]
 _ENVOY_TRAP = "cpp-host marks the VM failed (FailState::RuntimeError) and Envoy rejects the Wasm configuration; the failed VM never runs again"
 
 
-class Plugin(ContextBase):
+class Plugin(RootContext):
     """One plugin (``root_id``) on a VM: ``on_context_create`` -> ``on_vm_start`` -> ``on_configure``.
 
     It is the root context: the receiver of the host calls its root callbacks make (see
     :mod:`emulator.contexts`).
     """
-
-    parent_id = 0
 
     def __init__(
         self,
@@ -73,16 +71,6 @@ class Plugin(ContextBase):
         self.started = False
         vm.contexts[self.root_context_id] = self
         vm.plugins.append(self)
-
-    @property
-    def id(self) -> int:  # type: ignore[override]
-        """The root context id on the current VM."""
-        return self.root_context_id
-
-    @property
-    def root(self) -> Plugin:  # type: ignore[override]
-        """A root context is its own root."""
-        return self
 
     @property
     def logs(self) -> list[LogRecord]:

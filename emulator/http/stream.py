@@ -156,8 +156,8 @@ class HttpStream(StreamContext):
         self.created_in_vm = False
         # self.host, and self.vm once the VM is known to run, not locals: where compiled they are
         # typed fields, read in C
-        self.host = plugin.host
-        self.connection = connection or plugin.connection or self.host.connection
+        self.host = self.plugin.host  # the plugin read as the typed field: in C where compiled
+        self.connection = connection or self.plugin.connection or self.host.connection
         self.buffer_limit = buffer_limit
         self.request = _Side("request")
         self.response = _Side("response")
@@ -169,15 +169,15 @@ class HttpStream(StreamContext):
         self.grpc_calls: list[Any] = []
         self.start_ns = self.host.clock.realtime_ns
         self._log_copy: Any = _NO_LOG_COPY
-        vm = plugin.vm
+        vm = self.plugin.vm
         if vm.failed is not None:
-            self.mode = "bypass" if plugin.fail_policy == FailurePolicy.FAIL_OPEN else "failed"
+            self.mode = "bypass" if self.plugin.fail_policy == FailurePolicy.FAIL_OPEN else "failed"
             return
         self.vm = vm
         self.context_id = self.vm.new_context_id()
         self.vm.contexts[self.context_id] = self
-        plugin.streams.append(self)
-        self._call("proxy_on_context_create", (self.context_id, plugin.root_context_id))
+        self.plugin.streams.append(self)
+        self._call("proxy_on_context_create", (self.context_id, self.plugin.root_context_id))
         # cpp-host ContextBase::onCreate sets in_vm_context_created_ whether or not the module
         # exports proxy_on_context_create ("the in-VM SDK is responsible for managing any required
         # in-VM state"), so on_delete follows for every context created.
