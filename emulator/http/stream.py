@@ -508,7 +508,7 @@ class HttpStream(StreamContext):
         side.headers_open = True
         assert side.headers is not None
         n = len(side.headers)
-        args = (self.context_id, n) if self.vm.abi.headers_arity == 2 else (self.context_id, n, int(end_of_stream))
+        args = (self.context_id, n) if self.vm.headers_arity == 2 else (self.context_id, n, int(end_of_stream))
         raw = self._call(self._cb(side, "headers"), args)
         if raw is _FAILED:
             return self._failed_status(FilterHeadersStatus.Continue, FilterHeadersStatus.StopAllIterationAndWatermark)

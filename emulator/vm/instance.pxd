@@ -25,6 +25,7 @@ cdef class Vm:
     cdef long long _before_host_calls, _before_to_guest, _before_from_guest, _before_alloc_calls, _before_alloc_bytes
     cdef object _before_fuel
     cdef public object program, abi, abi_010, vm_id, vm_config, environment, plugins
+    cdef public int headers_arity
     cdef public object start_imports, notes, console, instructions
     cdef public object _earlier_memory, last_cost, _budget, _fuel_per_callback, _fuel_mark
     cdef public object _next_id, _tokens, instance, coverage_memory

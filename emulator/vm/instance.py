@@ -66,6 +66,7 @@ class Vm:
         self.program = program
         self.abi = program.abi
         self.abi_010 = program.abi.version == "0.1.0"
+        self.headers_arity = program.abi.headers_arity  # the abi's, on the VM: every headers callback reads it (a C int where compiled)
         self.vm_id = vm_id
         self.vm_config = bytes(vm_config)
         self.environment = dict(environment or {})
