@@ -19,7 +19,7 @@ from abi import FailurePolicy, FilterStatus, PeerType, Status, StreamType
 from .buffer import Buffer
 from .contexts import StreamContext
 from .errors import CallbackError
-from .http.types import CallbackRecord, as_body
+from .http.types import CallbackRecord, as_body, begun_record
 from .properties import set_filter_state
 from .stream_info import ConnectionInfo
 
@@ -151,7 +151,7 @@ class TcpConnection(StreamContext):
 
     # -- internals -----------------------------------------------------------------------------
     def _call(self, name: str, *args: int) -> Any:
-        record = CallbackRecord(name, args, None, None, seq=self.host.next_seq())
+        record = begun_record(name, args, self.host.next_seq())
         self.callbacks.append(record)
         try:
             raw = self.vm.call_in(self.context_id, name, args)

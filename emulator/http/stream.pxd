@@ -8,7 +8,7 @@ cimport cython
 
 from emulator.contexts cimport StreamContext
 from emulator.http.headers cimport HeaderMap
-from emulator.http.types cimport CallbackRecord, HttpMessage
+from emulator.http.types cimport CallbackRecord, HttpMessage, begun_record
 
 cdef class _Side:
     cdef public object body, body_open, buffering, done, ended, headers_held, headers_open, headers_sent

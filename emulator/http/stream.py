@@ -29,7 +29,7 @@ from ..errors import CallbackError, EmulatorError, InputWarning, VmFailedError
 from ..properties import set_filter_state
 from ..stream_info import ConnectionInfo
 from .headers import HeaderMap, HeadersLike, normalize_headers
-from .types import CallbackRecord, HttpMessage, LocalResponse, as_body
+from .types import CallbackRecord, HttpMessage, LocalResponse, as_body, begun_record
 
 try:  # the speed mode's C helper (its docstring says why); pure classes have nothing to shed
     from ..untracked import shed_empty_dict
@@ -473,7 +473,7 @@ class HttpStream(StreamContext):
 
     # -- internals: delivering events to the filter ---------------------------------------------
     def _call(self, name: str, args: tuple[int, ...]) -> Any:
-        record = CallbackRecord(name, args, None, None, None, self.host.next_seq())  # positional: this is every callback
+        record = begun_record(name, args, self.host.next_seq())  # every callback: a C call where compiled
         self.callbacks.append(record)
         self._in_filter_callback = name
         try:

@@ -14,7 +14,7 @@ from abi.records import field, fields_eq, fields_repr, record
 from .headers import HeadersLike, normalize_headers
 from .messages import Request, Response, as_body, chunked
 
-__all__ = ["CallbackRecord", "HttpMessage", "LocalResponse", "Request", "Response", "as_body", "chunked"]
+__all__ = ["CallbackRecord", "HttpMessage", "LocalResponse", "Request", "Response", "as_body", "begun_record", "chunked"]
 
 # the fields of the two records below, in their constructors' order (their repr and == follow it)
 _MESSAGE_FIELDS = ("headers", "body", "trailers", "end_stream", "reset", "body_chunks")
@@ -144,6 +144,14 @@ class CallbackRecord:
         if self.cost is not None:
             out["cost"] = self.cost.to_json()
         return out
+
+
+def begun_record(name: str, args: tuple[int, ...], seq: int) -> CallbackRecord:
+    """``CallbackRecord(name, args, None, None, seq=seq)``: the record of a callback about to run,
+    which every callback makes, without ``__init__``'s argument parsing (a C call where compiled)."""
+    record = CallbackRecord.__new__(CallbackRecord)
+    record.name, record.args, record.raw, record.action, record._notes, record.seq, record.cost = name, args, None, None, None, seq, None
+    return record
 
 
 def _text(b: bytes) -> str:

@@ -255,3 +255,14 @@ def test_a_subclass_setter_of_a_field_runs_as_under_a_dataclass() -> None:
     assert subclass(rec, "rec")(1, 3).y == subclass(dc, "dc")(1, 3).y == 30
     assert subclass(rec, "rec")(1).y == subclass(dc, "dc")(1).y == 20
     assert seen["rec"] == seen["dc"] == [3, 2]
+
+
+def test_the_record_a_callback_begins_with_is_the_one_the_constructor_makes():
+    from emulator.http.types import CallbackRecord, begun_record
+
+    begun, made = begun_record("proxy_on_log", (3,), 17), CallbackRecord("proxy_on_log", (3,), None, None, seq=17)
+    assert begun == made and repr(begun) == repr(made) and type(begun) is CallbackRecord
+    assert (begun.raw, begun.action, begun.cost, begun.notes) == (None, None, None, [])
+    begun.notes.append("noted")
+    begun.raw, begun.action = 0, "Continue"
+    assert begun.to_json() == {"name": "proxy_on_log", "args": [3], "raw": 0, "action": "Continue", "notes": ["noted"]}
