@@ -484,12 +484,7 @@ cdef class HostCall:
 
     def __call__(self, *args):
         cdef PyObject* argv[_MAX + 1]
-        cdef Py_ssize_t i, n = len(args)
-        if n > _MAX:
-            raise TypeError(f"{self.name}: more than {_MAX} arguments")
-        for i in range(n):
-            argv[i + 1] = PyTuple_GET_ITEM(args, i)  # borrowed: args holds them
-        return self.call(argv, n, NULL, args)
+        return self.call(argv, _spread(self.name, args, argv), NULL, args)
 
     cdef object call(self, PyObject** argv, Py_ssize_t n, const int64_t* values, tuple args):
         """Run the import on the arguments ``argv[1:n + 1]`` (``argv[0]`` is free for
@@ -532,6 +527,17 @@ cdef class HostCall:
         except self.access_error as exc:
             vm.note(f"{self.name}: {exc}")
             return self.fault
+
+
+cdef Py_ssize_t _spread(name, tuple args, PyObject** argv) except -1:
+    """Put ``args`` in ``argv[1:]`` (borrowed: the tuple holds them), ``argv[0]`` left free for
+    :func:`_call_on`; their number."""
+    cdef Py_ssize_t i, n = len(args)
+    if n > _MAX:
+        raise TypeError(f"{name}: more than {_MAX} arguments")
+    for i in range(n):
+        argv[i + 1] = PyTuple_GET_ITEM(args, i)
+    return n
 
 
 cdef tuple _tuple_of(PyObject** argv, Py_ssize_t n, tuple args):
@@ -889,11 +895,7 @@ cdef class TraceRecorder:
         cdef Host host = <Host?>obs.host
         cdef _Recording rec = _Recording(obs, host.trace)
         cdef PyObject* argv[_MAX + 1]
-        cdef Py_ssize_t i, n = len(args)
-        if n > _MAX:
-            raise TypeError(f"{self.name}: more than {_MAX} arguments")
-        for i in range(n):
-            argv[i + 1] = PyTuple_GET_ITEM(args, i)  # borrowed: args holds them
+        cdef Py_ssize_t n = _spread(self.name, args, argv)
         try:
             return self.record(vm, host, rec, impl, argv, n, NULL, args)
         finally:
