@@ -20,7 +20,8 @@ cdef class _Side:
 cdef class HttpStream(StreamContext):
     cdef public list callbacks
     cdef public _Side request, response
-    cdef public object _log_copy, buffer_limit, connection, filter_state, grpc_calls, http_calls, lints, notes
+    cdef public object _log_copy, buffer_limit, connection
+    cdef object _filter_state, _grpc_calls, _http_calls, _lints, _notes  # made when first read: see the properties
     cdef public object _in_filter_callback, start_ns
     cdef public object _destroyed, completed, created_in_vm, end_ns, error, in_log, local_response, mode, pending_local, route_cache_cleared
     # the stream's own steps, called on itself for every request: C calls instead of Python method lookups

@@ -162,11 +162,12 @@ class HttpStream(StreamContext):
         self.request = _Side("request")
         self.response = _Side("response")
         self.callbacks: list[CallbackRecord] = []
-        self.lints: list[str] = []
-        self.notes: list[str] = []
-        self.filter_state: dict[bytes, bytes] = {}
-        self.http_calls: list[Any] = []
-        self.grpc_calls: list[Any] = []
+        # made when first read (most streams never have any): the properties of the same names
+        self._lints: list[str] | None = None
+        self._notes: list[str] | None = None
+        self._filter_state: dict[bytes, bytes] | None = None
+        self._http_calls: list[Any] | None = None
+        self._grpc_calls: list[Any] | None = None
         self.start_ns = self.host.clock.realtime_ns
         self._log_copy: Any = _NO_LOG_COPY
         vm = self.plugin.vm
@@ -185,6 +186,41 @@ class HttpStream(StreamContext):
         self.host.drain()
 
     # -- views ---------------------------------------------------------------------------------
+    @property
+    def lints(self) -> list[str]:
+        """What the filter did that Envoy accepts but warns about, or that a test should know, in order."""
+        if self._lints is None:
+            self._lints = []
+        return self._lints
+
+    @property
+    def notes(self) -> list[str]:
+        """What else happened to the stream, in order."""
+        if self._notes is None:
+            self._notes = []
+        return self._notes
+
+    @property
+    def filter_state(self) -> dict[bytes, bytes]:
+        """The stream's filter state (``set_property`` of ``wasm.*`` paths, foreign functions)."""
+        if self._filter_state is None:
+            self._filter_state = {}
+        return self._filter_state
+
+    @property
+    def http_calls(self) -> list[Any]:
+        """The HTTP callouts this stream's filter dispatched, in order."""
+        if self._http_calls is None:
+            self._http_calls = []
+        return self._http_calls
+
+    @property
+    def grpc_calls(self) -> list[Any]:
+        """The gRPC calls this stream's filter opened, in order."""
+        if self._grpc_calls is None:
+            self._grpc_calls = []
+        return self._grpc_calls
+
     @property
     def upstream_request(self) -> HttpMessage:
         """What the upstream (router) has received so far."""

@@ -68,3 +68,25 @@ def test_the_helper_drops_only_an_empty_dict():
     empty = Plain()
     vars(empty)
     assert shed_empty_dict(empty) is False and shed_empty_dict(1) is False and shed_empty_dict(object()) is False
+
+
+def test_a_streams_lists_are_made_when_first_read_and_then_kept():
+    plugin = Host().load(FIXTURES / "go/headers_go.wasm")
+    stream = plugin.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    made = [stream.lints, stream.notes, stream.filter_state, stream.http_calls, stream.grpc_calls]
+    assert made == [[], [], {}, [], []]
+    stream.lints.append("a lint")
+    stream.notes.append("a note")
+    stream.filter_state[b"wasm.k"] = b"v"
+    stream.http_calls.append("call")
+    stream.grpc_calls.append("grpc")
+    assert [stream.lints, stream.notes, stream.filter_state, stream.http_calls, stream.grpc_calls] == [
+        ["a lint"],
+        ["a note"],
+        {b"wasm.k": b"v"},
+        ["call"],
+        ["grpc"],
+    ]
+    assert all(now is then for now, then in zip([stream.lints, stream.notes, stream.filter_state, stream.http_calls, stream.grpc_calls], made, strict=True))
+    assert plugin.http_stream().notes == []  # another stream's are its own
