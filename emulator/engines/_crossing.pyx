@@ -17,8 +17,9 @@ functions and the same rules:
   the GIL, calls the :class:`HostThunk`'s Python function with the arguments as ints (i32
   unsigned, i64 signed), writes its result, and turns any exception into a trap through the
   thunk's ``trap_for`` (which stashes the exception for the call site), as the ctypes callback does.
-  Where nothing observes an import's call, its function is vectorcalled on an array of the
-  arguments (a glue method's function with its receiver first): no argument tuple, no bound method.
+  The function is vectorcalled on a C array of the arguments (a bound method's function with its
+  receiver first): no argument tuple, no bound-method step; an import's :class:`HostCall` makes a
+  tuple only for an observer that takes one.
 * :class:`FuelReader` reads the store's fuel (metering reads it after every callback).
 * :class:`LinearMemory` is a :class:`emulator.engines.base.GuestMemory` whose accesses are in C
   (cpdef overrides: a host call's reads and writes are C calls end to end).
@@ -184,23 +185,24 @@ cdef class HostThunk:
 
 cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexcept with gil:
     cdef HostThunk thunk = <HostThunk><PyObject*>env
-    cdef int64_t values[_MAX]
-    cdef PyObject* argv[_MAX + 1]  # [the receiver's slot, *the arguments]
-    cdef Py_ssize_t i
+    cdef int64_t values[_MAX]  # the arguments as C integers, an i32 unsigned and an i64 signed (what a trace record keeps)
+    cdef PyObject* argv[_MAX + 1]  # [a free slot for _call_on, *the same as Python ints]
+    cdef Py_ssize_t i, made = 0
     try:
-        if type(thunk.fn) is HostCall:  # an import's wrapper: called in C, on an array of the arguments and their values
+        try:
             for i in range(thunk.nparams):
-                values[i] = _value(thunk, p, i)
+                values[i] = <int64_t><uint32_t>p[2 * i] if thunk.kinds[i] == I32 else <int64_t>p[2 * i]
                 value = _int(values[i])
                 Py_INCREF(value)  # held by argv until the call returns
                 argv[i + 1] = <PyObject*>value
-            try:
+                made += 1
+            if type(thunk.fn) is HostCall:  # an import's wrapper: called in C, with the values too
                 out = (<HostCall>thunk.fn).call(argv, thunk.nparams, values, None)
-            finally:
-                for i in range(thunk.nparams):
-                    Py_XDECREF(argv[i + 1])
-        else:
-            out = thunk.fn(*_arguments(thunk, p, values))
+            else:
+                out = _call_on(thunk.fn, argv, thunk.nparams)
+        finally:
+            for i in range(made):
+                Py_XDECREF(argv[i + 1])
         if thunk.result == I32:
             p[0] = <uint32_t>PyLong_AsUnsignedLongLongMask(out)
         elif thunk.result == I64:
@@ -208,24 +210,6 @@ cdef void* host_trampoline(void* env, void* caller, uint64_t* p, size_t n) noexc
         return NULL
     except BaseException as exc:
         return <void*><uintptr_t>thunk.trap_for(thunk.key, exc)
-
-
-cdef inline int64_t _value(HostThunk thunk, uint64_t* p, Py_ssize_t i) noexcept:
-    """Argument ``i`` of a call: an i32 unsigned, an i64 signed."""
-    return <int64_t><uint32_t>p[2 * i] if thunk.kinds[i] == I32 else <int64_t>p[2 * i]
-
-
-cdef tuple _arguments(HostThunk thunk, uint64_t* p, int64_t* values):
-    """The call's arguments as Python ints, an i32 unsigned and an i64 signed, and the same values
-    in ``values`` (what a trace record keeps of them)."""
-    cdef Py_ssize_t i
-    cdef tuple args = PyTuple_New(thunk.nparams)
-    for i in range(thunk.nparams):
-        values[i] = _value(thunk, p, i)
-        value = _int(values[i])
-        Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
-        PyTuple_SET_ITEM(args, i, value)
-    return args
 
 
 cdef enum:
